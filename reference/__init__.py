@@ -1,0 +1,1 @@
+"""The paper's HElayers (pyhelayers) flow: the only package that imports pyhelayers."""

@@ -1,0 +1,58 @@
+"""The ``ckkslab`` command line: one sub-command per module in ``validation.commands``.
+
+Each command module exposes ``register(subparsers)``, which adds its parser and sets ``func``.
+Heavy imports (TensorFlow, pyhelayers, Numba kernels) happen inside the command functions, so
+``ckkslab --help`` is instant and inference never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Order is the order of ``ckkslab --help``.
+COMMAND_MODULES = (
+    "validation.commands.data",
+    "validation.commands.train",
+    "validation.commands.evaluate",
+)
+
+
+class UserError(Exception):
+    """An error the command line reports as one line, without a traceback, and exits 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every registered sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="ckkslab",
+        description="CKKS homomorphic encryption from scratch, running a Keras network on encrypted "
+        "diabetes records and validated against IBM HElayers.",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv``, run the command, turn known errors into a one-line message and exit code 2."""
+    from ckks.errors import CkksError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except (UserError, CkksError, FileNotFoundError, ValueError) as exc:
+        print(f"ckkslab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ckkslab {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
