@@ -1,0 +1,203 @@
+"""Moving RNS polynomials between bases: fast base conversion, division by the last prime (rescale),
+division by the special primes (mod-down), and exact CRT reconstruction to floating point.
+
+Cheon-Han-Kim-Kim-Song, "A Full RNS Variant of Approximate Homomorphic Encryption" (SAC 2018):
+  Conv_{S->T}(x)_j = sum_i [x_i * (S/s_i)^-1]_{s_i} * (S/s_i) mod t_j           (section 2.2)
+equals x + u*S for some integer 0 <= u < |S|: exact up to a small multiple of S, which is all key switching
+needs (ModUp multiplies that multiple by a key component that vanishes mod S; ModDown divides it by P).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from numba import njit
+
+from .modarith import mulhi, shoup_mul, shoup_precompute
+from .ntt import ntt_forward, ntt_inverse
+from . import rns
+from .rns import RnsBasis, rns_basis
+
+
+@njit(cache=True)
+def _reduce(x, q, one_shoup):
+    """x mod q for any 64-bit x (Shoup multiplication by 1)."""
+    r = x - mulhi(x, one_shoup) * q
+    return r - q if r >= q else r
+
+
+@njit(cache=True)
+def _fast_base_convert(x, s, shat_inv, shat_inv_shoup, t, shat_mod_t, shat_mod_t_shoup, out):
+    n_src, n = x.shape
+    u = np.empty((n_src, n), dtype=np.uint64)
+    for i in range(n_src):
+        for k in range(n):
+            u[i, k] = shoup_mul(x[i, k], shat_inv[i], shat_inv_shoup[i], s[i])
+    for j in range(t.shape[0]):
+        tj = t[j]
+        for k in range(n):
+            out[j, k] = 0
+        for i in range(n_src):
+            w, ws = shat_mod_t[i, j], shat_mod_t_shoup[i, j]
+            for k in range(n):
+                v = out[j, k] + shoup_mul(u[i, k], w, ws, tj)
+                out[j, k] = v - tj if v >= tj else v
+
+
+@lru_cache(maxsize=256)
+def _conversion_constants(source: tuple[int, ...], target: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    s_prod = 1
+    for s in source:
+        s_prod *= s
+    shat = [s_prod // s for s in source]
+    shat_inv = np.array([pow(h % s, -1, s) for h, s in zip(shat, source)], dtype=np.uint64)
+    shat_inv_shoup = np.array([int(shoup_precompute(int(v), s)) for v, s in zip(shat_inv, source)],
+                              dtype=np.uint64)
+    shat_mod_t = np.array([[h % t for t in target] for h in shat], dtype=np.uint64).reshape(len(source),
+                                                                                            len(target))
+    shat_mod_t_shoup = np.array([[int(shoup_precompute(h % t, t)) for t in target] for h in shat],
+                                dtype=np.uint64).reshape(len(source), len(target))
+    return (np.array(source, dtype=np.uint64), shat_inv, shat_inv_shoup, np.array(target, dtype=np.uint64),
+            shat_mod_t, shat_mod_t_shoup)
+
+
+def fast_base_convert(x: np.ndarray, source: tuple[int, ...], target: tuple[int, ...]) -> np.ndarray:
+    """Conv_{S->T}: coefficients x (|S|, N) modulo the source primes -> (|T|, N) modulo the target primes.
+
+    Result = x + u*S (mod each t_j) with 0 <= u < |S| (CHKKS 2018, section 2.2).
+    """
+    out = np.empty((len(target), x.shape[1]), dtype=np.uint64)
+    _fast_base_convert(np.ascontiguousarray(x), *_conversion_constants(source, target), out)
+    return out
+
+
+@njit(cache=True)
+def _subtract_and_scale(c, conv, q, factor, factor_shoup, out):
+    for i in range(c.shape[0]):
+        qi, f, fs = q[i], factor[i], factor_shoup[i]
+        for k in range(c.shape[1]):
+            out[i, k] = shoup_mul(c[i, k] + qi - conv[i, k], f, fs, qi)
+
+
+@njit(cache=True)
+def _centered_lift(last, q_last, targets, one_shoup, offset, out):
+    """out[i] = the centered representative of ``last`` (in (-q_last/2, q_last/2]) modulo targets[i]."""
+    half = q_last >> np.uint64(1)
+    for i in range(targets.shape[0]):
+        qi, os, off = targets[i], one_shoup[i], offset[i]
+        for k in range(last.shape[0]):
+            v = _reduce(last[k], qi, os)
+            if last[k] > half:  # value is last - q_last: add (q_i - q_last mod q_i)
+                v = v + off
+                v = v - qi if v >= qi else v
+            out[i, k] = v
+
+
+@lru_cache(maxsize=256)
+def _rescale_constants(basis: RnsBasis) -> tuple[np.ndarray, ...]:
+    *rest, q_last = basis.moduli
+    one_shoup = np.array([int(shoup_precompute(1, q)) for q in rest], dtype=np.uint64)
+    offset = np.array([(q - q_last % q) % q for q in rest], dtype=np.uint64)
+    inv = np.array([pow(q_last, -1, q) for q in rest], dtype=np.uint64)
+    inv_shoup = np.array([int(shoup_precompute(int(v), q)) for v, q in zip(inv, rest)], dtype=np.uint64)
+    return one_shoup, offset, inv, inv_shoup
+
+
+def divide_by_last_prime(c: np.ndarray, basis: RnsBasis) -> np.ndarray:
+    """Round(c / q_last) over the basis without its last prime; ``c`` (L, N) in NTT form, result (L-1, N).
+
+    c' = (c - [c]_{q_last}) * q_last^-1 mod q_i, with [c]_{q_last} the centered remainder so that the
+    result is c / q_last rounded to nearest (CKKS rescaling; CHKKS 2018, section 3.3).
+    """
+    sub = rns_basis(basis.moduli[:-1], basis.ring_degree)
+    last = c[-1].copy()
+    ntt_inverse(last[None, :], basis.tables[-1:])
+    one_shoup, offset, inv, inv_shoup = _rescale_constants(basis)
+    lifted = np.empty((len(sub), c.shape[1]), dtype=np.uint64)
+    _centered_lift(last, np.uint64(basis.moduli[-1]), sub.q, one_shoup, offset, lifted)
+    ntt_forward(lifted, sub.tables)
+    out = np.empty_like(lifted)
+    _subtract_and_scale(c[:-1], lifted, sub.q, inv, inv_shoup, out)
+    return out
+
+
+@lru_cache(maxsize=256)
+def _mod_down_constants(q_moduli: tuple[int, ...], p_moduli: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    p_prod = 1
+    for p in p_moduli:
+        p_prod *= p
+    inv = np.array([pow(p_prod % q, -1, q) for q in q_moduli], dtype=np.uint64)
+    inv_shoup = np.array([int(shoup_precompute(int(v), q)) for v, q in zip(inv, q_moduli)], dtype=np.uint64)
+    return inv, inv_shoup
+
+
+def mod_down(c: np.ndarray, q_basis: RnsBasis, p_basis: RnsBasis) -> np.ndarray:
+    """ModDown: c over Q*P (rows: Q then P, NTT form) -> round(c / P) over Q (NTT form), up to +-|P| units.
+
+    With h = floor(P/2) added to every coefficient: c' = (c - (Conv_{P->Q}([c + h]_P) - h)) * P^-1 mod q_i
+    (CHKKS 2018, Algorithm 2; Han-Ki 2020, section 3). The h turns the floor into rounding: without it the
+    error has mean 1/2 per coefficient, and that constant bias grows large in the slots near the root 1.
+    """
+    n_q = len(q_basis)
+    half = p_basis.product // 2
+    c_p = c[n_q:].copy()
+    ntt_inverse(c_p, p_basis.tables)
+    c_p = rns.add_scalar(c_p, rns.scalar_residues(half, p_basis), p_basis)  # coefficient form: all of them
+    conv = fast_base_convert(c_p, p_basis.moduli, q_basis.moduli)
+    conv = rns.add_scalar(conv, rns.scalar_residues(-half, q_basis), q_basis)
+    ntt_forward(conv, q_basis.tables)
+    inv, inv_shoup = _mod_down_constants(q_basis.moduli, p_basis.moduli)
+    out = np.empty((n_q, c.shape[1]), dtype=np.uint64)
+    _subtract_and_scale(c[:n_q], conv, q_basis.q, inv, inv_shoup, out)
+    return out
+
+
+@njit(cache=True)
+def _garner_float(x, q, inv, inv_shoup, one_shoup, out):
+    """Centered CRT value of each column of x as float64, by Garner's mixed-radix digits.
+
+    Digits v_k with value = v_0 + v_1 q_0 + v_2 q_0 q_1 + ...; computed for x and for Q - x, and the one of
+    smaller magnitude (the centered representative) is returned with its sign.
+    """
+    n_limbs, n = x.shape
+    digits = np.empty(n_limbs, dtype=np.uint64)
+    neg_digits = np.empty(n_limbs, dtype=np.uint64)
+    for k in range(n):
+        for d in range(n_limbs):
+            qd = q[d]
+            t = x[d, k]
+            tn = qd - t if t != 0 else t
+            for j in range(d):
+                vj = _reduce(digits[j], qd, one_shoup[d])
+                nj = _reduce(neg_digits[j], qd, one_shoup[d])
+                t = shoup_mul(t + qd - vj, inv[j, d], inv_shoup[j, d], qd)
+                tn = shoup_mul(tn + qd - nj, inv[j, d], inv_shoup[j, d], qd)
+            digits[d] = t
+            neg_digits[d] = tn
+        pos = 0.0
+        negv = 0.0
+        for d in range(n_limbs - 1, -1, -1):
+            pos = pos * float(q[d]) + float(digits[d])
+            negv = negv * float(q[d]) + float(neg_digits[d])
+        out[k] = pos if pos <= negv else -negv
+
+
+@lru_cache(maxsize=64)
+def _garner_constants(moduli: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    n = len(moduli)
+    inv = np.zeros((n, n), dtype=np.uint64)
+    inv_shoup = np.zeros((n, n), dtype=np.uint64)
+    for j in range(n):
+        for d in range(j + 1, n):
+            v = pow(moduli[j] % moduli[d], -1, moduli[d])
+            inv[j, d], inv_shoup[j, d] = v, int(shoup_precompute(v, moduli[d]))
+    one_shoup = np.array([int(shoup_precompute(1, q)) for q in moduli], dtype=np.uint64)
+    return np.array(moduli, dtype=np.uint64), inv, inv_shoup, one_shoup
+
+
+def crt_to_float(x: np.ndarray, moduli: tuple[int, ...]) -> np.ndarray:
+    """The centered integers in (-Q/2, Q/2] with residues x (L, N), rounded to float64 (relative error 2^-52)."""
+    out = np.empty(x.shape[1], dtype=np.float64)
+    _garner_float(np.ascontiguousarray(x), *_garner_constants(tuple(moduli)), out)
+    return out

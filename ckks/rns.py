@@ -1,0 +1,202 @@
+"""Residue-number-system polynomials: an element of Z_Q[X]/(X^N + 1), Q = q_0 * ... * q_{L-1}, stored as an
+(L, N) uint64 array whose row i holds the coefficients (or NTT values) modulo q_i.
+
+By the Chinese remainder theorem, Z_Q = Z_q0 x ... x Z_q{L-1}, so ring addition and multiplication are done
+independently per row (Cheon-Han-Kim-Kim-Song, SAC 2018, section 2). This module knows nothing of CKKS.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property, lru_cache
+
+import numpy as np
+from numba import njit
+
+from .modarith import mont_mul, montgomery_constants, shoup_mul, shoup_precompute
+from .ntt import NttTable, ntt_forward, ntt_inverse, ntt_table
+
+
+class RnsBasis:
+    """An ordered set of NTT-friendly primes for one ring degree, with their precomputed constants.
+
+    Built through ``rns_basis(moduli, N)`` so that equal bases share one cached object.
+    """
+
+    def __init__(self, moduli: tuple[int, ...], ring_degree: int) -> None:
+        self.moduli = moduli
+        self.ring_degree = ring_degree
+        self.q = np.array(moduli, dtype=np.uint64)
+        consts = [montgomery_constants(q) for q in moduli]
+        self.q_neg_inv = np.array([c[0] for c in consts], dtype=np.uint64)
+        # R = 2^64 mod q and its Shoup factor: turns REDC's a*b*2^-64 back into a*b.
+        self.r_mod_q = np.array([(1 << 64) % q for q in moduli], dtype=np.uint64)
+        self.r_mod_q_shoup = np.array([int(shoup_precompute((1 << 64) % q, q)) for q in moduli], dtype=np.uint64)
+
+    def __len__(self) -> int:
+        return len(self.moduli)
+
+    def __repr__(self) -> str:
+        return f"RnsBasis(N={self.ring_degree}, bits={[q.bit_length() for q in self.moduli]})"
+
+    @cached_property
+    def tables(self) -> tuple[NttTable, ...]:
+        """The NTT table of each prime (built on first use)."""
+        return tuple(ntt_table(q, self.ring_degree) for q in self.moduli)
+
+    @cached_property
+    def product(self) -> int:
+        """Q = prod q_i, as an exact integer."""
+        out = 1
+        for q in self.moduli:
+            out *= q
+        return out
+
+
+@lru_cache(maxsize=64)
+def rns_basis(moduli: tuple[int, ...], ring_degree: int) -> RnsBasis:
+    """The (cached) RNS basis of these primes at this ring degree."""
+    return RnsBasis(tuple(int(q) for q in moduli), ring_degree)
+
+
+def to_ntt(a: np.ndarray, basis: RnsBasis) -> np.ndarray:
+    """A copy of ``a`` (coefficients, shape (L, N)) in NTT form."""
+    out = np.array(a, dtype=np.uint64, copy=True)
+    ntt_forward(out, basis.tables)
+    return out
+
+
+def from_ntt(a: np.ndarray, basis: RnsBasis) -> np.ndarray:
+    """A copy of ``a`` (NTT form) as coefficients."""
+    out = np.array(a, dtype=np.uint64, copy=True)
+    ntt_inverse(out, basis.tables)
+    return out
+
+
+def from_signed(values: np.ndarray, basis: RnsBasis) -> np.ndarray:
+    """The RNS rows [v]_{q_i} of an int64 vector (or Python-int object vector) of coefficients."""
+    values = np.asarray(values)
+    if values.dtype == object:
+        return np.array([[int(v) % q for v in values] for q in basis.moduli], dtype=np.uint64)
+    v = values.astype(np.int64)
+    return np.stack([np.mod(v, np.int64(q)).astype(np.uint64) for q in basis.moduli])
+
+
+@njit(cache=True)
+def _add(a, b, q, out):
+    for i in range(a.shape[0]):
+        qi = q[i]
+        for j in range(a.shape[1]):
+            s = a[i, j] + b[i, j]
+            out[i, j] = s - qi if s >= qi else s
+
+
+@njit(cache=True)
+def _sub(a, b, q, out):
+    for i in range(a.shape[0]):
+        qi = q[i]
+        for j in range(a.shape[1]):
+            s = a[i, j] + qi - b[i, j]
+            out[i, j] = s - qi if s >= qi else s
+
+
+@njit(cache=True)
+def _neg(a, q, out):
+    for i in range(a.shape[0]):
+        qi = q[i]
+        for j in range(a.shape[1]):
+            out[i, j] = qi - a[i, j] if a[i, j] != 0 else a[i, j]
+
+
+@njit(cache=True)
+def _mul(a, b, q, q_neg_inv, r, r_shoup, out):
+    for i in range(a.shape[0]):
+        qi, qn, ri, rs = q[i], q_neg_inv[i], r[i], r_shoup[i]
+        for j in range(a.shape[1]):
+            out[i, j] = shoup_mul(mont_mul(a[i, j], b[i, j], qi, qn), ri, rs, qi)
+
+
+@njit(cache=True)
+def _mul_add(a, b, q, q_neg_inv, r, r_shoup, acc):
+    for i in range(a.shape[0]):
+        qi, qn, ri, rs = q[i], q_neg_inv[i], r[i], r_shoup[i]
+        for j in range(a.shape[1]):
+            s = acc[i, j] + shoup_mul(mont_mul(a[i, j], b[i, j], qi, qn), ri, rs, qi)
+            acc[i, j] = s - qi if s >= qi else s
+
+
+@njit(cache=True)
+def _mul_scalar(a, w, w_shoup, q, out):
+    for i in range(a.shape[0]):
+        qi, wi, ws = q[i], w[i], w_shoup[i]
+        for j in range(a.shape[1]):
+            out[i, j] = shoup_mul(a[i, j], wi, ws, qi)
+
+
+@njit(cache=True)
+def _add_scalar(a, c, q, out):
+    for i in range(a.shape[0]):
+        qi, ci = q[i], c[i]
+        for j in range(a.shape[1]):
+            s = a[i, j] + ci
+            out[i, j] = s - qi if s >= qi else s
+
+
+def _rows(basis: RnsBasis, a: np.ndarray) -> np.ndarray:
+    return basis.q[: a.shape[0]]
+
+
+def add(a: np.ndarray, b: np.ndarray, basis: RnsBasis) -> np.ndarray:
+    """(a + b) mod q_i, row-wise."""
+    out = np.empty_like(a)
+    _add(a, b, _rows(basis, a), out)
+    return out
+
+
+def sub(a: np.ndarray, b: np.ndarray, basis: RnsBasis) -> np.ndarray:
+    """(a - b) mod q_i, row-wise."""
+    out = np.empty_like(a)
+    _sub(a, b, _rows(basis, a), out)
+    return out
+
+
+def neg(a: np.ndarray, basis: RnsBasis) -> np.ndarray:
+    """-a mod q_i, row-wise."""
+    out = np.empty_like(a)
+    _neg(a, _rows(basis, a), out)
+    return out
+
+
+def mul(a: np.ndarray, b: np.ndarray, basis: RnsBasis) -> np.ndarray:
+    """a * b mod q_i, pointwise (the ring product when both are in NTT form)."""
+    out = np.empty_like(a)
+    n = a.shape[0]
+    _mul(a, b, basis.q[:n], basis.q_neg_inv[:n], basis.r_mod_q[:n], basis.r_mod_q_shoup[:n], out)
+    return out
+
+
+def mul_add_into(acc: np.ndarray, a: np.ndarray, b: np.ndarray, basis: RnsBasis) -> None:
+    """acc <- acc + a * b mod q_i, pointwise, in place (multiply-accumulate without a temporary)."""
+    n = a.shape[0]
+    _mul_add(a, b, basis.q[:n], basis.q_neg_inv[:n], basis.r_mod_q[:n], basis.r_mod_q_shoup[:n], acc)
+
+
+def scalar_residues(value: int, basis: RnsBasis, rows: int | None = None) -> np.ndarray:
+    """[value]_{q_i} for the first ``rows`` primes of the basis (a signed Python integer of any size)."""
+    return np.array([value % q for q in basis.moduli[: rows or len(basis)]], dtype=np.uint64)
+
+
+def mul_scalar(a: np.ndarray, residues: np.ndarray, basis: RnsBasis) -> np.ndarray:
+    """a * c mod q_i for an integer constant c given by its residues (Shoup, no NTT needed)."""
+    n = a.shape[0]
+    shoup = np.array([int(shoup_precompute(int(c), q)) for c, q in zip(residues, basis.moduli[:n])],
+                     dtype=np.uint64)
+    out = np.empty_like(a)
+    _mul_scalar(a, residues, shoup, basis.q[:n], out)
+    return out
+
+
+def add_scalar(a: np.ndarray, residues: np.ndarray, basis: RnsBasis) -> np.ndarray:
+    """a + c mod q_i for every entry: adds the constant polynomial c when ``a`` is in NTT form."""
+    out = np.empty_like(a)
+    _add_scalar(a, residues, _rows(basis, a), out)
+    return out
