@@ -3,7 +3,7 @@ division by the special primes (mod-down), and exact CRT reconstruction to float
 
 Cheon-Han-Kim-Kim-Song, "A Full RNS Variant of Approximate Homomorphic Encryption" (SAC 2018):
   Conv_{S->T}(x)_j = sum_i [x_i * (S/s_i)^-1]_{s_i} * (S/s_i) mod t_j           (section 2.2)
-equals x + u*S for some integer 0 <= u < |S|: exact up to a small multiple of S, which is all key switching
+equals x + u*S for a small integer u (|u| <= |S|/2 with centered digits): exact up to a small multiple of S, which is all key switching
 needs (ModUp multiplies that multiple by a key component that vanishes mod S; ModDown divides it by P).
 """
 
@@ -28,7 +28,7 @@ def _reduce(x, q, one_shoup):
 
 
 @njit(cache=True)
-def _fast_base_convert(x, s, shat_inv, shat_inv_shoup, t, shat_mod_t, shat_mod_t_shoup, out):
+def _fast_base_convert(x, s, shat_inv, shat_inv_shoup, t, shat_mod_t, shat_mod_t_shoup, wrap_mod_t, out):
     n_src, n = x.shape
     u = np.empty((n_src, n), dtype=np.uint64)
     for i in range(n_src):
@@ -39,10 +39,14 @@ def _fast_base_convert(x, s, shat_inv, shat_inv_shoup, t, shat_mod_t, shat_mod_t
         for k in range(n):
             out[j, k] = 0
         for i in range(n_src):
-            w, ws = shat_mod_t[i, j], shat_mod_t_shoup[i, j]
+            w, ws, wrap, half = shat_mod_t[i, j], shat_mod_t_shoup[i, j], wrap_mod_t[i, j], s[i] >> np.uint64(1)
             for k in range(n):
                 v = out[j, k] + shoup_mul(u[i, k], w, ws, tj)
-                out[j, k] = v - tj if v >= tj else v
+                v = v - tj if v >= tj else v
+                if u[i, k] > half:  # centered digit: u - s_i, i.e. add -s_i * (S/s_i) mod t_j
+                    v = v + wrap
+                    v = v - tj if v >= tj else v
+                out[j, k] = v
 
 
 @lru_cache(maxsize=256)
@@ -54,18 +58,21 @@ def _conversion_constants(source: tuple[int, ...], target: tuple[int, ...]) -> t
     shat_inv = np.array([pow(h % s, -1, s) for h, s in zip(shat, source)], dtype=np.uint64)
     shat_inv_shoup = np.array([int(shoup_precompute(int(v), s)) for v, s in zip(shat_inv, source)],
                               dtype=np.uint64)
-    shat_mod_t = np.array([[h % t for t in target] for h in shat], dtype=np.uint64).reshape(len(source),
-                                                                                            len(target))
+    shape = (len(source), len(target))
+    shat_mod_t = np.array([[h % t for t in target] for h in shat], dtype=np.uint64).reshape(shape)
     shat_mod_t_shoup = np.array([[int(shoup_precompute(h % t, t)) for t in target] for h in shat],
-                                dtype=np.uint64).reshape(len(source), len(target))
+                                dtype=np.uint64).reshape(shape)
+    wrap_mod_t = np.array([[(-s_prod) % t for t in target] for _ in shat], dtype=np.uint64).reshape(shape)
     return (np.array(source, dtype=np.uint64), shat_inv, shat_inv_shoup, np.array(target, dtype=np.uint64),
-            shat_mod_t, shat_mod_t_shoup)
+            shat_mod_t, shat_mod_t_shoup, wrap_mod_t)
 
 
 def fast_base_convert(x: np.ndarray, source: tuple[int, ...], target: tuple[int, ...]) -> np.ndarray:
     """Conv_{S->T}: coefficients x (|S|, N) modulo the source primes -> (|T|, N) modulo the target primes.
 
-    Result = x + u*S (mod each t_j) with 0 <= u < |S| (CHKKS 2018, section 2.2).
+    Result = x + u*S (mod each t_j) with |u| <= |S|/2 (CHKKS 2018, section 2.2), using the centered digits
+    [x_i (S/s_i)^-1]_{s_i} in (-s_i/2, s_i/2]: centering halves the size of what key switching multiplies
+    by the key's noise and removes its mean.
     """
     out = np.empty((len(target), x.shape[1]), dtype=np.uint64)
     _fast_base_convert(np.ascontiguousarray(x), *_conversion_constants(source, target), out)
@@ -133,19 +140,16 @@ def _mod_down_constants(q_moduli: tuple[int, ...], p_moduli: tuple[int, ...]) ->
 
 
 def mod_down(c: np.ndarray, q_basis: RnsBasis, p_basis: RnsBasis) -> np.ndarray:
-    """ModDown: c over Q*P (rows: Q then P, NTT form) -> round(c / P) over Q (NTT form), up to +-|P| units.
+    """ModDown: c over Q*P (rows: Q then P, NTT form) -> about round(c / P) over Q (NTT form).
 
-    With h = floor(P/2) added to every coefficient: c' = (c - (Conv_{P->Q}([c + h]_P) - h)) * P^-1 mod q_i
-    (CHKKS 2018, Algorithm 2; Han-Ki 2020, section 3). The h turns the floor into rounding: without it the
-    error has mean 1/2 per coefficient, and that constant bias grows large in the slots near the root 1.
+    c' = (c - Conv_{P->Q}([c]_P)) * P^-1 mod q_i (CHKKS 2018, Algorithm 2; Han-Ki 2020, section 3). The
+    conversion uses centered digits, so the division rounds (error within |P|/2 + 1/2 units) instead of
+    flooring, whose mean-1/2 bias would grow large in the slots near the root 1.
     """
     n_q = len(q_basis)
-    half = p_basis.product // 2
     c_p = c[n_q:].copy()
     ntt_inverse(c_p, p_basis.tables)
-    c_p = rns.add_scalar(c_p, rns.scalar_residues(half, p_basis), p_basis)  # coefficient form: all of them
     conv = fast_base_convert(c_p, p_basis.moduli, q_basis.moduli)
-    conv = rns.add_scalar(conv, rns.scalar_residues(-half, q_basis), q_basis)
     ntt_forward(conv, q_basis.tables)
     inv, inv_shoup = _mod_down_constants(q_basis.moduli, p_basis.moduli)
     out = np.empty((n_q, c.shape[1]), dtype=np.uint64)

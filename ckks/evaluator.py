@@ -1,0 +1,271 @@
+"""Homomorphic operations on ciphertexts (CKKS 2017, section 3.4; CHKKS 2018 for the RNS forms).
+
+Every call checks its operands (same parameters, levels, scales) and raises an error that names the operation,
+both levels and scales, and what to do. Inputs are never modified.
+
+  add / sub:           (c + c') at equal level and scale; plaintexts and scalars likewise.
+  multiply:            (c0, c1) x (c0', c1') = (c0 c0', c0 c1' + c1 c0', c1 c1'), scale Delta * Delta'.
+  relinearize:         (d0, d1, d2) -> (d0, d1) + KeySwitch_{s^2 -> s}(d2).
+  rescale:             c -> round(c / q_l) at level l - 1, scale Delta / q_l exactly (never snapped to 2^k).
+  rotate(k):           c(X) -> c(X^(5^k)) then KeySwitch_{s(X^g) -> s}: slot i holds old slot i + k.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import automorphism, rns
+from .basis_conversion import divide_by_last_prime
+from .ciphertext import Ciphertext, Plaintext
+from .errors import (
+    LevelMismatchError,
+    MissingKeyError,
+    OutOfLevelsError,
+    ParameterError,
+    ScaleMismatchError,
+    ValueRangeError,
+)
+from .keys import GaloisKeys, RelinKey
+from .keyswitch import key_switch
+from .params import Parameters
+
+# Two scales are "equal" if they agree to this relative tolerance (they are floats tracked exactly).
+SCALE_TOLERANCE = 2.0**-40
+
+
+class Evaluator:
+    """Evaluates additions, products, rescales and rotations with the server's public evaluation keys."""
+
+    def __init__(self, params: Parameters, relin_key: RelinKey | None = None,
+                 galois_keys: GaloisKeys | None = None) -> None:
+        for key, what in ((relin_key, "relin_key"), (galois_keys, "galois_keys")):
+            if key is None:
+                continue
+            fingerprints = ([key.key.fingerprint] if isinstance(key, RelinKey)
+                            else [k.fingerprint for k in key.keys.values()])
+            if any(fp != params.fingerprint for fp in fingerprints):
+                raise ParameterError(f"{what} was made with other parameters than this Evaluator's")
+        self.params = params
+        self.relin_key = relin_key
+        self.galois_keys = galois_keys
+
+    # ----- checks ---------------------------------------------------------------------------------------
+    def _basis(self, level: int) -> rns.RnsBasis:
+        return rns.rns_basis(self.params.moduli[: level + 1], self.params.ring_degree)
+
+    def _check(self, op: str, *objs: Ciphertext | Plaintext) -> None:
+        for o in objs:
+            if not isinstance(o, (Ciphertext, Plaintext)):
+                raise ParameterError(f"{op}: expected a Ciphertext or Plaintext, got {type(o).__name__}")
+            if o.fingerprint != self.params.fingerprint:
+                raise ParameterError(f"{op}: an operand was made with other parameters (fingerprint "
+                                     f"{o.fingerprint}, evaluator {self.params.fingerprint})")
+
+    def _check_pair(self, op: str, a: Ciphertext | Plaintext, b: Ciphertext | Plaintext, same_scale: bool) -> None:
+        self._check(op, a, b)
+        if a.level != b.level:
+            raise LevelMismatchError(
+                f"{op}: operands are at levels {a.level} and {b.level}; bring the higher one down with "
+                f"drop_level(x, {min(a.level, b.level)}) (or rescale it) first")
+        if same_scale and abs(a.scale - b.scale) > SCALE_TOLERANCE * max(a.scale, b.scale):
+            raise ScaleMismatchError(
+                f"{op}: operands have scales 2^{math.log2(a.scale):.6f} and 2^{math.log2(b.scale):.6f} at level "
+                f"{a.level}; encode the plaintext at the ciphertext's exact scale, or multiply one operand by a "
+                "constant to match")
+
+    def _ct(self, op: str, a: object) -> Ciphertext:
+        if not isinstance(a, Ciphertext):
+            raise ParameterError(f"{op}: expected a Ciphertext, got {type(a).__name__}")
+        self._check(op, a)
+        return a
+
+    def _scalar_residues(self, op: str, value: float, scale: float, level: int) -> np.ndarray:
+        if not math.isfinite(value):
+            raise ValueRangeError(f"{op}: the constant {value!r} is not finite")
+        scaled = round(value * scale)
+        if abs(scaled) >= self._basis(level).product // 4:
+            raise ValueRangeError(f"{op}: the constant {value} at scale 2^{math.log2(scale):.1f} does not fit "
+                                  f"the modulus at level {level}")
+        return rns.scalar_residues(scaled, self._basis(level))
+
+    def _new(self, data: np.ndarray, level: int, scale: float) -> Ciphertext:
+        return Ciphertext(data, level, scale, self.params.fingerprint)
+
+    # ----- additive -------------------------------------------------------------------------------------
+    def add(self, a: Ciphertext, b: Ciphertext | Plaintext) -> Ciphertext:
+        """a + b (ciphertext or plaintext b) at equal level and scale."""
+        self._ct("add", a)
+        self._check_pair("add", a, b, same_scale=True)
+        basis = self._basis(a.level)
+        if isinstance(b, Plaintext):
+            out = a.data.copy()
+            out[0] = rns.add(a.data[0], b.data, basis)
+            return self._new(out, a.level, a.scale)
+        size = max(a.size, b.size)
+        out = np.zeros((size,) + a.data.shape[1:], dtype=np.uint64)
+        out[: a.size] = a.data
+        for i in range(b.size):
+            out[i] = rns.add(out[i], b.data[i], basis)
+        return self._new(out, a.level, a.scale)
+
+    def negate(self, a: Ciphertext) -> Ciphertext:
+        """-a."""
+        self._ct("negate", a)
+        basis = self._basis(a.level)
+        return self._new(np.stack([rns.neg(c, basis) for c in a.data]), a.level, a.scale)
+
+    def sub(self, a: Ciphertext, b: Ciphertext | Plaintext) -> Ciphertext:
+        """a - b at equal level and scale."""
+        self._ct("sub", a)
+        self._check_pair("sub", a, b, same_scale=True)
+        if isinstance(b, Plaintext):
+            neg_b = Plaintext(rns.neg(b.data, self._basis(b.level)), b.level, b.scale, b.fingerprint)
+            return self.add(a, neg_b)
+        return self.add(a, self.negate(b))
+
+    def add_scalar(self, a: Ciphertext, value: float) -> Ciphertext:
+        """a + value in every slot (adds round(value * scale) to the constant coefficient)."""
+        self._ct("add_scalar", a)
+        out = a.data.copy()
+        out[0] = rns.add_scalar(a.data[0], self._scalar_residues("add_scalar", value, a.scale, a.level),
+                                self._basis(a.level))
+        return self._new(out, a.level, a.scale)
+
+    # ----- multiplicative -------------------------------------------------------------------------------
+    def multiply(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
+        """The size-3 tensor product of two size-2 ciphertexts at the same level; scale multiplies.
+
+        Raises:
+            ParameterError: if an operand is not of size 2 (relinearize it first).
+        """
+        self._ct("multiply", a)
+        self._ct("multiply", b)
+        self._check_pair("multiply", a, b, same_scale=False)
+        if a.size != 2 or b.size != 2:
+            raise ParameterError(f"multiply: operands have sizes {a.size} and {b.size}; relinearize first")
+        basis = self._basis(a.level)
+        d0 = rns.mul(a.data[0], b.data[0], basis)
+        d1 = rns.mul(a.data[0], b.data[1], basis)
+        rns.mul_add_into(d1, a.data[1], b.data[0], basis)
+        d2 = rns.mul(a.data[1], b.data[1], basis)
+        return self._new(np.stack([d0, d1, d2]), a.level, a.scale * b.scale)
+
+    def square(self, a: Ciphertext) -> Ciphertext:
+        """a * a as a size-3 ciphertext (one product fewer than multiply(a, a))."""
+        self._ct("square", a)
+        if a.size != 2:
+            raise ParameterError(f"square: operand has size {a.size}; relinearize first")
+        basis = self._basis(a.level)
+        d1 = rns.mul(a.data[0], a.data[1], basis)
+        d1 = rns.add(d1, d1, basis)
+        return self._new(np.stack([rns.mul(a.data[0], a.data[0], basis), d1, rns.mul(a.data[1], a.data[1], basis)]),
+                         a.level, a.scale * a.scale)
+
+    def multiply_plain(self, a: Ciphertext, b: Plaintext) -> Ciphertext:
+        """a * b slot-wise for a plaintext b at the same level; scale multiplies."""
+        self._ct("multiply_plain", a)
+        self._check_pair("multiply_plain", a, b, same_scale=False)
+        if not isinstance(b, Plaintext):
+            raise ParameterError(f"multiply_plain: expected a Plaintext, got {type(b).__name__}")
+        basis = self._basis(a.level)
+        return self._new(np.stack([rns.mul(c, b.data, basis) for c in a.data]), a.level, a.scale * b.scale)
+
+    def multiply_scalar(self, a: Ciphertext, value: float, scale: float | None = None) -> Ciphertext:
+        """a * value in every slot, with value encoded as the integer round(value * scale) (no NTT needed).
+
+        The default scale is the prime q_level that the next rescale divides by, so that multiply_scalar then
+        rescale returns exactly to a's scale.
+        """
+        self._ct("multiply_scalar", a)
+        scale = float(self.params.moduli[a.level]) if scale is None else float(scale)
+        res = self._scalar_residues("multiply_scalar", value, scale, a.level)
+        basis = self._basis(a.level)
+        return self._new(np.stack([rns.mul_scalar(c, res, basis) for c in a.data]), a.level, a.scale * scale)
+
+    def multiply_integer(self, a: Ciphertext, value: int) -> Ciphertext:
+        """a * value for an integer value; the scale does not change."""
+        self._ct("multiply_integer", a)
+        if not isinstance(value, (int, np.integer)):
+            raise ParameterError(f"multiply_integer: {value!r} is not an integer (use multiply_scalar)")
+        res = rns.scalar_residues(int(value), self._basis(a.level))
+        basis = self._basis(a.level)
+        return self._new(np.stack([rns.mul_scalar(c, res, basis) for c in a.data]), a.level, a.scale)
+
+    def relinearize(self, a: Ciphertext) -> Ciphertext:
+        """(d0, d1, d2) -> (d0, d1) + KeySwitch_{s^2 -> s}(d2).
+
+        Raises:
+            MissingKeyError: if the evaluator has no relinearization key.
+        """
+        self._ct("relinearize", a)
+        if a.size == 2:
+            return a.copy()
+        if a.size != 3:
+            raise ParameterError(f"relinearize: size {a.size} ciphertexts are not supported (only 3)")
+        if self.relin_key is None:
+            raise MissingKeyError("relinearize: this Evaluator has no relinearization key; pass "
+                                  "relin_key=KeyGenerator.relin_key() when creating it")
+        basis = self._basis(a.level)
+        u = key_switch(a.data[2], a.level, self.relin_key.key, self.params)
+        return self._new(np.stack([rns.add(a.data[0], u[0], basis), rns.add(a.data[1], u[1], basis)]),
+                         a.level, a.scale)
+
+    def rescale(self, a: Ciphertext) -> Ciphertext:
+        """round(a / q_l) at level l - 1 with scale exactly a.scale / q_l.
+
+        Raises:
+            OutOfLevelsError: at level 0 (no prime left to divide by).
+        """
+        self._ct("rescale", a)
+        if a.level == 0:
+            raise OutOfLevelsError(f"rescale: the ciphertext is at level 0 (scale 2^{math.log2(a.scale):.2f}); the "
+                                   "chain is used up: use parameters with more primes or fewer multiplications")
+        basis = self._basis(a.level)
+        data = np.stack([divide_by_last_prime(c, basis) for c in a.data])
+        return self._new(data, a.level - 1, a.scale / self.params.moduli[a.level])
+
+    def drop_level(self, a: Ciphertext, level: int) -> Ciphertext:
+        """The same message and scale at a lower level (drop the last primes: a modulus switch, no division).
+
+        Raises:
+            LevelMismatchError: if ``level`` is above a's level or negative.
+        """
+        self._ct("drop_level", a)
+        if not 0 <= level <= a.level:
+            raise LevelMismatchError(f"drop_level: cannot go from level {a.level} to level {level}")
+        return self._new(a.data[:, : level + 1].copy(), level, a.scale)
+
+    # ----- automorphisms --------------------------------------------------------------------------------
+    def _apply_galois(self, a: Ciphertext, galois: int, op: str) -> Ciphertext:
+        self._ct(op, a)
+        if a.size != 2:
+            raise ParameterError(f"{op}: operand has size {a.size}; relinearize first")
+        if self.galois_keys is None:
+            raise MissingKeyError(f"{op}: this Evaluator has no Galois keys; pass galois_keys="
+                                  "KeyGenerator.galois_keys(steps=[...]) when creating it")
+        key = self.galois_keys.key_for(galois, op)
+        n = self.params.ring_degree
+        c0 = automorphism.apply_ntt(a.data[0], galois, n)
+        c1 = automorphism.apply_ntt(a.data[1], galois, n)
+        u = key_switch(c1, a.level, key, self.params)
+        return self._new(np.stack([rns.add(c0, u[0], self._basis(a.level)), u[1]]), a.level, a.scale)
+
+    def rotate(self, a: Ciphertext, step: int) -> Ciphertext:
+        """Rotate the N/2 slots left by ``step`` (right if negative): slot i gets slot (i + step) mod N/2.
+
+        Raises:
+            MissingKeyError: if there is no Galois key for this step (the message lists those that exist).
+        """
+        if not isinstance(step, (int, np.integer)):
+            raise ParameterError(f"rotate: step {step!r} is not an integer")
+        if step % self.params.slots == 0:
+            self._ct("rotate", a)
+            return a.copy()
+        return self._apply_galois(a, automorphism.galois_element(int(step), self.params.ring_degree),
+                                  f"rotate by {step}")
+
+    def conjugate(self, a: Ciphertext) -> Ciphertext:
+        """Complex-conjugate every slot."""
+        return self._apply_galois(a, automorphism.conjugation_element(self.params.ring_degree), "conjugate")
