@@ -106,19 +106,20 @@ _WEIGHT_LINE = re.compile(r"\[([^\]]*)\] \((Encrypted|Encoded)\)")
 def weight_tile_counts(model_text: str) -> dict[str, int] | None:
     """Count the ciphertexts (Encrypted) and plaintexts (Encoded) holding a NeuralNet's weights.
 
-    ``NeuralNet.to_string()`` lists each weight tile tensor as ``[a/b, c/d, */e] (Encrypted)``: per
-    dimension, original size / tile size, ``*`` for a duplicated dimension. The tensor uses
-    prod(ceil(a/b)) tiles (a duplicated dimension counts 1). Returns None if a shape cannot be read.
+    ``NeuralNet.to_string()`` lists each weight tile tensor as ``[a, c/d, */e] (Encrypted)``: per
+    dimension, original size / tile size (a bare ``a`` has tile size 1), ``*`` for a duplicated dimension.
+    The tensor uses prod(ceil(a/b)) tiles (a duplicated dimension counts 1). Returns None if a shape
+    cannot be read.
     """
     counts = {"Encrypted": 0, "Encoded": 0}
     for dims, kind in _WEIGHT_LINE.findall(model_text):
         tiles = 1
         for dim in dims.split(","):
-            match = re.fullmatch(r"\s*(\*|\d+)/(\d+)\S*\s*", dim)
+            match = re.fullmatch(r"\s*(\*|\d+)(?:/(\d+))?\S*\s*", dim)
             if match is None:
                 return None
             if match.group(1) != "*":
-                tiles *= math.ceil(int(match.group(1)) / int(match.group(2)))
+                tiles *= math.ceil(int(match.group(1)) / int(match.group(2) or 1))
         counts[kind] += tiles
     return {"ciphertexts": counts["Encrypted"], "plaintexts": counts["Encoded"]}
 

@@ -2,7 +2,7 @@
 
 ``SealCkksContext.init(HeConfigRequirement(slots, depth, fractional_bits, integer_bits, security))`` builds
 N = 2 x slots with a first prime of fractional + integer bits, ``depth`` primes of fractional bits, one
-special prime (not exposed; its size equals the first prime's, as the 128-bit budgets below show), scale
+special prime (not exposed; the 128-bit feasibility boundary shows it has the first prime's size), scale
 2^fractional_bits. Settings per ring degree (all 128-bit secure, Homomorphic Encryption Standard table):
 
     N=8192:  (4096, 3, 40, 7)   chain [47, 40x3]  (+47 special: 214 <= 218 bits)
@@ -78,7 +78,7 @@ def context_params(context: Any) -> dict[str, Any]:
         "moduli": chain,
         "moduli_bits": [round(math.log2(q), 3) for q in chain],
         "num_primes": len(chain),
-        "special_primes": "not exposed by pyhelayers (same size as the first prime)",
+        "special_primes": "not exposed by pyhelayers (one, inferred: same size as the first prime)",
         "scale_bits": round(math.log2(context.get_default_scale()), 6),
         "security_level": int(context.get_security_level()),
     }
