@@ -106,6 +106,9 @@ def run_helayers(model_dir: str | os.PathLike[str], x: np.ndarray, batch_size: i
     encrypts the model); False lets the server own the model and encode its weights in plaintext. ``threads``
     limits HElayers' OpenMP threads for the run. ``backend``: see ``reference.profile.resolve_backends``
     ("paper" asks for HEaaN then SEAL, as the paper; this pip build has no HEaaN, so SEAL runs).
+    HElayers does not report values that outgrow its integer-part headroom: on the tiny test model,
+    inputs scaled by 1000 (hidden values near 1e6) decrypt to garbage without an error. Compare the
+    predictions with a plaintext forward pass, as ``validation`` does.
 
     Raises:
         HelayersUnavailable: pyhelayers or every requested backend is missing.
