@@ -1,0 +1,227 @@
+"""The encrypted forward pass: a loaded Keras network compiled onto ``ckks`` with batch packing.
+
+Client: ``encrypt_batch`` packs up to ``batch_size`` records into ciphertexts (see ``batch_packing``) and
+``compile_model`` turns the weights into plaintexts (the server owns the model) or ciphertexts (the client owns
+it: the server then sees neither data, model nor result, as in the paper). Server: ``predict`` runs the layers.
+Client: ``decrypt_batch`` decodes and unpacks the scores.
+
+Scales are exact (Kim-Papadimitriou-Polyakov 2022): weights are encoded at scale q_l, the prime the following
+rescale divides by, so a Dense layer leaves the scale unchanged; x^2 maps scale s to s^2 / q_l.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import ckks
+
+from . import batch_packing as bp
+from .model import Dense, PlainNetwork, Polynomial
+from .plan import InferencePlan, layer_depth
+
+
+@dataclass
+class CompiledDense:
+    """A Dense layer ready for the server: block diagonals and biases as plaintexts or ciphertexts."""
+
+    name: str
+    level: int
+    diagonals: dict[tuple[int, int, int], ckks.Plaintext | ckks.Ciphertext]
+    biases: dict[int, ckks.Plaintext | ckks.Ciphertext]
+    inputs: int  # ciphertexts in
+    outputs: int  # ciphertexts out
+
+
+@dataclass
+class CompiledActivation:
+    """An element-wise polynomial c0 + c1 x + c2 x^2 (coefficients are public: they are the architecture)."""
+
+    name: str
+    level: int
+    coeffs: tuple[float, ...]
+
+
+@dataclass
+class EncryptedModel:
+    """What the server runs: the plan and the compiled layers."""
+
+    plan: InferencePlan
+    layers: list[CompiledDense | CompiledActivation]
+    encrypted_weights: bool
+    input_dim: int
+    output_dim: int
+
+
+@dataclass
+class StageTimer:
+    """Wall time per named stage of ``predict`` (seconds, summed over calls)."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    def add(self, stage: str, start: float) -> None:
+        self.seconds[stage] += time.perf_counter() - start
+
+
+def layer_scales(network: PlainNetwork, plan: InferencePlan) -> list[float]:
+    """The exact scale at each layer's input (and at the output, last), replaying the evaluator's formulas."""
+    moduli = plan.params.moduli
+    scale, level = plan.params.scale, plan.params.max_level
+    scales = []
+    for layer in network.layers:
+        scales.append(scale)
+        if isinstance(layer, Dense):
+            scale = scale * float(moduli[level]) / moduli[level]
+        elif layer_depth(layer) == 1 and len(layer.coeffs) == 2:  # linear: c1 * x (scale q_l), rescale
+            scale = scale * float(moduli[level]) / moduli[level]
+        elif layer_depth(layer) == 1:  # x^2
+            scale = scale * scale / moduli[level]
+        else:  # x * (c2 x + c1)
+            inner = scale * float(moduli[level]) / moduli[level]
+            scale = scale * inner / moduli[level - 1]
+        level -= layer_depth(layer)
+    scales.append(scale)
+    return scales
+
+
+def compile_model(network: PlainNetwork, plan: InferencePlan, encoder: ckks.Encoder,
+                  encryptor: ckks.Encryptor | None = None) -> EncryptedModel:
+    """Encode (``encryptor=None``: the server owns the model) or encrypt every block diagonal and bias.
+
+    Raises:
+        ValueError: if the plan is not for batch packing.
+    """
+    if plan.packing != "batch":
+        raise ValueError(f"compile_model builds batch-packed models; the plan packs {plan.packing!r}")
+    p, block, slots = plan.features_per_ciphertext, plan.block, plan.params.slots
+    moduli = plan.params.moduli
+    scales = layer_scales(network, plan)
+    compiled: list[CompiledDense | CompiledActivation] = []
+
+    def put(vector: np.ndarray, level: int, scale: float) -> ckks.Plaintext | ckks.Ciphertext:
+        pt = encoder.encode(vector, level=level, scale=scale)
+        return encryptor.encrypt(pt) if encryptor is not None else pt
+
+    for index, (layer, level) in enumerate(zip(network.layers, plan.layer_levels, strict=True)):
+        if isinstance(layer, Polynomial):
+            compiled.append(CompiledActivation(layer.name, level, layer.coeffs))
+            continue
+        w_scale = float(moduli[level])
+        diagonals = {key: put(bp.block_diagonal(layer.weights, *key, block, p, slots), level, w_scale)
+                     for key in bp.nonzero_diagonals(layer.weights, block, p, slots)}
+        d_in, d_out = layer.weights.shape
+        n_out = bp.ciphertext_count(d_out, p)
+        biases = {m: put(bp.bias_vector(layer.bias, m, block, p, slots), level, scales[index] * w_scale)
+                  for m in range(n_out)}
+        compiled.append(CompiledDense(layer.name, level, diagonals, biases, bp.ciphertext_count(d_in, p), n_out))
+    return EncryptedModel(plan, compiled, encryptor is not None, network.input_dim, network.output_dim)
+
+
+def encrypt_batch(x: np.ndarray, plan: InferencePlan, encoder: ckks.Encoder,
+                  encryptor: ckks.Encryptor) -> list[ckks.Ciphertext]:
+    """Pack up to ``batch_size`` records (n, d) into ciphertexts at the top level and default scale.
+
+    Raises:
+        ckks.ValueRangeError: empty batch, too many records, non-finite values, or values beyond the planned
+            range (the network's intermediate values could overflow).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise ckks.ValueRangeError(f"encrypt_batch: expected records as a non-empty 2-D array, got shape {x.shape}")
+    if x.shape[0] > plan.block:
+        raise ckks.ValueRangeError(f"encrypt_batch: {x.shape[0]} records exceed the planned batch of {plan.block}")
+    if not np.all(np.isfinite(x)):
+        raise ckks.ValueRangeError("encrypt_batch: the records contain NaN or infinity")
+    if np.max(np.abs(x)) > plan.value_bound:
+        raise ckks.ValueRangeError(f"encrypt_batch: input values reach {np.max(np.abs(x)):.3g}, beyond the planned "
+                                   f"range {plan.value_bound:.3g}: plan again with these records as calibration")
+    packed = bp.pack(x, plan.block, plan.features_per_ciphertext, plan.params.slots)
+    return [encryptor.encrypt(encoder.encode(v)) for v in packed]
+
+
+def _dense(model: EncryptedModel, layer: CompiledDense, cts: list[ckks.Ciphertext], ev: ckks.Evaluator,
+           timer: StageTimer, stage: str) -> list[ckks.Ciphertext]:
+    block = model.plan.block
+    start = time.perf_counter()
+    rotated: dict[tuple[int, int], ckks.Ciphertext] = {}
+    for k, _m, j in layer.diagonals:
+        if (k, j) not in rotated:
+            rotated[(k, j)] = cts[k] if j == 0 else ev.rotate(cts[k], j * block)
+    timer.add(f"{stage} rotate", start)
+    start = time.perf_counter()
+    product = ev.multiply if model.encrypted_weights else ev.multiply_plain
+    sums: dict[int, ckks.Ciphertext] = {}
+    for (k, m, j), weight in layer.diagonals.items():
+        term = product(rotated[(k, j)], weight)
+        sums[m] = term if m not in sums else ev.add(sums[m], term)
+    timer.add(f"{stage} multiply-accumulate", start)
+    outputs = []
+    for m in range(layer.outputs):
+        start = time.perf_counter()
+        acc = ev.add(sums[m], layer.biases[m])
+        if acc.size == 3:  # lazy relinearization: once per output ciphertext, after the whole sum
+            acc = ev.relinearize(acc)
+            timer.add(f"{stage} relinearize", start)
+            start = time.perf_counter()
+        outputs.append(ev.rescale(acc))
+        timer.add(f"{stage} rescale", start)
+    return outputs
+
+
+def _activation(layer: CompiledActivation, cts: list[ckks.Ciphertext], ev: ckks.Evaluator,
+                timer: StageTimer, stage: str) -> list[ckks.Ciphertext]:
+    c = layer.coeffs + (0.0,) * (3 - len(layer.coeffs))
+    out = []
+    for x in cts:
+        start = time.perf_counter()
+        if c[2] == 0.0:  # linear: c1 x + c0
+            y = ev.rescale(ev.multiply_scalar(x, c[1]))
+        elif c[:2] == (0.0, 0.0) and c[2] == 1.0:  # x^2
+            y = ev.rescale(ev.relinearize(ev.square(x)))
+        else:  # x (c2 x + c1) + c0
+            inner = ev.add_scalar(ev.rescale(ev.multiply_scalar(x, c[2])), c[1])
+            y = ev.rescale(ev.relinearize(ev.multiply(ev.drop_level(x, inner.level), inner)))
+        out.append(ev.add_scalar(y, c[0]) if c[0] else y)
+        timer.add(f"{stage} activation", start)
+    return out
+
+
+def predict(model: EncryptedModel, inputs: list[ckks.Ciphertext], ev: ckks.Evaluator,
+            timer: StageTimer | None = None) -> list[ckks.Ciphertext]:
+    """Run every layer on the encrypted batch; the server needs only ``ev`` (public evaluation keys).
+
+    Raises:
+        ValueError: if the number of input ciphertexts does not match the model.
+    """
+    timer = timer if timer is not None else StageTimer()
+    first = next((lay for lay in model.layers if isinstance(lay, CompiledDense)), None)
+    if first is not None and len(inputs) != first.inputs:
+        raise ValueError(f"predict: the model expects {first.inputs} input ciphertexts, got {len(inputs)}")
+    cts = inputs
+    for index, layer in enumerate(model.layers):
+        stage = f"layer {index + 1} ({layer.name})"
+        if isinstance(layer, CompiledDense):
+            cts = _dense(model, layer, cts, ev, timer, stage)
+        else:
+            cts = _activation(layer, cts, ev, timer, stage)
+    return cts
+
+
+def decrypt_batch(outputs: list[ckks.Ciphertext], n: int, model_plan: InferencePlan, output_dim: int,
+                  encoder: ckks.Encoder, decryptor: ckks.Decryptor) -> np.ndarray:
+    """Decrypt, decode and unpack the scores of n records: (n, output_dim).
+
+    Raises:
+        ckks.ValueRangeError: if a score lies beyond the planned range (a sign that an intermediate value
+            overflowed the modulus: the result would be meaningless).
+    """
+    slots = np.stack([encoder.decode(decryptor.decrypt(ct)) for ct in outputs])
+    scores = bp.unpack(slots, n, output_dim, model_plan.block, model_plan.features_per_ciphertext)
+    if np.max(np.abs(scores)) > model_plan.value_bound:
+        raise ckks.ValueRangeError(f"decrypted scores reach {np.max(np.abs(scores)):.3g}, beyond the planned range "
+                                   f"{model_plan.value_bound:.3g}: an intermediate value overflowed; plan again with "
+                                   "a larger margin")
+    return scores

@@ -1,0 +1,166 @@
+"""Parameter planning for encrypted inference: from the network's depth, its observed value ranges and the
+requested precision to CKKS parameters, packing and rotation keys, with the reasons printed.
+
+Budget (bits): a fresh ciphertext holds values |v| < 2^I at scale 2^S, so
+  q_0  = S + I + 1          (the integer part, a sign bit, at the last level),
+  q_1..q_D = S              (one prime per rescale, D = multiplicative depth),
+  P    = 60                 (one special prime for key switching),
+and log2(Q*P) = (D + 1) S + I + 61 must stay under the HE Standard bound for N. We take the smallest N whose
+slots hold the batch and whose bound leaves S >= F + 10 + log2(N)/2 (F = requested fractional bits: the noise
+of a few key switches is about 2^(log2(N)/2 + 10) at scale 1), and then the largest S that fits, up to 59 - I.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import ckks
+from ckks.params import HE_STANDARD_MAX_LOG_QP
+
+from .model import Dense, PlainNetwork, Polynomial
+
+SPECIAL_PRIME_BITS = 60
+MAX_PRIME_BITS = 60
+
+
+class PlanError(ValueError):
+    """No secure parameters fit this network, batch and precision; the message says what to change."""
+
+
+def layer_depth(layer: Dense | Polynomial) -> int:
+    """Levels a layer consumes: 1 for Dense (plaintext/ciphertext weights, one rescale), 1 for x^2 and for
+    a linear polynomial, 2 for a general degree-2 polynomial (c2*x + c1, then times x)."""
+    if isinstance(layer, Dense):
+        return 1
+    degree = len(layer.coeffs) - 1
+    if degree > 2:
+        raise PlanError(f"layer {layer.name!r}: polynomial activations of degree {degree} are not supported "
+                        "(degree <= 2)")
+    if degree < 1:
+        raise PlanError(f"layer {layer.name!r}: a constant activation carries no information")
+    return 1 if degree == 1 or layer.coeffs[:2] == (0.0, 0.0) else 2
+
+
+@dataclass(frozen=True)
+class InferencePlan:
+    """Everything the client and the server must agree on before encrypting."""
+
+    params: ckks.Parameters
+    packing: str  # "batch": records in slots; "single": one record's features in slots
+    batch_size: int
+    block: int  # batch packing: slots per feature block (a power of two >= batch_size)
+    features_per_ciphertext: int
+    rotation_steps: tuple[int, ...]
+    layer_levels: tuple[int, ...]  # level of each layer's input
+    value_bound: float  # max |value| observed in any layer on the calibration data, times the margin
+    int_bits: int
+    frac_bits: int
+    ranges: tuple[float, ...] = field(default=())
+
+    def describe(self, network: PlainNetwork | None = None) -> str:
+        """A human explanation: depth, bits per prime, log QP vs the bound, slots, packing, keys."""
+        p = self.params
+        depth = len(p.moduli_bits) - 1
+        bound = HE_STANDARD_MAX_LOG_QP[p.security][p.ring_degree] if p.security else None
+        lines = [
+            f"depth {depth} (one level per Dense and per x^2), so {depth + 1} chain primes",
+            f"values up to {self.value_bound:.3g} (observed max x margin) -> integer part {self.int_bits} bits; "
+            f"requested fractional precision {self.frac_bits} bits",
+            f"scale 2^{p.scale_bits}; chain {list(p.moduli_bits)} + special {list(p.special_moduli_bits)} bits",
+            f"log2(QP) = {p.log_qp:.1f}" + (f" <= {bound} (HE Standard, {p.security}-bit, N = {p.ring_degree})"
+                                            if bound else " (insecure toy)"),
+            f"N = {p.ring_degree}: {p.slots} slots; packing '{self.packing}'"
+            + (f": {self.features_per_ciphertext} feature block(s) of {self.block} slots per ciphertext, "
+               f"batch {self.batch_size}" if self.packing == "batch" else ""),
+            f"rotation keys for steps {list(self.rotation_steps) or 'none'}; key switching with {p.digits} digits",
+        ]
+        if network is not None:
+            n_ct = _ciphertext_counts(network, self.features_per_ciphertext) if self.packing == "batch" else None
+            if n_ct:
+                lines.append(f"ciphertexts per layer boundary: {n_ct}")
+        ct_bytes = 2 * p.ring_degree * 8 * len(p.moduli)
+        key_bytes = p.digits * 2 * p.ring_degree * 8 * (len(p.moduli) + len(p.special_moduli))
+        lines.append(f"a fresh ciphertext is {ct_bytes / 2**20:.1f} MiB; each switching key (relin, and one per "
+                     f"rotation step) {key_bytes / 2**20:.1f} MiB")
+        return "\n".join("  " + line for line in lines)
+
+
+def _ciphertext_counts(network: PlainNetwork, per_ct: int) -> list[int]:
+    counts = [math.ceil(network.input_dim / per_ct)]
+    for layer in network.layers:
+        if isinstance(layer, Dense):
+            counts.append(math.ceil(layer.weights.shape[1] / per_ct))
+    return counts
+
+
+def observed_ranges(network: PlainNetwork, calibration_x: np.ndarray) -> tuple[float, ...]:
+    """max |value| at the input and at every layer's output on the calibration records."""
+    return tuple(float(np.max(np.abs(t))) for t in network.forward_trace(calibration_x))
+
+
+def plan_inference(network: PlainNetwork, calibration_x: np.ndarray, batch_size: int = 4096,
+                   frac_bits: int = 30, int_bits: int | None = None, margin: float = 2.0,
+                   packing: str = "batch", security: int = 128) -> InferencePlan:
+    """Choose N, the chain, the scale, the packing and the rotation keys for this network.
+
+    Raises:
+        PlanError: if nothing secure fits (too deep, or too much precision asked), or bad arguments.
+    """
+    if packing not in ("batch", "single"):
+        raise PlanError(f"packing must be 'batch' or 'single', got {packing!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise PlanError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not 8 <= frac_bits <= 50:
+        raise PlanError(f"frac_bits must be in [8, 50], got {frac_bits}")
+    depth = sum(layer_depth(layer) for layer in network.layers)
+    ranges = observed_ranges(network, calibration_x)
+    value_bound = max(ranges) * margin
+    needed_int = max(1, math.ceil(math.log2(max(value_bound, 1.0))) + 1)
+    if int_bits is None:
+        int_bits = needed_int
+    elif int_bits < needed_int:
+        raise PlanError(f"int_bits={int_bits} is too small: values reach {max(ranges):.3g} on the calibration "
+                        f"data (x{margin} margin needs {needed_int} bits)")
+    if packing == "batch":
+        block = 1 << max(0, math.ceil(math.log2(batch_size)))
+        width = max([network.input_dim] + [lay.weights.shape[1] for lay in network.layers if isinstance(lay, Dense)])
+    else:
+        width = 1 << math.ceil(math.log2(max([network.input_dim] + [
+            lay.weights.shape[1] for lay in network.layers if isinstance(lay, Dense)])))
+        block = width
+    for n in sorted(HE_STANDARD_MAX_LOG_QP[security]):
+        if n // 2 < block:
+            continue
+        bound = HE_STANDARD_MAX_LOG_QP[security][n]
+        s_min = frac_bits + 10 + math.ceil(math.log2(n) / 2)
+        s_max = min((bound - int_bits - 1 - SPECIAL_PRIME_BITS) // (depth + 1), MAX_PRIME_BITS - int_bits - 1)
+        if s_max < s_min:
+            continue
+        scale_bits = s_max
+        params = ckks.Parameters(ring_degree=n, moduli_bits=(scale_bits + int_bits + 1,) + (scale_bits,) * depth,
+                                 special_moduli_bits=(SPECIAL_PRIME_BITS,), scale_bits=scale_bits,
+                                 security=security)
+        slots = n // 2
+        if packing == "batch":
+            per_ct = min(slots // block, 1 << math.ceil(math.log2(width)))
+            steps = tuple(j * block for j in range(1, per_ct))
+        else:
+            per_ct = 1
+            steps = single_record_rotation_steps(width)
+        levels, level = [], params.max_level
+        for layer in network.layers:
+            levels.append(level)
+            level -= layer_depth(layer)
+        return InferencePlan(params, packing, batch_size, block, per_ct, steps, tuple(levels), value_bound,
+                             int_bits, frac_bits, ranges)
+    raise PlanError(f"no {security}-bit parameters fit depth {depth} with {int_bits} integer and {frac_bits} "
+                    f"fractional bits and {block} slots per block: lower frac_bits, the batch size, or the depth")
+
+
+def single_record_rotation_steps(width: int) -> tuple[int, ...]:
+    """Baby steps 1..n1-1 and giant steps n1, 2 n1, ... for the diagonal method on a width x width matrix."""
+    n1 = 1 << math.ceil(math.log2(width) / 2)
+    return tuple(sorted(set(range(1, n1)) | set(range(n1, width, n1))))
