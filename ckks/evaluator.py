@@ -28,7 +28,7 @@ from .errors import (
     ValueRangeError,
 )
 from .keys import GaloisKeys, RelinKey
-from .keyswitch import key_switch
+from .keyswitch import PreparedKey, key_switch, prepare_key
 from .params import Parameters
 
 # Two scales are "equal" if they agree to this relative tolerance (they are floats tracked exactly).
@@ -50,6 +50,9 @@ class Evaluator:
         self.params = params
         self.relin_key = relin_key
         self.galois_keys = galois_keys
+        # Derived once: the keys with their Shoup companions (the form key switching multiplies by).
+        self._relin = prepare_key(relin_key.key, params) if relin_key is not None else None
+        self._galois: dict[int, PreparedKey] = {}
 
     # ----- checks ---------------------------------------------------------------------------------------
     def _basis(self, level: int) -> rns.RnsBasis:
@@ -208,7 +211,7 @@ class Evaluator:
             raise MissingKeyError("relinearize: this Evaluator has no relinearization key; pass "
                                   "relin_key=KeyGenerator.relin_key() when creating it")
         basis = self._basis(a.level)
-        u = key_switch(a.data[2], a.level, self.relin_key.key, self.params)
+        u = key_switch(a.data[2], a.level, self._relin, self.params)
         return self._new(np.stack([rns.add(a.data[0], u[0], basis), rns.add(a.data[1], u[1], basis)]),
                          a.level, a.scale)
 
@@ -245,7 +248,9 @@ class Evaluator:
         if self.galois_keys is None:
             raise MissingKeyError(f"{op}: this Evaluator has no Galois keys; pass galois_keys="
                                   "KeyGenerator.galois_keys(steps=[...]) when creating it")
-        key = self.galois_keys.key_for(galois, op)
+        if galois not in self._galois:
+            self._galois[galois] = prepare_key(self.galois_keys.key_for(galois, op), self.params)
+        key = self._galois[galois]
         n = self.params.ring_degree
         c0 = automorphism.apply_ntt(a.data[0], galois, n)
         c1 = automorphism.apply_ntt(a.data[1], galois, n)

@@ -10,43 +10,77 @@ u_0 + u_1 * s ~ d * s'. Steps:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+from numba import njit
 
 from . import rns
 from .basis_conversion import fast_base_convert, mod_down
 from .keys import SwitchingKey
+from .modarith import shoup_mul_lazy
 from .ntt import ntt_forward, ntt_inverse
 from .params import Parameters
 
 
-def key_switch(d: np.ndarray, level: int, key: SwitchingKey, params: Parameters) -> np.ndarray:
+@dataclass(frozen=True)
+class PreparedKey:
+    """A switching key with the Shoup companions of its entries, so each product costs one high multiply."""
+
+    data: np.ndarray
+    shoup: np.ndarray
+
+
+def prepare_key(key: SwitchingKey, params: Parameters) -> PreparedKey:
+    """Precompute floor(k * 2^64 / q) for every entry of the key (done once, when an Evaluator is made)."""
+    qp = rns.rns_basis(params.moduli + params.special_moduli, params.ring_degree)
+    return PreparedKey(key.data, rns.shoup_companions(key.data, qp))
+
+
+@njit(cache=True)
+def _inner_product(extended, key, key_shoup, rows, q, acc):
+    """acc[c, r] = sum_j extended[j, r] * key[j, c, rows[r]] mod q[r], lazily kept in [0, 2q) then reduced."""
+    n_digits, n_rows, n = extended.shape
+    for r in range(n_rows):
+        qr = q[r]
+        two_q = qr + qr
+        kr = rows[r]
+        for c in range(2):
+            for k in range(n):
+                acc[c, r, k] = 0
+            for j in range(n_digits):
+                for k in range(n):
+                    v = acc[c, r, k] + shoup_mul_lazy(extended[j, r, k], key[j, c, kr, k], key_shoup[j, c, kr, k], qr)
+                    acc[c, r, k] = v - two_q if v >= two_q else v
+            for k in range(n):
+                v = acc[c, r, k]
+                acc[c, r, k] = v - qr if v >= qr else v
+
+
+def key_switch(d: np.ndarray, level: int, key: PreparedKey, params: Parameters) -> np.ndarray:
     """(u_0, u_1) over Q_level, NTT form, shape (2, level + 1, N), with u_0 + u_1 s ~ d s'."""
     n = params.ring_degree
     n_q = level + 1
-    n_all_q = len(params.moduli)
     q_moduli = params.moduli[:n_q]
     qp_moduli = q_moduli + params.special_moduli
     qp = rns.rns_basis(qp_moduli, n)
+    q_basis = rns.rns_basis(q_moduli, n)
     # Rows of the key that belong to Q_level * P: the first n_q chain primes and the special primes.
-    key_rows = np.r_[0:n_q, n_all_q : n_all_q + len(params.special_moduli)]
+    n_all_q = len(params.moduli)
+    key_rows = np.r_[0:n_q, n_all_q : n_all_q + len(params.special_moduli)].astype(np.int64)
     d_coeff = d.copy()
-    ntt_inverse(d_coeff, rns.rns_basis(q_moduli, n).tables)
-    acc = np.zeros((2, len(qp_moduli), n), dtype=np.uint64)
+    ntt_inverse(d_coeff, q_basis.tables)
     alpha = params.digit_size
-    for j in range(params.digits):
-        digit = list(range(j * alpha, min((j + 1) * alpha, n_q)))
-        if not digit:
-            break
+    digits = [list(range(j * alpha, min((j + 1) * alpha, n_q))) for j in range(params.digits) if j * alpha < n_q]
+    extended = np.empty((len(digits), len(qp_moduli), n), dtype=np.uint64)
+    for j, digit in enumerate(digits):
         others = [i for i in range(len(qp_moduli)) if i not in digit]
-        extended = np.empty((len(qp_moduli), n), dtype=np.uint64)
-        extended[digit] = d[digit]
+        extended[j, digit] = d[digit]
         converted = fast_base_convert(d_coeff[digit], tuple(q_moduli[i] for i in digit),
                                       tuple(qp_moduli[i] for i in others))
         ntt_forward(converted, tuple(qp.tables[i] for i in others))
-        extended[others] = converted
-        k = key.data[j][:, key_rows]
-        rns.mul_add_into(acc[0], extended, k[0], qp)
-        rns.mul_add_into(acc[1], extended, k[1], qp)
-    q_basis = rns.rns_basis(q_moduli, n)
+        extended[j, others] = converted
+    acc = np.empty((2, len(qp_moduli), n), dtype=np.uint64)
+    _inner_product(extended, key.data, key.shoup, key_rows, qp.q, acc)
     p_basis = rns.rns_basis(params.special_moduli, n)
     return np.stack([mod_down(acc[0], q_basis, p_basis), mod_down(acc[1], q_basis, p_basis)])

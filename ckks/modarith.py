@@ -55,6 +55,16 @@ def mont_mul(a, b, q, q_neg_inv):
     return t - q if t >= q else t
 
 
+@njit(uint64(uint64, uint64, uint64, uint64), inline="always", cache=True)
+def shoup_companion(w, q, q_neg_inv, r2):
+    """floor(w * 2^64 / q) for w < q, without a 128-bit division.
+
+    r = w * 2^64 mod q = REDC(w * (2^128 mod q)); then w * 2^64 - r is an exact multiple of q, and its
+    quotient w' < 2^64 satisfies w' * q = -r (mod 2^64), so w' = r * (-q^-1) mod 2^64.
+    """
+    return mont_mul(w, r2, q, q_neg_inv) * q_neg_inv
+
+
 def shoup_precompute(w: np.ndarray | int, q: int) -> np.ndarray:
     """floor(w * 2^64 / q) for each w in [0, q), with exact Python integers (done once per fixed operand)."""
     values = np.asarray(w, dtype=np.uint64)

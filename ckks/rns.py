@@ -12,7 +12,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 from numba import njit
 
-from .modarith import mont_mul, montgomery_constants, shoup_mul, shoup_precompute
+from .modarith import mont_mul, montgomery_constants, shoup_companion, shoup_mul, shoup_mul_lazy, shoup_precompute
 from .ntt import NttTable, ntt_forward, ntt_inverse, ntt_table
 
 
@@ -28,6 +28,7 @@ class RnsBasis:
         self.q = np.array(moduli, dtype=np.uint64)
         consts = [montgomery_constants(q) for q in moduli]
         self.q_neg_inv = np.array([c[0] for c in consts], dtype=np.uint64)
+        self.r2_mod_q = np.array([c[1] for c in consts], dtype=np.uint64)
         # R = 2^64 mod q and its Shoup factor: turns REDC's a*b*2^-64 back into a*b.
         self.r_mod_q = np.array([(1 << 64) % q for q in moduli], dtype=np.uint64)
         self.r_mod_q_shoup = np.array([int(shoup_precompute((1 << 64) % q, q)) for q in moduli], dtype=np.uint64)
@@ -125,6 +126,22 @@ def _mul_add(a, b, q, q_neg_inv, r, r_shoup, acc):
 
 
 @njit(cache=True)
+def _shoup_companions(a, q, q_neg_inv, r2, out):
+    for i in range(a.shape[0]):
+        qi, qn, r2i = q[i], q_neg_inv[i], r2[i]
+        for j in range(a.shape[1]):
+            out[i, j] = shoup_companion(a[i, j], qi, qn, r2i)
+
+
+@njit(cache=True)
+def _mul_shoup(a, b, b_shoup, q, out):
+    for i in range(a.shape[0]):
+        qi = q[i]
+        for j in range(a.shape[1]):
+            out[i, j] = shoup_mul(a[i, j], b[i, j], b_shoup[i, j], qi)
+
+
+@njit(cache=True)
 def _mul_scalar(a, w, w_shoup, q, out):
     for i in range(a.shape[0]):
         qi, wi, ws = q[i], w[i], w_shoup[i]
@@ -178,6 +195,24 @@ def mul_add_into(acc: np.ndarray, a: np.ndarray, b: np.ndarray, basis: RnsBasis)
     """acc <- acc + a * b mod q_i, pointwise, in place (multiply-accumulate without a temporary)."""
     n = a.shape[0]
     _mul_add(a, b, basis.q[:n], basis.q_neg_inv[:n], basis.r_mod_q[:n], basis.r_mod_q_shoup[:n], acc)
+
+
+def shoup_companions(a: np.ndarray, basis: RnsBasis) -> np.ndarray:
+    """floor(a * 2^64 / q_i) entry-wise: precomputed once for a fixed operand (key, plaintext), it makes
+    every later product with it a Shoup multiplication (one high product instead of three)."""
+    n = a.shape[-2]
+    out = np.empty_like(a)
+    flat_in, flat_out = a.reshape(-1, n, a.shape[-1]), out.reshape(-1, n, a.shape[-1])
+    for block_in, block_out in zip(flat_in, flat_out, strict=True):
+        _shoup_companions(block_in, basis.q[:n], basis.q_neg_inv[:n], basis.r2_mod_q[:n], block_out)
+    return out
+
+
+def mul_shoup(a: np.ndarray, b: np.ndarray, b_shoup: np.ndarray, basis: RnsBasis) -> np.ndarray:
+    """a * b mod q_i pointwise, for a fixed b with its Shoup companion ``b_shoup``."""
+    out = np.empty_like(a)
+    _mul_shoup(a, b, b_shoup, _rows(basis, a), out)
+    return out
 
 
 def scalar_residues(value: int, basis: RnsBasis, rows: int | None = None) -> np.ndarray:
