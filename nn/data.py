@@ -1,0 +1,348 @@
+"""The paper's data pipeline: read the diabetes table, code it, split it, scale it, save x/y as HDF5.
+
+Two schemas are recognised: the 17-column "comprehensive" table the paper uses (Choksi, Kaggle 2024; 14
+features) and the 9-column "prediction" variant of the same records (8 features). Anything else is refused
+with an error naming the missing and unexpected columns.
+
+Coding (paper; the gender coding is ours, the paper does not give one): gender Female=0, Male=1, Other=2;
+smoking_history never=0, No Info=1, not current/ever/former=2, current=3; ``location`` and
+``clinical_notes`` dropped. Splits: 67/33 train/test, then the training part 67/33 train/validation
+(``sklearn.model_selection.train_test_split``, not stratified, ``random_state=seed``). The minority class
+of the training part only is replicated until the classes are about balanced. Test rows are truncated to a
+multiple of the encrypted batch (4096 by default), train/validation rows to a multiple of the training
+batch (32). Scaling is a fixed per-record transform the client applies before encryption: the paper's
+``sklearn.preprocessing.normalize`` (each record divided by its L2 norm) or, for the clinical recipe, a
+min-max map of each feature to [0, 1] with the minimum and maximum of the training part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+
+GENDER_CODES = {"Female": 0, "Male": 1, "Other": 2}
+SMOKING_CODES = {"never": 0, "No Info": 1, "not current": 2, "ever": 2, "former": 2, "current": 3}
+LABEL = "diabetes"
+
+# Feature columns in model-input order; the label and the dropped columns complete each schema.
+SCHEMA_FEATURES = {
+    "comprehensive": (
+        "year", "gender", "age", "race:AfricanAmerican", "race:Asian", "race:Caucasian", "race:Hispanic",
+        "race:Other", "hypertension", "heart_disease", "smoking_history", "bmi", "hbA1c_level",
+        "blood_glucose_level",
+    ),
+    "prediction": (
+        "gender", "age", "hypertension", "heart_disease", "smoking_history", "bmi", "HbA1c_level",
+        "blood_glucose_level",
+    ),
+}
+SCHEMA_DROPPED = {"comprehensive": ("location",), "prediction": ()}
+SCHEMA_OPTIONAL = {"comprehensive": ("clinical_notes",), "prediction": ()}
+
+# Which per-record scaling each training recipe uses (see the module docstring).
+RECIPE_SCALING = {"paper": "l2_rows", "clinical": "minmax"}
+SPLITS = ("train", "val", "test")
+
+
+class DataSchemaError(ValueError):
+    """A table or an x/y file does not have the columns, values or shapes the pipeline expects."""
+
+
+def _required_columns(schema: str) -> set[str]:
+    return set(SCHEMA_FEATURES[schema]) | set(SCHEMA_DROPPED[schema]) | {LABEL}
+
+
+def detect_schema(columns: list[str]) -> str:
+    """Name the schema ("comprehensive" or "prediction") whose columns ``columns`` are exactly.
+
+    Raises:
+        DataSchemaError: no schema matches; the message names the missing and unexpected columns
+            relative to the closest schema.
+    """
+    present = set(columns)
+    if len(present) != len(columns):
+        dupes = sorted({c for c in columns if columns.count(c) > 1})
+        raise DataSchemaError(f"duplicate columns: {dupes}")
+    best: tuple[int, str, list[str], list[str]] | None = None
+    for schema in SCHEMA_FEATURES:
+        required = _required_columns(schema)
+        missing = sorted(required - present)
+        unexpected = sorted(present - required - set(SCHEMA_OPTIONAL[schema]))
+        if not missing and not unexpected:
+            return schema
+        score = len(missing) + len(unexpected)
+        if best is None or score < best[0]:
+            best = (score, schema, missing, unexpected)
+    _, schema, missing, unexpected = best
+    raise DataSchemaError(
+        f"the table matches no known schema; closest is '{schema}': missing columns {missing}, "
+        f"unexpected columns {unexpected}"
+    )
+
+
+def load_table(path: str | Path) -> tuple[pd.DataFrame, str]:
+    """Read a diabetes table (CSV, or a zip holding one CSV) and name its schema.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        DataSchemaError: unreadable as CSV, wrong columns, missing values or unknown category values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no table at {path}")
+    try:
+        table = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise DataSchemaError(f"{path} is not a readable CSV (or a zip with one CSV): {exc}") from exc
+    schema = detect_schema([str(c) for c in table.columns])
+    _check_values(table, schema)
+    return table, schema
+
+
+def _check_values(table: pd.DataFrame, schema: str) -> None:
+    for column in (*SCHEMA_FEATURES[schema], LABEL):
+        values = table[column]
+        if values.isna().any():
+            rows = list(np.flatnonzero(values.isna().to_numpy())[:5])
+            raise DataSchemaError(f"column '{column}' has missing values (rows {rows})")
+        codes = {"gender": GENDER_CODES, "smoking_history": SMOKING_CODES}.get(column)
+        if codes is not None:
+            unknown = sorted(set(values.astype(str)) - set(codes))
+            if unknown:
+                raise DataSchemaError(f"column '{column}' has unknown values {unknown[:5]}; "
+                                      f"known: {list(codes)}")
+        elif not pd.api.types.is_numeric_dtype(values):
+            raise DataSchemaError(f"column '{column}' is not numeric (dtype {values.dtype})")
+    labels = set(np.unique(table[LABEL].to_numpy()))
+    if not labels <= {0, 1}:
+        raise DataSchemaError(f"column '{LABEL}' must hold 0 or 1, found {sorted(labels)[:5]}")
+
+
+def preprocess(table: pd.DataFrame, schema: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Code the table as the paper does: raw (unscaled) float64 features, labels as a column vector.
+
+    Returns ``(x (n, d), y (n, 1), feature_names)``; see the module docstring for the coding.
+
+    Raises:
+        DataSchemaError: ``schema`` unknown or the table does not hold its columns.
+    """
+    if schema not in SCHEMA_FEATURES:
+        raise DataSchemaError(f"unknown schema '{schema}'; known: {list(SCHEMA_FEATURES)}")
+    names = SCHEMA_FEATURES[schema]
+    missing = [c for c in (*names, LABEL) if c not in table.columns]
+    if missing:
+        raise DataSchemaError(f"table lacks columns {missing} of schema '{schema}'")
+    _check_values(table, schema)
+    columns = []
+    for name in names:
+        values = table[name]
+        if name == "gender":
+            values = values.astype(str).map(GENDER_CODES)
+        elif name == "smoking_history":
+            values = values.astype(str).map(SMOKING_CODES)
+        columns.append(values.to_numpy(dtype=np.float64))
+    x = np.column_stack(columns)
+    y = table[LABEL].to_numpy(dtype=np.float64).reshape(-1, 1)
+    return x, y, names
+
+
+def fit_scaling(method: str, x_train: np.ndarray) -> dict[str, Any]:
+    """The JSON-able description of a per-record scaling, fitted on the training rows where needed.
+
+    ``l2_rows``: x / ||x||_2 per record (``sklearn.preprocessing.normalize``), nothing to fit.
+    ``minmax``: (x - min) / (max - min) per feature, min and max of ``x_train`` (range 0 -> divide by 1).
+
+    Raises:
+        DataSchemaError: unknown method.
+    """
+    if method == "l2_rows":
+        return {"method": "l2_rows"}
+    if method == "minmax":
+        return {"method": "minmax", "feature_min": x_train.min(axis=0).tolist(),
+                "feature_max": x_train.max(axis=0).tolist()}
+    raise DataSchemaError(f"unknown scaling '{method}'; known: l2_rows, minmax")
+
+
+def apply_scaling(x: np.ndarray, scaling: dict[str, Any]) -> np.ndarray:
+    """Apply a scaling made by :func:`fit_scaling` to raw features ``x`` (n, d); float64 result.
+
+    Raises:
+        DataSchemaError: unknown method, or minmax bounds whose length differs from d.
+    """
+    from sklearn.preprocessing import normalize
+
+    method = scaling.get("method")
+    if method == "l2_rows":
+        return normalize(np.asarray(x, dtype=np.float64), norm="l2", axis=1)
+    if method == "minmax":
+        lo = np.asarray(scaling["feature_min"], dtype=np.float64)
+        hi = np.asarray(scaling["feature_max"], dtype=np.float64)
+        if lo.shape != (x.shape[1],) or hi.shape != lo.shape:
+            raise DataSchemaError(f"minmax scaling has {lo.size} bounds for {x.shape[1]} features")
+        span = np.where(hi > lo, hi - lo, 1.0)
+        return (np.asarray(x, dtype=np.float64) - lo) / span
+    raise DataSchemaError(f"unknown scaling '{method}'; known: l2_rows, minmax")
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Scaled train/validation/test arrays plus what it takes to reproduce or explain them."""
+
+    x: dict[str, np.ndarray]
+    y: dict[str, np.ndarray]
+    scaling: dict[str, Any]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _truncate(n: int, multiple: int) -> int:
+    return n - n % multiple
+
+
+def make_splits(x_raw: np.ndarray, y: np.ndarray, *, scaling: str = "l2_rows", seed: int = 1,
+                test_multiple: int = 4096, train_multiple: int = 32) -> Splits:
+    """Split 67/33 then 67/33 again, replicate the minority class of train, truncate, scale.
+
+    Replication: with n_major and n_minor rows in the training part, each minority row appears
+    n_major // n_minor times; the result is shuffled by ``numpy.random.default_rng(seed)``.
+
+    Raises:
+        DataSchemaError: shapes disagree, one class is absent from the training part, or the test
+            split holds fewer rows than one ``test_multiple`` batch.
+    """
+    from sklearn.model_selection import train_test_split
+
+    if x_raw.ndim != 2 or y.shape != (x_raw.shape[0], 1):
+        raise DataSchemaError(f"x must be (n, d) and y (n, 1); got {x_raw.shape} and {y.shape}")
+    if test_multiple < 1 or train_multiple < 1:
+        raise DataSchemaError("batch multiples must be positive")
+    rows = np.arange(x_raw.shape[0])
+    rest, test = train_test_split(rows, test_size=0.33, random_state=seed)
+    train, val = train_test_split(rest, test_size=0.33, random_state=seed)
+    labels = y[train, 0]
+    positives, negatives = train[labels == 1], train[labels == 0]
+    if positives.size == 0 or negatives.size == 0:
+        raise DataSchemaError("the training part holds a single class; cannot train a classifier")
+    minority, majority = sorted((positives, negatives), key=len)
+    factor = len(majority) // len(minority)
+    train = np.random.default_rng(seed).permutation(np.concatenate([majority, np.repeat(minority, factor)]))
+    if len(test) < test_multiple:
+        raise DataSchemaError(f"the test split holds {len(test)} rows, fewer than one batch of "
+                              f"{test_multiple}")
+    chosen = {
+        "train": train[:_truncate(len(train), train_multiple)],
+        "val": val[:_truncate(len(val), train_multiple)],
+        "test": test[:_truncate(len(test), test_multiple)],
+    }
+    fitted = fit_scaling(scaling, x_raw[chosen["train"]])
+    xs = {name: apply_scaling(x_raw[idx], fitted) for name, idx in chosen.items()}
+    ys = {name: y[idx].astype(np.float64) for name, idx in chosen.items()}
+    info = {
+        "seed": seed, "test_size": 0.33, "val_size": 0.33, "minority_replication": factor,
+        "test_multiple": test_multiple, "train_multiple": train_multiple,
+        "rows": {name: int(len(idx)) for name, idx in chosen.items()},
+        "positives": {name: int(ys[name].sum()) for name in chosen},
+    }
+    return Splits(x=xs, y=ys, scaling=fitted, info=info)
+
+
+def prepare(csv: str | Path, recipe: str, *, seed: int = 1, test_multiple: int = 4096,
+            train_multiple: int = 32) -> tuple[Splits, dict[str, Any]]:
+    """Read, code, split and scale ``csv`` for a recipe; returns the splits and a JSON-able record.
+
+    Raises:
+        FileNotFoundError, DataSchemaError: see :func:`load_table` and :func:`make_splits`;
+            DataSchemaError also for an unknown recipe.
+    """
+    if recipe not in RECIPE_SCALING:
+        raise DataSchemaError(f"unknown recipe '{recipe}'; known: {list(RECIPE_SCALING)}")
+    table, schema = load_table(csv)
+    x_raw, y, names = preprocess(table, schema)
+    splits = make_splits(x_raw, y, scaling=RECIPE_SCALING[recipe], seed=seed,
+                         test_multiple=test_multiple, train_multiple=train_multiple)
+    record = {
+        "source": Path(csv).name, "source_sha256": hashlib.sha256(Path(csv).read_bytes()).hexdigest(),
+        "schema": schema, "recipe": recipe, "feature_names": list(names),
+        "gender_codes": GENDER_CODES, "smoking_codes": SMOKING_CODES,
+        "feature_scaling": splits.scaling, "splits": splits.info,
+    }
+    return splits, record
+
+
+def save_xy(directory: str | Path, split: str, x: np.ndarray, y: np.ndarray) -> None:
+    """Write ``x_<split>.h5`` (dataset ``x_<split>``) and ``y_<split>.h5`` (``y_<split>``), byte-reproducibly.
+
+    The layout HElayers' example utilities read; no timestamps are stored so equal arrays give equal files.
+
+    Raises:
+        DataSchemaError: x is not 2-D float, or y is not a column vector of the same length.
+    """
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.ndim != 2 or y.shape != (x.shape[0], 1):
+        raise DataSchemaError(f"x must be (n, d) and y (n, 1); got {x.shape} and {y.shape}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, values in ((f"x_{split}", x.astype(np.float64)), (f"y_{split}", y.astype(np.float64))):
+        with h5py.File(directory / f"{name}.h5", "w") as handle:
+            handle.create_dataset(name, data=values, track_times=False)
+
+
+def load_xy(directory: str | Path, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """Read ``x_<split>.h5`` / ``y_<split>.h5`` from a model or data directory as float64 arrays.
+
+    Raises:
+        FileNotFoundError: a file is missing.
+        DataSchemaError: a dataset is missing, or the shapes are not (n, d) and (n, 1).
+    """
+    directory = Path(directory)
+    arrays = []
+    for name in (f"x_{split}", f"y_{split}"):
+        path = directory / f"{name}.h5"
+        if not path.is_file():
+            raise FileNotFoundError(f"no {path.name} in {directory}")
+        with h5py.File(path, "r") as handle:
+            if name not in handle:
+                raise DataSchemaError(f"{path} has no dataset '{name}' (found {list(handle.keys())})")
+            arrays.append(np.asarray(handle[name], dtype=np.float64))
+    x, y = arrays
+    if y.ndim == 1:
+        y = y.reshape(-1, 1)
+    if x.ndim != 2 or y.shape != (x.shape[0], 1):
+        raise DataSchemaError(f"{directory}: x_{split} must be (n, d) and y_{split} (n, 1); "
+                              f"got {x.shape} and {y.shape}")
+    return x, y
+
+
+def save_splits(directory: str | Path, splits: Splits, record: dict[str, Any]) -> None:
+    """Write every split with :func:`save_xy` and the record as ``preprocessing.json``."""
+    for split in SPLITS:
+        save_xy(directory, split, splits.x[split], splits.y[split])
+    text = json.dumps(record, indent=2, sort_keys=True) + "\n"
+    (Path(directory) / "preprocessing.json").write_text(text)
+
+
+def load_splits(directory: str | Path) -> tuple[Splits, dict[str, Any]]:
+    """Read back what :func:`save_splits` wrote: every split and the ``preprocessing.json`` record.
+
+    Raises:
+        FileNotFoundError: a file is missing.
+        DataSchemaError: a file is malformed (see :func:`load_xy`) or the record is not JSON.
+    """
+    path = Path(directory) / "preprocessing.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no preprocessing.json in {directory} (write it with `ckkslab data`)")
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataSchemaError(f"{path} is not valid JSON: {exc}") from exc
+    xs, ys = {}, {}
+    for split in SPLITS:
+        xs[split], ys[split] = load_xy(directory, split)
+    return Splits(x=xs, y=ys, scaling=record["feature_scaling"], info=record.get("splits", {})), record
