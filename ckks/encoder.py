@@ -19,7 +19,7 @@ from .embedding import embed, embed_inverse
 from .errors import LevelMismatchError, ParameterError, ValueRangeError
 from .params import Parameters
 
-# Coefficients below this bound are rounded in int64; larger ones (large scales) go through Python integers.
+# Coefficients below this bound are converted through int64; larger ones (large scales) mantissa by mantissa.
 _INT64_SAFE = 2.0**62
 
 
@@ -63,11 +63,10 @@ class Encoder:
                 f"encode: values up to {np.max(np.abs(z)):.4g} at scale 2^{math.log2(scale):.1f} need "
                 f"coefficients of 2^{math.log2(biggest):.1f}, but level {level} holds only "
                 f"2^{math.log2(limit) - 1:.1f}: lower the scale, encode at a higher level, or scale the inputs down")
-        if biggest < _INT64_SAFE:
-            ints = np.rint(coeffs).astype(np.int64)
-        else:
-            ints = np.array([int(round(c)) for c in coeffs], dtype=object)
-        return Plaintext(rns.to_ntt(rns.from_signed(ints, basis), basis), int(level), scale, p.fingerprint)
+        rounded = np.rint(coeffs)
+        residues = (rns.from_signed(rounded.astype(np.int64), basis) if biggest < _INT64_SAFE
+                    else rns.from_float_integers(rounded, basis))
+        return Plaintext(rns.to_ntt(residues, basis), int(level), scale, p.fingerprint)
 
     def decode(self, pt: Plaintext, complex_values: bool = False) -> np.ndarray:
         """sigma(m) / scale for all N/2 slots: real parts (float64) unless ``complex_values``.

@@ -13,6 +13,7 @@ both levels and scales, and what to do. Inputs are never modified.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,6 +31,25 @@ from .errors import (
 from .keys import GaloisKeys, RelinKey
 from .keyswitch import PreparedKey, key_switch, prepare_key
 from .params import Parameters
+
+@dataclass(frozen=True)
+class PreparedOperand:
+    """A fixed plaintext or ciphertext with the Shoup companions of its limbs, for repeated products.
+
+    Made by ``Evaluator.prepare``; ``dot`` then multiplies by it with one high product per coefficient.
+    """
+
+    source: Ciphertext | Plaintext
+    shoup: np.ndarray
+
+    @property
+    def level(self) -> int:
+        return self.source.level
+
+    @property
+    def scale(self) -> float:
+        return self.source.scale
+
 
 # Two scales are "equal" if they agree to this relative tolerance (they are floats tracked exactly).
 SCALE_TOLERANCE = 2.0**-40
@@ -195,6 +215,55 @@ class Evaluator:
         res = rns.scalar_residues(int(value), self._basis(a.level))
         basis = self._basis(a.level)
         return self._new(np.stack([rns.mul_scalar(c, res, basis) for c in a.data]), a.level, a.scale)
+
+    def prepare(self, operand: Ciphertext | Plaintext) -> PreparedOperand:
+        """Precompute floor(w * 2^64 / q_i) for a weight that will multiply many ciphertexts (see ``dot``)."""
+        self._check("prepare", operand)
+        return PreparedOperand(operand, rns.shoup_companions(operand.data, self._basis(operand.level)))
+
+    def dot(self, cts: list[Ciphertext], weights: list[PreparedOperand]) -> Ciphertext:
+        """sum_i cts[i] * weights[i] in one pass: size 2 for plaintext weights, 3 (not relinearized: lazy
+        relinearization, once for the whole sum) for ciphertext weights.
+
+        All terms must share one level and one product scale; the sum is accumulated lazily in [0, 2q).
+
+        Raises:
+            ParameterError: empty or unequal lists, mixed weight kinds, or ciphertexts of size != 2.
+            LevelMismatchError / ScaleMismatchError: terms at different levels or product scales.
+        """
+        if not cts or len(cts) != len(weights):
+            raise ParameterError(f"dot: need equal, non-empty lists, got {len(cts)} ciphertexts and "
+                                 f"{len(weights)} weights")
+        kinds = {type(w.source) for w in weights if isinstance(w, PreparedOperand)}
+        if len(kinds) != 1 or not all(isinstance(w, PreparedOperand) for w in weights):
+            raise ParameterError("dot: weights must all be prepared (Evaluator.prepare) and of one kind")
+        first_scale = cts[0].scale * weights[0].scale
+        for ct, w in zip(cts, weights, strict=True):
+            self._ct("dot", ct)
+            self._check_pair("dot", ct, w.source, same_scale=False)
+            if ct.size != 2:
+                raise ParameterError(f"dot: a ciphertext has size {ct.size}; relinearize first")
+            if abs(ct.scale * w.scale - first_scale) > SCALE_TOLERANCE * first_scale:
+                raise ScaleMismatchError("dot: the terms' product scales differ; encode every weight at one scale")
+        level = cts[0].level
+        basis = self._basis(level)
+        shape = cts[0].data.shape[1:]
+        if kinds == {Plaintext}:
+            acc = np.zeros((2,) + shape, dtype=np.uint64)
+            for ct, w in zip(cts, weights, strict=True):
+                for c in range(2):
+                    rns.mac_shoup_lazy(acc[c], ct.data[c], w.source.data, w.shoup, basis)
+        else:
+            acc = np.zeros((3,) + shape, dtype=np.uint64)
+            for ct, w in zip(cts, weights, strict=True):
+                (x0, x1), (w0, w1), (s0, s1) = ct.data, w.source.data, w.shoup
+                rns.mac_shoup_lazy(acc[0], x0, w0, s0, basis)
+                rns.mac_shoup_lazy(acc[1], x0, w1, s1, basis)
+                rns.mac_shoup_lazy(acc[1], x1, w0, s0, basis)
+                rns.mac_shoup_lazy(acc[2], x1, w1, s1, basis)
+        for part in acc:
+            rns.reduce_lazy(part, basis)
+        return self._new(acc, level, first_scale)
 
     def relinearize(self, a: Ciphertext) -> Ciphertext:
         """(d0, d1, d2) -> (d0, d1) + KeySwitch_{s^2 -> s}(d2).

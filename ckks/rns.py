@@ -74,12 +74,32 @@ def from_ntt(a: np.ndarray, basis: RnsBasis) -> np.ndarray:
 
 
 def from_signed(values: np.ndarray, basis: RnsBasis) -> np.ndarray:
-    """The RNS rows [v]_{q_i} of an int64 vector (or Python-int object vector) of coefficients."""
-    values = np.asarray(values)
-    if values.dtype == object:
-        return np.array([[int(v) % q for v in values] for q in basis.moduli], dtype=np.uint64)
-    v = values.astype(np.int64)
+    """The RNS rows [v]_{q_i} of an int64 vector of coefficients."""
+    v = np.asarray(values).astype(np.int64)
     return np.stack([np.mod(v, np.int64(q)).astype(np.uint64) for q in basis.moduli])
+
+
+def from_float_integers(values: np.ndarray, basis: RnsBasis) -> np.ndarray:
+    """The RNS rows of float64 values that are whole numbers of any size (|v| may exceed 2^63).
+
+    Each v = m * 2^e with m = v's 53-bit integer mantissa, so [v]_q = [m]_q * [2^e]_q: vectorised, no Python
+    integers per coefficient.
+    """
+    mantissa, exponent = np.frexp(values)
+    m = (mantissa * 2.0**53).astype(np.int64)  # exact: |mantissa| < 1 has 53 significant bits
+    shift = exponent.astype(np.int64) - 53
+    if np.any((shift < 0) & (m % (np.int64(1) << np.clip(-shift, 0, 62)) != 0)):
+        raise ValueError("from_float_integers: values must be whole numbers")
+    small = shift < 0
+    m = np.where(small, m >> np.clip(-shift, 0, 62), m)
+    shift = np.where(small, 0, shift)
+    rows = from_signed(m, basis)
+    powers = np.empty_like(rows)
+    distinct = np.unique(shift)
+    for i, q in enumerate(basis.moduli):
+        table = {int(e): pow(2, int(e), q) for e in distinct}
+        powers[i] = np.vectorize(table.__getitem__, otypes=[np.uint64])(shift)
+    return mul(rows, powers, basis)
 
 
 @njit(cache=True)
@@ -139,6 +159,25 @@ def _mul_shoup(a, b, b_shoup, q, out):
         qi = q[i]
         for j in range(a.shape[1]):
             out[i, j] = shoup_mul(a[i, j], b[i, j], b_shoup[i, j], qi)
+
+
+@njit(cache=True)
+def _mac_shoup_lazy(acc, a, b, b_shoup, q):
+    for i in range(a.shape[0]):
+        qi = q[i]
+        two_q = qi + qi
+        for j in range(a.shape[1]):
+            v = acc[i, j] + shoup_mul_lazy(a[i, j], b[i, j], b_shoup[i, j], qi)
+            acc[i, j] = v - two_q if v >= two_q else v
+
+
+@njit(cache=True)
+def _reduce_lazy(acc, q):
+    for i in range(acc.shape[0]):
+        qi = q[i]
+        for j in range(acc.shape[1]):
+            v = acc[i, j]
+            acc[i, j] = v - qi if v >= qi else v
 
 
 @njit(cache=True)
@@ -213,6 +252,16 @@ def mul_shoup(a: np.ndarray, b: np.ndarray, b_shoup: np.ndarray, basis: RnsBasis
     out = np.empty_like(a)
     _mul_shoup(a, b, b_shoup, _rows(basis, a), out)
     return out
+
+
+def mac_shoup_lazy(acc: np.ndarray, a: np.ndarray, b: np.ndarray, b_shoup: np.ndarray, basis: RnsBasis) -> None:
+    """acc <- acc + a * b mod q_i in place, with acc kept lazily in [0, 2q) (finish with ``reduce_lazy``)."""
+    _mac_shoup_lazy(acc, a, b, b_shoup, _rows(basis, a))
+
+
+def reduce_lazy(acc: np.ndarray, basis: RnsBasis) -> None:
+    """In place: entries in [0, 2q) -> [0, q)."""
+    _reduce_lazy(acc, _rows(basis, acc))
 
 
 def scalar_residues(value: int, basis: RnsBasis, rows: int | None = None) -> np.ndarray:

@@ -68,7 +68,7 @@ def uniform_mod(source: RandomSource, moduli: tuple[int, ...], n: int) -> np.nda
         shift = np.uint64(64 - q.bit_length())
         row = np.empty(0, dtype=np.uint64)
         while row.size < n:
-            w = source.words(n + n // 2) >> shift
+            w = source.words(n + n // 64 + 16) >> shift  # primes sit just below 2^bits: few rejections
             row = np.concatenate([row, w[w < np.uint64(q)]])
         out[i] = row[:n]
     return out

@@ -142,8 +142,16 @@ def encrypt_batch(x: np.ndarray, plan: InferencePlan, encoder: ckks.Encoder,
     return [encryptor.encrypt(encoder.encode(v)) for v in packed]
 
 
-def _dense(model: EncryptedModel, layer: CompiledDense, cts: list[ckks.Ciphertext], ev: ckks.Evaluator,
-           timer: StageTimer, stage: str) -> list[ckks.Ciphertext]:
+def prepare_weights(model: EncryptedModel, ev: ckks.Evaluator) -> dict[tuple[int, int, int, int], object]:
+    """Server side, once per loaded model: every block diagonal with its Shoup companions (layer, k, m, j)."""
+    return {(index,) + key: ev.prepare(weight)
+            for index, layer in enumerate(model.layers) if isinstance(layer, CompiledDense)
+            for key, weight in layer.diagonals.items()}
+
+
+def _dense(model: EncryptedModel, index: int, cts: list[ckks.Ciphertext], ev: ckks.Evaluator,
+           prepared: dict, timer: StageTimer, stage: str) -> list[ckks.Ciphertext]:
+    layer = model.layers[index]
     block = model.plan.block
     start = time.perf_counter()
     rotated: dict[tuple[int, int], ckks.Ciphertext] = {}
@@ -151,17 +159,14 @@ def _dense(model: EncryptedModel, layer: CompiledDense, cts: list[ckks.Ciphertex
         if (k, j) not in rotated:
             rotated[(k, j)] = cts[k] if j == 0 else ev.rotate(cts[k], j * block)
     timer.add(f"{stage} rotate", start)
-    start = time.perf_counter()
-    product = ev.multiply if model.encrypted_weights else ev.multiply_plain
-    sums: dict[int, ckks.Ciphertext] = {}
-    for (k, m, j), weight in layer.diagonals.items():
-        term = product(rotated[(k, j)], weight)
-        sums[m] = term if m not in sums else ev.add(sums[m], term)
-    timer.add(f"{stage} multiply-accumulate", start)
     outputs = []
     for m in range(layer.outputs):
         start = time.perf_counter()
-        acc = ev.add(sums[m], layer.biases[m])
+        keys = [(k, j) for k, mm, j in layer.diagonals if mm == m]
+        acc = ev.dot([rotated[key] for key in keys], [prepared[(index, k, m, j)] for k, j in keys])
+        acc = ev.add(acc, layer.biases[m])
+        timer.add(f"{stage} multiply-accumulate", start)
+        start = time.perf_counter()
         if acc.size == 3:  # lazy relinearization: once per output ciphertext, after the whole sum
             acc = ev.relinearize(acc)
             timer.add(f"{stage} relinearize", start)
@@ -190,13 +195,16 @@ def _activation(layer: CompiledActivation, cts: list[ckks.Ciphertext], ev: ckks.
 
 
 def predict(model: EncryptedModel, inputs: list[ckks.Ciphertext], ev: ckks.Evaluator,
-            timer: StageTimer | None = None) -> list[ckks.Ciphertext]:
+            prepared: dict | None = None, timer: StageTimer | None = None) -> list[ckks.Ciphertext]:
     """Run every layer on the encrypted batch; the server needs only ``ev`` (public evaluation keys).
+
+    ``prepared``: the result of ``prepare_weights(model, ev)``, made once per model (computed here if absent).
 
     Raises:
         ValueError: if the number of input ciphertexts does not match the model.
     """
     timer = timer if timer is not None else StageTimer()
+    prepared = prepared if prepared is not None else prepare_weights(model, ev)
     first = next((lay for lay in model.layers if isinstance(lay, CompiledDense)), None)
     if first is not None and len(inputs) != first.inputs:
         raise ValueError(f"predict: the model expects {first.inputs} input ciphertexts, got {len(inputs)}")
@@ -204,7 +212,7 @@ def predict(model: EncryptedModel, inputs: list[ckks.Ciphertext], ev: ckks.Evalu
     for index, layer in enumerate(model.layers):
         stage = f"layer {index + 1} ({layer.name})"
         if isinstance(layer, CompiledDense):
-            cts = _dense(model, layer, cts, ev, timer, stage)
+            cts = _dense(model, index, cts, ev, prepared, timer, stage)
         else:
             cts = _activation(layer, cts, ev, timer, stage)
     return cts

@@ -4,8 +4,8 @@ requested precision to CKKS parameters, packing and rotation keys, with the reas
 Budget (bits): a fresh ciphertext holds values |v| < 2^I at scale 2^S, so
   q_0  = S + I + 1          (the integer part, a sign bit, at the last level),
   q_1..q_D = S              (one prime per rescale, D = multiplicative depth),
-  P    = 60                 (one special prime for key switching),
-and log2(Q*P) = (D + 1) S + I + 61 must stay under the HE Standard bound for N. We take the smallest N whose
+  P    = 60 K                (K special primes for key switching, K = 3, 2 or 1: the most that fit),
+and log2(Q*P) = (D + 1) S + I + 1 + 60 K must stay under the HE Standard bound for N. We take the smallest N whose
 slots hold the batch and whose bound leaves S >= F + 10 + log2(N)/2 (F = requested fractional bits: the noise
 of a few key switches is about 2^(log2(N)/2 + 10) at scale 1), and then the largest S that fits, up to 59 - I.
 """
@@ -136,12 +136,20 @@ def plan_inference(network: PlainNetwork, calibration_x: np.ndarray, batch_size:
             continue
         bound = HE_STANDARD_MAX_LOG_QP[security][n]
         s_min = frac_bits + 10 + math.ceil(math.log2(n) / 2)
-        s_max = min((bound - int_bits - 1 - SPECIAL_PRIME_BITS) // (depth + 1), MAX_PRIME_BITS - int_bits - 1)
-        if s_max < s_min:
+        # More special primes = fewer, larger key-switching digits = fewer NTTs per key switch (Han-Ki 2020),
+        # paid for with chain bits: take the most (up to 3) that still leave the scale its minimum.
+        choice = None
+        for specials in (3, 2, 1):
+            s_max = min((bound - int_bits - 1 - specials * SPECIAL_PRIME_BITS) // (depth + 1),
+                        MAX_PRIME_BITS - int_bits - 1)
+            if s_max >= s_min:
+                choice = (specials, s_max)
+                break
+        if choice is None:
             continue
-        scale_bits = s_max
+        specials, scale_bits = choice
         params = ckks.Parameters(ring_degree=n, moduli_bits=(scale_bits + int_bits + 1,) + (scale_bits,) * depth,
-                                 special_moduli_bits=(SPECIAL_PRIME_BITS,), scale_bits=scale_bits,
+                                 special_moduli_bits=(SPECIAL_PRIME_BITS,) * specials, scale_bits=scale_bits,
                                  security=security)
         slots = n // 2
         if packing == "batch":
