@@ -50,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
                                 f"not '{args.recipe}'")
         else:
             splits, record = prepare(args.csv, args.recipe, seed=args.seed, test_multiple=args.test_batch)
-    from nn.train import RECIPES, save_model, train  # TensorFlow loads here, only for training
+    try:
+        from nn.train import RECIPES, save_model, train  # TensorFlow loads here, only for training
+    except ImportError as exc:
+        raise UserError(f"training needs TensorFlow and tf-keras ({exc}); install them with "
+                        "`pip install -e '.[train]'`") from exc
 
     recipe = RECIPES[args.recipe]
     epochs = recipe.epochs if args.epochs is None else args.epochs
