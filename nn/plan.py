@@ -103,8 +103,12 @@ def observed_ranges(network: PlainNetwork, calibration_x: np.ndarray) -> tuple[f
 
 def plan_inference(network: PlainNetwork, calibration_x: np.ndarray, batch_size: int = 4096,
                    frac_bits: int = 30, int_bits: int | None = None, margin: float = 2.0,
-                   packing: str = "batch", security: int = 128) -> InferencePlan:
+                   packing: str = "batch", security: int | None = 128,
+                   ring_degree: int | None = None) -> InferencePlan:
     """Choose N, the chain, the scale, the packing and the rotation keys for this network.
+
+    ``security=None`` plans insecure toy parameters (teaching and tests only) and then needs ``ring_degree``;
+    ``ring_degree`` otherwise restricts the search to that N.
 
     Raises:
         PlanError: if nothing secure fits (too deep, or too much precision asked), or bad arguments.
@@ -131,15 +135,22 @@ def plan_inference(network: PlainNetwork, calibration_x: np.ndarray, batch_size:
         width = 1 << math.ceil(math.log2(max([network.input_dim] + [
             lay.weights.shape[1] for lay in network.layers if isinstance(lay, Dense)])))
         block = width
-    for n in sorted(HE_STANDARD_MAX_LOG_QP[security]):
+    if security is None and ring_degree is None:
+        raise PlanError("insecure toy plans (security=None) need an explicit ring_degree")
+    bounds = ({ring_degree: 10**6} if security is None
+              else {n: b for n, b in HE_STANDARD_MAX_LOG_QP.get(security, {}).items()
+                    if ring_degree in (None, n)})
+    if not bounds:
+        raise PlanError(f"no {security}-bit HE Standard bound for ring degree {ring_degree}")
+    for n in sorted(bounds):
         if n // 2 < block:
             continue
-        bound = HE_STANDARD_MAX_LOG_QP[security][n]
-        s_min = frac_bits + 10 + math.ceil(math.log2(n) / 2)
+        bound = bounds[n]
+        s_min = frac_bits + 10 + math.ceil(math.log2(n) / 2) if security is not None else frac_bits
         # More special primes = fewer, larger key-switching digits = fewer NTTs per key switch (Han-Ki 2020),
         # paid for with chain bits: take the most (up to 3) that still leave the scale its minimum.
         choice = None
-        for specials in (3, 2, 1):
+        for specials in (3, 2, 1) if security is not None else (1,):
             s_max = min((bound - int_bits - 1 - specials * SPECIAL_PRIME_BITS) // (depth + 1),
                         MAX_PRIME_BITS - int_bits - 1)
             if s_max >= s_min:

@@ -16,6 +16,10 @@ COMMAND_MODULES = (
     "validation.commands.data",
     "validation.commands.train",
     "validation.commands.evaluate",
+    "validation.commands.flow",
+    "validation.commands.compare",
+    "validation.commands.demo",
+    "validation.commands.bench",
 )
 
 

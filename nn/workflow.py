@@ -1,0 +1,141 @@
+"""The paper's client/server flow through files, in a workspace directory:
+
+    client/secret.key      the secret key (never leaves the client)
+    context/plan.json      the inference plan (public: parameters, packing, levels)
+    context/bundle.ckks    parameters + public, relinearization and Galois keys (no secret key: sent to the server)
+    server/model.ckks      the model: encrypted by the client (it owns the model), or encoded by the server
+    server/data.ckks       the encrypted batch
+    server/predictions.ckks  the encrypted scores
+    client/scores.csv      the decrypted scores, probabilities and decisions
+
+Each step loads only what its party has; every file is checked against the context it must belong to.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+import ckks
+
+from . import artifacts
+from . import encrypted as enc
+from .model import PlainNetwork
+from .plan import InferencePlan, plan_inference
+
+
+class WorkflowError(ValueError):
+    """A workspace file is missing, from another context, or the step is called out of order."""
+
+
+def _paths(workspace: str | Path) -> dict[str, Path]:
+    w = Path(workspace)
+    return {"secret": w / "client" / "secret.key", "plan": w / "context" / "plan.json",
+            "bundle": w / "context" / "bundle.ckks", "model": w / "server" / "model.ckks",
+            "data": w / "server" / "data.ckks", "predictions": w / "server" / "predictions.ckks",
+            "scores": w / "client" / "scores.csv"}
+
+
+def _read(path: Path, what: str, step: str) -> bytes:
+    if not path.is_file():
+        raise WorkflowError(f"{what} not found at {path}: run `{step}` first")
+    return path.read_bytes()
+
+
+def load_plan(workspace: str | Path) -> InferencePlan:
+    """The plan the client wrote at keygen."""
+    path = _paths(workspace)["plan"]
+    try:
+        return artifacts.plan_from_dict(json.loads(_read(path, "the plan", "ckkslab keygen")))
+    except json.JSONDecodeError as exc:
+        raise WorkflowError(f"{path} is not valid JSON: {exc}") from None
+
+
+def keygen(workspace: str | Path, network: PlainNetwork, calibration_x: np.ndarray, batch_size: int = 4096,
+           frac_bits: int = 30, quiet: bool = True) -> InferencePlan:
+    """Client: plan the parameters on calibration records, make the keys, write the secret key and the bundle."""
+    paths = _paths(workspace)
+    plan = plan_inference(network, calibration_x, batch_size=batch_size, frac_bits=frac_bits)
+    keys = ckks.KeyGenerator(plan.params, quiet=quiet)
+    bundle = ckks.ServerBundle(plan.params, keys.public_key(), keys.relin_key(),
+                               keys.galois_keys(plan.rotation_steps))
+    for key in ("secret", "bundle", "model"):
+        paths[key].parent.mkdir(parents=True, exist_ok=True)
+    ckks.save(keys.secret_key, paths["secret"])
+    ckks.save(bundle, paths["bundle"])
+    paths["plan"].write_text(json.dumps(artifacts.plan_to_dict(plan), indent=1))
+    return plan
+
+
+def _client_keys(workspace: str | Path) -> tuple[InferencePlan, ckks.SecretKey]:
+    plan = load_plan(workspace)
+    path = _paths(workspace)["secret"]
+    _read(path, "the secret key", "ckkslab keygen")
+    return plan, ckks.load(path, params=plan.params)
+
+
+def encrypt_model(workspace: str | Path, network: PlainNetwork) -> int:
+    """Client (model owner): encrypt the weights with the secret key; returns the file size."""
+    plan, secret = _client_keys(workspace)
+    model = enc.compile_model(network, plan, ckks.Encoder(plan.params), ckks.Encryptor(plan.params, secret))
+    data = artifacts.model_to_bytes(model)
+    _paths(workspace)["model"].write_bytes(data)
+    return len(data)
+
+
+def encode_model(workspace: str | Path, network: PlainNetwork) -> int:
+    """Server (model owner): encode the weights as plaintexts, using only the public plan."""
+    plan = load_plan(workspace)
+    data = artifacts.model_to_bytes(enc.compile_model(network, plan, ckks.Encoder(plan.params)))
+    _paths(workspace)["model"].write_bytes(data)
+    return len(data)
+
+
+def encrypt_data(workspace: str | Path, x: np.ndarray) -> int:
+    """Client: pack and encrypt one batch of records; returns the file size."""
+    plan, secret = _client_keys(workspace)
+    cts = enc.encrypt_batch(x, plan, ckks.Encoder(plan.params), ckks.Encryptor(plan.params, secret))
+    data = artifacts.ciphertexts_to_bytes(cts, {"records": int(np.asarray(x).shape[0])})
+    _paths(workspace)["data"].write_bytes(data)
+    return len(data)
+
+
+def predict(workspace: str | Path, timer: enc.StageTimer | None = None) -> int:
+    """Server: load the bundle (no secret key), the model and the data; write the encrypted predictions."""
+    paths = _paths(workspace)
+    bundle = ckks.from_bytes(_read(paths["bundle"], "the context bundle", "ckkslab keygen"))
+    if not isinstance(bundle, ckks.ServerBundle):
+        raise WorkflowError(f"{paths['bundle']} is not a server bundle")
+    model = artifacts.model_from_bytes(_read(paths["model"], "the model", "ckkslab encrypt"), bundle.params)
+    inputs, info = artifacts.ciphertexts_with_info(_read(paths["data"], "the data", "ckkslab encrypt"),
+                                                   bundle.params)
+    ev = ckks.Evaluator(bundle.params, relin_key=bundle.relin_key, galois_keys=bundle.galois_keys)
+    outputs = enc.predict(model, inputs, ev, enc.prepare_weights(model, ev), timer)
+    info = {**info, "output_dim": model.output_dim}
+    data = artifacts.ciphertexts_to_bytes(outputs, info)
+    paths["predictions"].write_bytes(data)
+    return len(data)
+
+
+def decrypt(workspace: str | Path, network: PlainNetwork | None = None) -> tuple[np.ndarray, Path]:
+    """Client: decrypt the predictions; write scores (and probabilities/decisions if ``network`` is given)."""
+    plan, secret = _client_keys(workspace)
+    paths = _paths(workspace)
+    outputs, info = artifacts.ciphertexts_with_info(
+        _read(paths["predictions"], "the predictions", "ckkslab predict"), plan.params)
+    try:
+        n, output_dim = int(info["records"]), int(info["output_dim"])
+    except (KeyError, TypeError, ValueError):
+        raise WorkflowError(f"{paths['predictions']} does not say how many records it holds") from None
+    scores = enc.decrypt_batch(outputs, n, plan, output_dim, ckks.Encoder(plan.params),
+                               ckks.Decryptor(plan.params, secret))
+    columns = [scores]
+    header = [f"score_{i}" for i in range(output_dim)]
+    if network is not None and output_dim == 1:
+        probabilities, decisions = network.decide(scores)
+        columns += [probabilities[:, None], decisions[:, None]]
+        header += ["probability", "decision"]
+    np.savetxt(paths["scores"], np.hstack(columns), delimiter=",", header=",".join(header), comments="")
+    return scores, paths["scores"]

@@ -1,0 +1,89 @@
+"""The encrypted forward pass against the float64 plaintext network (an independent computation)."""
+
+import numpy as np
+import pytest
+
+import ckks
+from nn import encrypted as enc
+from nn.model import SQUARE, Dense, PlainNetwork, Polynomial
+from nn.plan import PlanError, plan_inference
+
+
+def small_network(rng, d_in=6, hidden=(5, 3), poly=SQUARE):
+    layers, width = [], d_in
+    for i, h in enumerate(hidden):
+        layers += [Dense(rng.normal(0, 0.5, (width, h)), rng.normal(0, 0.1, h), f"dense{i}"), Polynomial(poly, f"act{i}")]
+        width = h
+    layers.append(Dense(rng.normal(0, 0.5, (width, 1)), rng.normal(0, 0.1, 1), "out"))
+    return PlainNetwork(layers, d_in)
+
+
+def run(net, x, plan, encrypt_weights):
+    keys = ckks.KeyGenerator(plan.params, seed=7)
+    encoder = ckks.Encoder(plan.params)
+    encryptor = ckks.Encryptor(plan.params, keys.secret_key, seed=8)
+    model = enc.compile_model(net, plan, encoder, encryptor if encrypt_weights else None)
+    ev = ckks.Evaluator(plan.params, relin_key=keys.relin_key(), galois_keys=keys.galois_keys(plan.rotation_steps))
+    outputs = enc.predict(model, enc.encrypt_batch(x, plan, encoder, encryptor), ev)
+    return enc.decrypt_batch(outputs, x.shape[0], plan, net.output_dim, encoder, ckks.Decryptor(plan.params, keys.secret_key))
+
+
+@pytest.mark.parametrize("encrypt_weights", [False, True])
+@pytest.mark.parametrize("poly", [SQUARE, (0.1, -0.5, 0.25)])
+def test_toy_size_matches_plaintext(encrypt_weights, poly):
+    rng = np.random.default_rng(1)
+    net = small_network(rng, poly=poly)
+    x = rng.uniform(-1, 1, (8, 6))
+    plan = plan_inference(net, x, batch_size=8, frac_bits=20, security=None, ring_degree=64)
+    assert plan.params.security is None and plan.features_per_ciphertext == 4
+    got = run(net, x, plan, encrypt_weights)
+    want = net.forward(x)
+    assert np.max(np.abs(got - want)) < 2.0**-12 * max(1.0, np.ptp(want))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("encrypt_weights", [False, True])
+def test_secure_size_matches_plaintext(encrypt_weights):
+    """128-bit-secure parameters (N = 16384, the smallest that fits depth 5) on 64 records of a 4096 batch."""
+    rng = np.random.default_rng(2)
+    net = small_network(rng, d_in=14, hidden=(20, 5))
+    calibration = rng.uniform(0, 1, (4096, 14))
+    plan = plan_inference(net, calibration, batch_size=4096)
+    assert plan.params.security == 128 and plan.params.ring_degree == 16384
+    x = calibration[:64]
+    got = run(net, x, plan, encrypt_weights)
+    want = net.forward(x)
+    err = np.max(np.abs(got - want))
+    assert err <= 2.0**-30 * np.ptp(want), f"max error {err} is above 2^-30 of the output range {np.ptp(want)}"
+    assert np.array_equal(got > np.median(want), want > np.median(want))
+
+
+def test_plan_explains_itself_and_refuses_what_does_not_fit():
+    rng = np.random.default_rng(3)
+    net = small_network(rng, d_in=14, hidden=(20, 5))
+    x = rng.uniform(0, 1, (16, 14))
+    plan = plan_inference(net, x, batch_size=4096)
+    text = plan.describe(net)
+    assert "log2(QP)" in text and "<= 438" in text and "depth 5" in text
+    assert plan.params.log_qp <= 438
+    with pytest.raises(PlanError, match="fractional"):
+        plan_inference(net, x, batch_size=4096, frac_bits=50)
+    with pytest.raises(PlanError, match="int_bits"):
+        plan_inference(net, x * 1000, batch_size=4096, int_bits=2)
+
+
+def test_out_of_range_inputs_and_bad_batches_are_refused():
+    rng = np.random.default_rng(4)
+    net = small_network(rng)
+    x = rng.uniform(-1, 1, (8, 6))
+    plan = plan_inference(net, x, batch_size=8, frac_bits=20, security=None, ring_degree=64)
+    keys = ckks.KeyGenerator(plan.params, seed=1)
+    encoder, encryptor = ckks.Encoder(plan.params), ckks.Encryptor(plan.params, keys.secret_key)
+    with pytest.raises(ckks.ValueRangeError, match="planned range"):
+        enc.encrypt_batch(x * 1000, plan, encoder, encryptor)
+    with pytest.raises(ckks.ValueRangeError, match="NaN"):
+        enc.encrypt_batch(np.full((2, 6), np.nan), plan, encoder, encryptor)
+    with pytest.raises(ckks.ValueRangeError, match="exceed"):
+        enc.encrypt_batch(np.zeros((9, 6)), plan, encoder, encryptor)
+    with pytest.raises(ckks.ValueRangeError, match="non-empty"):
+        enc.encrypt_batch(np.zeros((0, 6)), plan, encoder, encryptor)
