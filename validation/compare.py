@@ -1,0 +1,235 @@
+"""Every engine on exactly the same batches: plaintext float64, ckkslab and HElayers, side by side.
+
+The records are the first ``batches x batch_size`` rows of ``x_test.h5`` in the data directory. Each
+engine runs on all of them in batches of ``batch_size`` (keys and model made once), its outputs are turned
+into decisions by the model's ``ckkslab.json`` rule (``PlainNetwork.decide``), and every pair of engines is
+compared output by output (``validation.metrics.agreement``). ckkslab's Numba kernels use one thread;
+HElayers' OpenMP is limited to ``threads`` (1 by default), so timing ratios compare one core with one core.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nn.model import PlainNetwork
+
+ENGINES = ("plain", "ckkslab", "helayers")
+STAGES = ("keygen", "encrypt_model", "encrypt_data", "predict", "decrypt")
+PAIRS = (("ckkslab", "plain"), ("helayers", "plain"), ("ckkslab", "helayers"))
+
+
+class CompareError(ValueError):
+    """The comparison cannot run on these inputs; the message says which one and what to change."""
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """What to compare: model and data directories, batching, engines and how HElayers runs."""
+
+    model_dir: Path
+    data_dir: Path
+    out: Path
+    batch_size: int = 4096
+    batches: int = 1
+    engines: tuple[str, ...] = ENGINES
+    encrypt_weights: bool = True
+    backend: str = "SEAL"
+    threads: int = 1
+    frac_bits: int = 30
+    quiet: bool = False
+
+
+@dataclass
+class Inputs:
+    """The loaded network, the compared records and labels, and the records ckkslab calibrates on."""
+
+    network: PlainNetwork
+    x: np.ndarray
+    y: np.ndarray
+    records_available: int
+    calibration_x: np.ndarray
+    calibration_source: str
+
+
+@dataclass
+class EngineRun:
+    """One engine's outputs (n, out) on the compared records and what producing them cost."""
+
+    name: str
+    outputs: np.ndarray
+    params: dict[str, Any]
+    timings_s: dict[str, float]
+    sizes_bytes: dict[str, int]
+    peak_rss_bytes: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Comparison:
+    """Every engine that ran, the ones skipped (name -> reason), and the inputs they shared."""
+
+    options: CompareOptions
+    inputs: Inputs
+    runs: dict[str, EngineRun]
+    skipped: dict[str, str]
+
+
+def parse_engines(text: str) -> tuple[str, ...]:
+    """The engine names of a comma-separated list, in the canonical order plain, ckkslab, helayers.
+
+    Raises:
+        CompareError: an unknown name, or no name at all.
+    """
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in ENGINES]
+    if unknown:
+        raise CompareError(f"unknown engine {unknown[0]!r}; choose from {', '.join(ENGINES)}")
+    if not names:
+        raise CompareError(f"no engine given; choose from {', '.join(ENGINES)}")
+    return tuple(name for name in ENGINES if name in names)
+
+
+def load_inputs(options: CompareOptions) -> Inputs:
+    """The network of ``model_dir`` and the first ``batches x batch_size`` test records of ``data_dir``.
+
+    ckkslab plans its value range on the model directory's own ``x_test.h5`` when it has one of the right
+    width (the range the model was shipped for), else on the compared records.
+
+    Raises:
+        CompareError: a missing or unreadable directory or file, a batch size or count that is not a
+            positive integer, fewer records than asked for, or a model without exactly one output.
+    """
+    from nn.data import load_xy
+    from nn.model import load_network
+
+    if options.batch_size < 1 or options.batches < 1:
+        raise CompareError(f"--batch-size and --batches must be positive, got {options.batch_size} and "
+                           f"{options.batches}")
+    for kind, directory in (("model", options.model_dir), ("data", options.data_dir)):
+        if not Path(directory).is_dir():
+            raise CompareError(f"{kind} directory {directory} does not exist")
+    try:
+        network = load_network(options.model_dir)
+        x_all, y_all = load_xy(options.data_dir, "test")
+    except (FileNotFoundError, ValueError) as exc:
+        raise CompareError(str(exc)) from exc
+    if network.output_dim != 1:
+        raise CompareError(f"the model has {network.output_dim} outputs; the comparison reports binary "
+                           "classification metrics and needs exactly one")
+    if x_all.shape[1] != network.input_dim:
+        raise CompareError(f"{options.data_dir}/x_test.h5 has {x_all.shape[1]} features but the model takes "
+                           f"{network.input_dim}")
+    wanted = options.batch_size * options.batches
+    if x_all.shape[0] < wanted:
+        full = x_all.shape[0] // options.batch_size
+        raise CompareError(f"{options.data_dir}/x_test.h5 holds {x_all.shape[0]} records: not enough for "
+                           f"{options.batches} batch(es) of {options.batch_size} (at most {full} full "
+                           "batch(es))")
+    calibration_x, source = x_all, f"{options.data_dir}/x_test.h5 ({x_all.shape[0]} records)"
+    own = Path(options.model_dir) / "x_test.h5"
+    if own.is_file() and Path(options.model_dir).resolve() != Path(options.data_dir).resolve():
+        x_own, _ = load_xy(options.model_dir, "test")
+        if x_own.shape[1] == network.input_dim:
+            calibration_x, source = x_own, f"{own} ({x_own.shape[0]} records)"
+    return Inputs(network, x_all[:wanted], y_all[:wanted], x_all.shape[0], calibration_x, source)
+
+
+def run_plain(inputs: Inputs) -> EngineRun:
+    """The float64 numpy forward pass: the reference the encrypted engines are measured against."""
+    from reference.runtime import PeakRss
+
+    with PeakRss() as peak:
+        start = time.perf_counter()
+        outputs = inputs.network.forward(inputs.x)
+        seconds = time.perf_counter() - start
+    timings = dict.fromkeys(STAGES, 0.0)
+    timings["predict"] = seconds
+    params = {"backend": "numpy float64 (no encryption)", "depth": inputs.network.depth,
+              "input_dim": inputs.network.input_dim, "output_dim": inputs.network.output_dim}
+    return EngineRun("plain", outputs, params, timings, {}, peak.peak_bytes)
+
+
+def run_ckkslab_engine(inputs: Inputs, options: CompareOptions) -> EngineRun:
+    """ckkslab's client/server flow (``nn.pipeline.run_ckkslab``) on the compared records.
+
+    Raises:
+        CompareError: no parameters fit, or values leave the planned range (message from ckkslab).
+    """
+    from ckks.errors import CkksError
+    from nn.pipeline import run_ckkslab
+    from reference.runtime import PeakRss
+
+    try:
+        with PeakRss() as peak:
+            result = run_ckkslab(inputs.network, inputs.x, batch_size=options.batch_size,
+                                 encrypt_weights=options.encrypt_weights, frac_bits=options.frac_bits,
+                                 calibration_x=inputs.calibration_x, quiet=options.quiet)
+    except (CkksError, ValueError) as exc:
+        raise CompareError(f"ckkslab engine: {exc}") from exc
+    params = dict(result.params, calibration=inputs.calibration_source, peak_rss_scope=peak.scope)
+    details = {"stage_seconds": dict(result.stage_seconds), "plan_text": result.plan_text}
+    return EngineRun("ckkslab", np.asarray(result.predictions, dtype=np.float64), params,
+                     dict(result.timings_s), dict(result.sizes_bytes), peak.peak_bytes, details)
+
+
+def run_helayers_engine(inputs: Inputs, options: CompareOptions) -> EngineRun:
+    """The paper's HElayers flow (``reference.helayers_flow.run_helayers``) on the compared records.
+
+    Raises:
+        HelayersUnavailable: pyhelayers or the requested backend is missing (the caller skips the engine).
+        CompareError: HElayers cannot parse or compile the model, or rejects the input or backend name.
+    """
+    from reference.errors import HelayersFlowError, HelayersInputError, HelayersModelError
+    from reference.helayers_flow import run_helayers
+
+    try:
+        result = run_helayers(options.model_dir, inputs.x, batch_size=options.batch_size,
+                              backend=options.backend, encrypt_weights=options.encrypt_weights,
+                              threads=options.threads, quiet=options.quiet)
+    except (HelayersModelError, HelayersInputError, HelayersFlowError, FileNotFoundError) as exc:
+        raise CompareError(f"helayers engine: {exc} (leave it out with --engines plain,ckkslab)") from exc
+    details = {"extra_timings_s": dict(result.extra_timings_s)}
+    return EngineRun("helayers", np.asarray(result.predictions, dtype=np.float64), dict(result.params),
+                     dict(result.timings_s), dict(result.sizes_bytes), int(result.peak_rss_bytes), details)
+
+
+def _say(message: str, quiet: bool) -> None:
+    """One line on stderr for a person watching a terminal; nothing when quiet or piped."""
+    if not quiet and sys.stderr.isatty():
+        print(message, file=sys.stderr, flush=True)
+
+
+def compare(options: CompareOptions) -> Comparison:
+    """Load the inputs once and run every requested engine on them, in the order plain, ckkslab, helayers.
+
+    A missing pyhelayers (or HElayers backend) skips the helayers engine with its reason; everything
+    else that goes wrong stops the comparison.
+
+    Raises:
+        CompareError: see :func:`load_inputs`, :func:`run_ckkslab_engine`, :func:`run_helayers_engine`.
+    """
+    from reference.errors import HelayersUnavailable
+
+    inputs = load_inputs(options)
+    runs: dict[str, EngineRun] = {}
+    skipped: dict[str, str] = {}
+    records = f"{options.batches} batch(es) of {options.batch_size} records"
+    for name in options.engines:
+        _say(f"[{name}] {records}", options.quiet)
+        if name == "plain":
+            runs[name] = run_plain(inputs)
+        elif name == "ckkslab":
+            runs[name] = run_ckkslab_engine(inputs, options)
+        else:
+            try:
+                runs[name] = run_helayers_engine(inputs, options)
+            except HelayersUnavailable as exc:
+                skipped[name] = str(exc)
+                print(f"helayers engine skipped: {exc}", file=sys.stderr)
+    return Comparison(options, inputs, runs, skipped)

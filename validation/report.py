@@ -1,0 +1,294 @@
+"""The comparison as data (report.json), as tables for people (report.md) and as a short terminal summary."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nn.model import SQUARE
+from validation.compare import PAIRS, STAGES, Comparison, EngineRun
+from validation.metrics import agreement
+
+SCHEMA_VERSION = 1
+
+
+def decisions_of(comparison: Comparison, run: EngineRun) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities (n,) and 0/1 decisions (n,) of an engine's outputs, by the model's decision rule."""
+    return comparison.inputs.network.decide(run.outputs)
+
+
+def _model_summary(comparison: Comparison) -> dict[str, Any]:
+    net = comparison.inputs.network
+    layers = []
+    for layer in net.layers:
+        weights = getattr(layer, "weights", None)
+        if weights is not None:
+            layers.append(f"{layer.name}: Dense {weights.shape[0]} -> {weights.shape[1]}")
+        elif layer.coeffs == SQUARE:
+            layers.append(f"{layer.name}: x^2")
+        else:
+            layers.append(f"{layer.name}: polynomial {list(layer.coeffs)} (low to high degree)")
+    return {"path": str(comparison.options.model_dir), "recipe": net.metadata.get("recipe", "unknown"),
+            "layers": layers, "input_dim": net.input_dim, "output_dim": net.output_dim,
+            "depth": net.depth, "output": net.decision.output, "threshold": net.decision.threshold}
+
+
+def ratios(runs: dict[str, EngineRun]) -> dict[str, float | None]:
+    """ckkslab time / HElayers time per stage and in total (``None`` where HElayers took no time).
+
+    r_stage = t_ckkslab(stage) / t_helayers(stage); empty unless both engines ran.
+    """
+    if "ckkslab" not in runs or "helayers" not in runs:
+        return {}
+    ours, theirs = runs["ckkslab"].timings_s, runs["helayers"].timings_s
+    result: dict[str, float | None] = {}
+    for stage in (*STAGES, "total"):
+        a = sum(ours.values()) if stage == "total" else ours.get(stage, 0.0)
+        b = sum(theirs.values()) if stage == "total" else theirs.get(stage, 0.0)
+        result[f"{stage}_ckkslab_over_helayers"] = a / b if b > 0 else None
+    return result
+
+
+def _threads_note(runs: dict[str, EngineRun], threads: int) -> str:
+    notes = {"plain": "plain: numpy", "ckkslab": "ckkslab: 1 thread (its Numba kernels are not parallel)",
+             "helayers": f"HElayers: OpenMP limited to {threads}"}
+    return "; ".join(notes[name] for name in runs) or "no engine ran"
+
+
+def build_report(comparison: Comparison) -> dict[str, Any]:
+    """The JSON-ready report: inputs, each engine's params/timings/sizes/memory/metrics, agreement, ratios.
+
+    Raises:
+        ValueError: an engine's outputs are not finite or not one per record.
+    """
+    from nn.metrics import classification_metrics
+
+    options, inputs, runs = comparison.options, comparison.inputs, comparison.runs
+    decided = {name: decisions_of(comparison, run) for name, run in runs.items()}
+    engines: dict[str, Any] = {}
+    for name, run in runs.items():
+        probabilities, _ = decided[name]
+        metrics = classification_metrics(inputs.y, probabilities, inputs.network.decision.threshold)
+        entry = {"params": run.params, "timings_s": run.timings_s, "total_s": sum(run.timings_s.values()),
+                 "sizes_bytes": run.sizes_bytes, "peak_rss_bytes": run.peak_rss_bytes, "metrics": metrics}
+        entry.update(run.details)
+        engines[name] = entry
+    agreements = {
+        f"{a}_vs_{b}": agreement(runs[a].outputs, runs[b].outputs, decided[a][1], decided[b][1])
+        for a, b in PAIRS if a in runs and b in runs
+    }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "model": _model_summary(comparison),
+        "data": {"path": str(options.data_dir), "records_available": inputs.records_available,
+                 "records_compared": int(inputs.x.shape[0]), "positives": int(inputs.y.sum())},
+        "batch_size": options.batch_size,
+        "batches": options.batches,
+        "threads": options.threads,
+        "threads_note": _threads_note(runs, options.threads),
+        "encrypt_weights": options.encrypt_weights,
+        "engines_requested": list(options.engines),
+        "skipped": dict(comparison.skipped),
+        "engines": engines,
+        "agreement": agreements,
+        "ratios": ratios(runs),
+        "host": {"cpus": os.cpu_count(), "load_average_1_5_15": [round(v, 2) for v in os.getloadavg()]},
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy scalars and arrays -> Python values; non-finite floats -> None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_report(out: Path, report: dict[str, Any]) -> list[Path]:
+    """Write ``out/report.json`` and ``out/report.md``; returns their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / "report.json", out / "report.md"
+    json_path.write_text(json.dumps(_jsonable(report), indent=2, allow_nan=False) + "\n")
+    md_path.write_text(render_markdown(report))
+    return [json_path, md_path]
+
+
+def bits(value: float | None) -> str:
+    """A precision in bits for people: one decimal, or 'exact' for a zero error."""
+    return "exact" if value is None else f"{value:.1f}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3g}" if value < 10 else f"{value:.1f}"
+
+
+def _mib(value: int) -> str:
+    return f"{value / 2**20:.2f} MiB"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _metrics_rows(report: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for name, entry in report["engines"].items():
+        m = entry["metrics"]
+        auc = "n/a" if m["auc"] is None else f"{m['auc']:.4f}"
+        rows.append([name, f"{m['accuracy']:.4f}", auc, f"{m['precision_1']:.4f}", f"{m['recall_1']:.4f}",
+                     f"{m['f1_1']:.4f}", str(m["confusion_matrix"])])
+    return rows
+
+
+def _agreement_rows(report: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for pair, a in report["agreement"].items():
+        rows.append([pair.replace("_vs_", " vs "), f"{a['decisions_equal']}/{a['decisions_total']}",
+                     f"{a['max_abs_error']:.3g}", f"{a['mean_abs_error']:.3g}", bits(a["bits_min"]),
+                     bits(a["bits_mean"]), bits(a["bits_min_relative"]), bits(a["bits_mean_relative"])])
+    return rows
+
+
+def _params_rows(report: dict[str, Any]) -> list[list[str]]:
+    keys = [("backend", "backend"), ("ring_degree", "ring degree N"), ("slots", "slots"),
+            ("moduli_bits", "chain bits"), ("special_moduli_bits", "special prime bits"),
+            ("scale_bits", "scale bits"), ("packing", "packing"), ("security", "security (ckkslab)"),
+            ("security_level", "security (HElayers)"), ("encrypt_weights", "encrypted weights"),
+            ("threads", "threads"), ("helayers_batch_size", "HElayers batch size")]
+    engines = {k: v for k, v in report["engines"].items() if k != "plain"}
+    rows = []
+    for key, label in keys:
+        values = [engines[name]["params"].get(key) for name in engines]
+        if any(v is not None for v in values):
+            rows.append([label] + ["-" if v is None else str(v) for v in values])
+    return rows
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """report.md: what was compared, then metrics, agreement, timings, sizes, memory and parameters."""
+    model, engines = report["model"], report["engines"]
+    lines = [f"# ckkslab compare: {model['path']}", "",
+             f"Model: recipe {model['recipe']}, {' / '.join(model['layers'])}; output {model['output']}, "
+             f"threshold {model['threshold']:.6g}.  ",
+             f"Data: {report['data']['path']}/x_test.h5, {report['data']['records_compared']} records "
+             f"({report['batches']} batch(es) of {report['batch_size']}; {report['data']['positives']} "
+             f"diabetic) of {report['data']['records_available']}.  ",
+             f"Threads: {report['threads_note']}. "
+             f"Weights {'encrypted' if report['encrypt_weights'] else 'plain'}. "
+             f"Host: {report['host']['cpus']} CPUs, load {report['host']['load_average_1_5_15']} at the end. "
+             f"Created {report['created']}.", ""]
+    for name, reason in report["skipped"].items():
+        lines += [f"**{name} skipped:** {reason}", ""]
+    lines += ["## Classification metrics (class 1 = diabetic)", ""]
+    lines += _table(["engine", "accuracy", "AUC", "precision_1", "recall_1", "F1_1",
+                     "confusion [[tn, fp], [fn, tp]]"], _metrics_rows(report))
+    if report["agreement"]:
+        lines += ["", "## Agreement (network outputs, every record)", "",
+                  "bits = -log2(error): worst record (min) and mean; relative = error / output range "
+                  "of the second engine.", ""]
+        lines += _table(["pair", "equal decisions", "max abs error", "mean abs error", "bits (min)",
+                         "bits (mean)", "bits rel. (min)", "bits rel. (mean)"], _agreement_rows(report))
+    names = list(engines)
+    ratio = report["ratios"]
+    lines += ["", "## Timings (wall seconds, summed over batches)", ""]
+    rows = []
+    for stage in (*STAGES, "total"):
+        values = [engines[n]["total_s"] if stage == "total" else engines[n]["timings_s"].get(stage, 0.0)
+                  for n in names]
+        row = [stage] + ["-" if n == "plain" and stage not in ("predict", "total") else _seconds(v)
+                         for n, v in zip(names, values, strict=True)]
+        if ratio:
+            row.append(_ratio(ratio.get(f"{stage}_ckkslab_over_helayers")))
+        rows.append(row)
+    lines += _table(["stage", *names] + (["ckkslab / HElayers"] if ratio else []), rows)
+    extra = engines.get("helayers", {}).get("extra_timings_s")
+    if extra:
+        lines += ["", "Not in HElayers' stage times above: " + ", ".join(
+            f"{k} {_seconds(v)} s" for k, v in extra.items()) + " (ckkslab's stage times include its "
+            "serialization; its parameter planning is in keygen)."]
+    stage_seconds = engines.get("ckkslab", {}).get("stage_seconds")
+    if stage_seconds:
+        lines += ["", "ckkslab predict by step: "
+                  + ", ".join(f"{k} {_seconds(v)} s" for k, v in stage_seconds.items()) + "."]
+    encrypted = [n for n in names if n != "plain"]
+    if encrypted:
+        lines += ["", "## Sizes and memory", ""]
+        keys = sorted({k for n in encrypted for k in engines[n]["sizes_bytes"]})
+        rows = [[k] + [_mib(engines[n]["sizes_bytes"][k]) if k in engines[n]["sizes_bytes"] else "-"
+                       for n in encrypted] for k in keys]
+        rows.append(["peak RSS"] + [_mib(engines[n]["peak_rss_bytes"]) for n in encrypted])
+        lines += _table(["bytes", *encrypted], rows)
+        lines += ["", "## Parameters", ""]
+        lines += _table(["", *encrypted], _params_rows(report))
+    plan_text = engines.get("ckkslab", {}).get("plan_text")
+    if plan_text:
+        lines += ["", "ckkslab's plan:", "", "```", plan_text, "```"]
+    plots = report.get("plots", [])
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def summary_text(report: dict[str, Any], out: Path) -> str:
+    """A few lines for the terminal: metrics, agreement and timings with ratios, and where the files are."""
+    engines = report["engines"]
+    lines = [f"{report['model']['path']} on {report['data']['records_compared']} records "
+             f"({report['batches']} x {report['batch_size']}), {report['threads_note']}"]
+    for name, entry in engines.items():
+        m = entry["metrics"]
+        auc = "n/a" if m["auc"] is None else f"{m['auc']:.4f}"
+        lines.append(f"  {name:9s} accuracy {m['accuracy']:.4f}  AUC {auc}  recall_1 {m['recall_1']:.4f}  "
+                     f"precision_1 {m['precision_1']:.4f}  total {_seconds(entry['total_s'])} s")
+    for pair, a in report["agreement"].items():
+        lines.append(f"  {pair.replace('_vs_', ' vs '):20s} decisions {a['decisions_equal']}/"
+                     f"{a['decisions_total']}  max error {a['max_abs_error']:.2e} "
+                     f"({bits(a['bits_min'])} bits, "
+                     f"mean {bits(a['bits_mean'])} bits)")
+    if report["ratios"]:
+        parts = [f"{stage} {_seconds(engines['ckkslab']['timings_s'][stage])}/"
+                 f"{_seconds(engines['helayers']['timings_s'][stage])} s "
+                 f"({_ratio(report['ratios'][f'{stage}_ckkslab_over_helayers'])})" for stage in STAGES]
+        lines.append("  ckkslab/HElayers: " + ", ".join(parts))
+    for name, reason in report["skipped"].items():
+        lines.append(f"  {name} skipped: {reason}")
+    lines.append(f"  files: {out}/report.md, report.json, " + ", ".join(Path(p).name
+                                                                      for p in report.get("plots", [])))
+    return "\n".join(lines)
+
+
+def save_comparison(comparison: Comparison) -> dict[str, Any]:
+    """Write everything into ``options.out``: plots, outputs.npz, report.json, report.md; returns the report.
+
+    outputs.npz holds the labels and each engine's outputs, record by record, for later analysis.
+
+    Raises:
+        ValueError: an engine's outputs are not finite or not one per record.
+    """
+    from validation.plots import write_plots
+
+    out = Path(comparison.options.out)
+    report = build_report(comparison)
+    report["plots"] = [path.name for path in write_plots(comparison, out)]
+    np.savez_compressed(out / "outputs.npz", labels=comparison.inputs.y,
+                        **{name: run.outputs for name, run in comparison.runs.items()})
+    write_report(out, report)
+    return report
