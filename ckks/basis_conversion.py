@@ -14,6 +14,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
+from .instrument import timed
 from .modarith import mulhi, shoup_mul, shoup_precompute
 from .ntt import ntt_forward, ntt_inverse
 from . import rns
@@ -67,6 +68,7 @@ def _conversion_constants(source: tuple[int, ...], target: tuple[int, ...]) -> t
             shat_mod_t, shat_mod_t_shoup, wrap_mod_t)
 
 
+@timed("base_convert")
 def fast_base_convert(x: np.ndarray, source: tuple[int, ...], target: tuple[int, ...]) -> np.ndarray:
     """Conv_{S->T}: coefficients x (|S|, N) modulo the source primes -> (|T|, N) modulo the target primes.
 
@@ -111,6 +113,7 @@ def _rescale_constants(basis: RnsBasis) -> tuple[np.ndarray, ...]:
     return one_shoup, offset, inv, inv_shoup
 
 
+@timed("rescale")
 def divide_by_last_prime(c: np.ndarray, basis: RnsBasis) -> np.ndarray:
     """Round(c / q_last) over the basis without its last prime; ``c`` (L, N) in NTT form, result (L-1, N).
 
@@ -139,6 +142,7 @@ def _mod_down_constants(q_moduli: tuple[int, ...], p_moduli: tuple[int, ...]) ->
     return inv, inv_shoup
 
 
+@timed("mod_down")
 def mod_down(c: np.ndarray, q_basis: RnsBasis, p_basis: RnsBasis) -> np.ndarray:
     """ModDown: c over Q*P (rows: Q then P, NTT form) -> about round(c / P) over Q (NTT form).
 

@@ -45,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ckks.errors import ParameterError, ValueRangeError
+from ckks.instrument import timed
 
 MIN_RING_DEGREE = 4
 MAX_RING_DEGREE = 1 << 17
@@ -238,6 +239,7 @@ def _special_fft_inverse(slots: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------
 
 
+@timed("decode_fft")
 def embed(coeffs: npt.ArrayLike, *, slots: int | None = None) -> np.ndarray:
     """Canonical embedding sigma(m): the slot values m(zeta^(5^j mod 2N)), j < N/2, with N = len(coeffs).
 
@@ -275,6 +277,7 @@ def embed(coeffs: npt.ArrayLike, *, slots: int | None = None) -> np.ndarray:
     return _special_fft(m[:half] + 1j * m[half:])
 
 
+@timed("encode_fft")
 def embed_inverse(slots: npt.ArrayLike, *, ring_degree: int) -> np.ndarray:
     """Inverse canonical embedding sigma^-1: the real polynomial m with m(zeta^(5^j mod 2N)) = z_j.
 

@@ -17,6 +17,7 @@ from numba import njit
 
 from . import rns
 from .basis_conversion import fast_base_convert, mod_down
+from .instrument import timed
 from .keys import SwitchingKey
 from .modarith import shoup_mul_lazy
 from .ntt import ntt_forward, ntt_inverse
@@ -57,6 +58,7 @@ def _inner_product(extended, key, key_shoup, rows, q, acc):
                 acc[c, r, k] = v - qr if v >= qr else v
 
 
+@timed("key_switch")
 def key_switch(d: np.ndarray, level: int, key: PreparedKey, params: Parameters) -> np.ndarray:
     """(u_0, u_1) over Q_level, NTT form, shape (2, level + 1, N), with u_0 + u_1 s ~ d s'."""
     n = params.ring_degree

@@ -19,6 +19,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
+from .instrument import timed
 from .modarith import mulhi, shoup_mul, shoup_precompute
 from .primes import minimal_primitive_root
 
@@ -161,12 +162,14 @@ def ntt_inverse_limb(a, psi_inv_rev, psi_inv_rev_shoup, n_inv, n_inv_shoup, q):
         a[j] = shoup_mul(a[j], n_inv, n_inv_shoup, q)
 
 
+@timed("ntt")
 def ntt_forward(a: np.ndarray, tables: tuple[NttTable, ...]) -> None:
     """In place, row by row: each limb a[i] (mod tables[i].modulus) to NTT form."""
     for row, tab in zip(a, tables, strict=True):
         ntt_forward_limb(row, tab.psi_rev, tab.psi_rev_shoup, np.uint64(tab.modulus))
 
 
+@timed("intt")
 def ntt_inverse(a: np.ndarray, tables: tuple[NttTable, ...]) -> None:
     """In place, row by row: each limb a[i] from NTT form back to coefficients."""
     for row, tab in zip(a, tables, strict=True):

@@ -12,6 +12,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 from numba import njit
 
+from .instrument import timed
 from .modarith import mont_mul, montgomery_constants, shoup_companion, shoup_mul, shoup_mul_lazy, shoup_precompute
 from .ntt import NttTable, ntt_forward, ntt_inverse, ntt_table
 
@@ -222,6 +223,7 @@ def neg(a: np.ndarray, basis: RnsBasis) -> np.ndarray:
     return out
 
 
+@timed("mul")
 def mul(a: np.ndarray, b: np.ndarray, basis: RnsBasis) -> np.ndarray:
     """a * b mod q_i, pointwise (the ring product when both are in NTT form)."""
     out = np.empty_like(a)
@@ -230,6 +232,7 @@ def mul(a: np.ndarray, b: np.ndarray, basis: RnsBasis) -> np.ndarray:
     return out
 
 
+@timed("mul_add")
 def mul_add_into(acc: np.ndarray, a: np.ndarray, b: np.ndarray, basis: RnsBasis) -> None:
     """acc <- acc + a * b mod q_i, pointwise, in place (multiply-accumulate without a temporary)."""
     n = a.shape[0]
@@ -247,6 +250,7 @@ def shoup_companions(a: np.ndarray, basis: RnsBasis) -> np.ndarray:
     return out
 
 
+@timed("mul_shoup")
 def mul_shoup(a: np.ndarray, b: np.ndarray, b_shoup: np.ndarray, basis: RnsBasis) -> np.ndarray:
     """a * b mod q_i pointwise, for a fixed b with its Shoup companion ``b_shoup``."""
     out = np.empty_like(a)
@@ -254,6 +258,7 @@ def mul_shoup(a: np.ndarray, b: np.ndarray, b_shoup: np.ndarray, basis: RnsBasis
     return out
 
 
+@timed("mac_shoup")
 def mac_shoup_lazy(acc: np.ndarray, a: np.ndarray, b: np.ndarray, b_shoup: np.ndarray, basis: RnsBasis) -> None:
     """acc <- acc + a * b mod q_i in place, with acc kept lazily in [0, 2q) (finish with ``reduce_lazy``)."""
     _mac_shoup_lazy(acc, a, b, b_shoup, _rows(basis, a))

@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from .instrument import timed
+
 GAUSSIAN_SIGMA = 3.2  # Homomorphic Encryption Standard, section 2.1
 GAUSSIAN_TAIL = 6  # tail cut at 6 sigma
 
@@ -33,6 +35,7 @@ class RandomSource:
         return (self.words(count) >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
 
 
+@timed("sample_ternary")
 def ternary(source: RandomSource, n: int) -> np.ndarray:
     """n coefficients uniform in {-1, 0, 1} (int64): the uniform ternary secret of the HE Standard."""
     # Rejection from 2-bit values {0,1,2,3}: keep 0..2, map to -1..1.
@@ -55,12 +58,14 @@ def _gaussian_cdf() -> tuple[np.ndarray, np.ndarray]:
 _SUPPORT, _CDF = _gaussian_cdf()
 
 
+@timed("sample_gaussian")
 def gaussian(source: RandomSource, n: int) -> np.ndarray:
     """n coefficients from the discrete Gaussian of sigma 3.2 on [-19, 19] (int64), by inverting its CDF."""
     idx = np.searchsorted(_CDF, source.unit_floats(n), side="right")
     return _SUPPORT[np.minimum(idx, _SUPPORT.size - 1)]
 
 
+@timed("sample_uniform")
 def uniform_mod(source: RandomSource, moduli: tuple[int, ...], n: int) -> np.ndarray:
     """An (L, N) array with row i uniform in [0, q_i), by rejection of the top bits of 64-bit words."""
     out = np.empty((len(moduli), n), dtype=np.uint64)
