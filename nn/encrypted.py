@@ -20,6 +20,7 @@ import numpy as np
 import ckks
 
 from . import batch_packing as bp
+from . import single_packing as sp
 from .model import Dense, PlainNetwork, Polynomial
 from .plan import InferencePlan, layer_depth
 
@@ -89,14 +90,12 @@ def layer_scales(network: PlainNetwork, plan: InferencePlan) -> list[float]:
 
 def compile_model(network: PlainNetwork, plan: InferencePlan, encoder: ckks.Encoder,
                   encryptor: ckks.Encryptor | None = None) -> EncryptedModel:
-    """Encode (``encryptor=None``: the server owns the model) or encrypt every block diagonal and bias.
+    """Encode (``encryptor=None``: the server owns the model) or encrypt every diagonal and bias.
 
-    Raises:
-        ValueError: if the plan is not for batch packing.
+    Batch packing: block diagonals keyed (k, m, j) (see ``batch_packing``); single-record packing: the
+    pre-rotated diagonals keyed (g, b) of the baby-step / giant-step method (see ``single_packing``).
     """
-    if plan.packing != "batch":
-        raise ValueError(f"compile_model builds batch-packed models; the plan packs {plan.packing!r}")
-    p, block, slots = plan.features_per_ciphertext, plan.block, plan.params.slots
+    slots = plan.params.slots
     moduli = plan.params.moduli
     scales = layer_scales(network, plan)
     compiled: list[CompiledDense | CompiledActivation] = []
@@ -109,13 +108,19 @@ def compile_model(network: PlainNetwork, plan: InferencePlan, encoder: ckks.Enco
         if isinstance(layer, Polynomial):
             compiled.append(CompiledActivation(layer.name, level, layer.coeffs))
             continue
-        w_scale = float(moduli[level])
+        w_scale, b_scale = float(moduli[level]), scales[index] * float(moduli[level])
+        if plan.packing == "single":
+            vectors = sp.giant_step_diagonals(layer.weights, plan.block, slots)
+            diagonals = {key: put(v, level, w_scale) for key, v in vectors.items()}
+            biases = {0: put(sp.replicate(layer.bias, plan.block, slots), level, b_scale)}
+            compiled.append(CompiledDense(layer.name, level, diagonals, biases, 1, 1))
+            continue
+        p, block = plan.features_per_ciphertext, plan.block
         diagonals = {key: put(bp.block_diagonal(layer.weights, *key, block, p, slots), level, w_scale)
                      for key in bp.nonzero_diagonals(layer.weights, block, p, slots)}
         d_in, d_out = layer.weights.shape
         n_out = bp.ciphertext_count(d_out, p)
-        biases = {m: put(bp.bias_vector(layer.bias, m, block, p, slots), level, scales[index] * w_scale)
-                  for m in range(n_out)}
+        biases = {m: put(bp.bias_vector(layer.bias, m, block, p, slots), level, b_scale) for m in range(n_out)}
         compiled.append(CompiledDense(layer.name, level, diagonals, biases, bp.ciphertext_count(d_in, p), n_out))
     return EncryptedModel(plan, compiled, encryptor is not None, network.input_dim, network.output_dim)
 
@@ -138,6 +143,10 @@ def encrypt_batch(x: np.ndarray, plan: InferencePlan, encoder: ckks.Encoder,
     if np.max(np.abs(x)) > plan.value_bound:
         raise ckks.ValueRangeError(f"encrypt_batch: input values reach {np.max(np.abs(x)):.3g}, beyond the planned "
                                    f"range {plan.value_bound:.3g}: plan again with these records as calibration")
+    if plan.packing == "single":
+        if x.shape[0] != 1:
+            raise ckks.ValueRangeError(f"encrypt_batch: single-record packing takes one record, got {x.shape[0]}")
+        return [encryptor.encrypt(encoder.encode(sp.replicate(x[0], plan.block, plan.params.slots)))]
     packed = bp.pack(x, plan.block, plan.features_per_ciphertext, plan.params.slots)
     return [encryptor.encrypt(encoder.encode(v)) for v in packed]
 
@@ -176,6 +185,36 @@ def _dense(model: EncryptedModel, index: int, cts: list[ckks.Ciphertext], ev: ck
     return outputs
 
 
+def _dense_single(model: EncryptedModel, index: int, cts: list[ckks.Ciphertext], ev: ckks.Evaluator,
+                  prepared: dict, timer: StageTimer, stage: str) -> list[ckks.Ciphertext]:
+    """M x + b = sum_g rot(sum_b diag'_{g,b} * rot(x, b), g n1) + b (baby-step / giant-step diagonals)."""
+    layer = model.layers[index]
+    n1 = sp.baby_steps(model.plan.block)
+    start = time.perf_counter()
+    babies = {b: cts[0] if b == 0 else ev.rotate(cts[0], b) for b in sorted({b for _g, b in layer.diagonals})}
+    timer.add(f"{stage} rotate", start)
+    total = None
+    for g in sorted({g for g, _b in layer.diagonals}):
+        start = time.perf_counter()
+        keys = [b for gg, b in layer.diagonals if gg == g]
+        inner = ev.dot([babies[b] for b in keys], [prepared[(index, g, b)] for b in keys])
+        timer.add(f"{stage} multiply-accumulate", start)
+        if g:
+            start = time.perf_counter()
+            if inner.size == 3:  # a rotation needs a size-2 ciphertext
+                inner = ev.relinearize(inner)
+            inner = ev.rotate(inner, g * n1)
+            timer.add(f"{stage} rotate", start)
+        total = inner if total is None else ev.add(total, inner)
+    start = time.perf_counter()
+    total = ev.add(total, layer.biases[0])
+    if total.size == 3:
+        total = ev.relinearize(total)
+    out = ev.rescale(total)
+    timer.add(f"{stage} rescale", start)
+    return [out]
+
+
 def _activation(layer: CompiledActivation, cts: list[ckks.Ciphertext], ev: ckks.Evaluator,
                 timer: StageTimer, stage: str) -> list[ckks.Ciphertext]:
     c = layer.coeffs + (0.0,) * (3 - len(layer.coeffs))
@@ -211,7 +250,9 @@ def predict(model: EncryptedModel, inputs: list[ckks.Ciphertext], ev: ckks.Evalu
     cts = inputs
     for index, layer in enumerate(model.layers):
         stage = f"layer {index + 1} ({layer.name})"
-        if isinstance(layer, CompiledDense):
+        if isinstance(layer, CompiledDense) and model.plan.packing == "single":
+            cts = _dense_single(model, index, cts, ev, prepared, timer, stage)
+        elif isinstance(layer, CompiledDense):
             cts = _dense(model, index, cts, ev, prepared, timer, stage)
         else:
             cts = _activation(layer, cts, ev, timer, stage)
@@ -227,7 +268,10 @@ def decrypt_batch(outputs: list[ckks.Ciphertext], n: int, model_plan: InferenceP
             overflowed the modulus: the result would be meaningless).
     """
     slots = np.stack([encoder.decode(decryptor.decrypt(ct)) for ct in outputs])
-    scores = bp.unpack(slots, n, output_dim, model_plan.block, model_plan.features_per_ciphertext)
+    if model_plan.packing == "single":
+        scores = slots[:1, :output_dim]
+    else:
+        scores = bp.unpack(slots, n, output_dim, model_plan.block, model_plan.features_per_ciphertext)
     if np.max(np.abs(scores)) > model_plan.value_bound:
         raise ckks.ValueRangeError(f"decrypted scores reach {np.max(np.abs(scores)):.3g}, beyond the planned range "
                                    f"{model_plan.value_bound:.3g}: an intermediate value overflowed; plan again with "

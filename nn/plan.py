@@ -20,6 +20,7 @@ import numpy as np
 import ckks
 from ckks.params import HE_STANDARD_MAX_LOG_QP
 
+from . import single_packing
 from .model import Dense, PlainNetwork, Polynomial
 
 SPECIAL_PRIME_BITS = 60
@@ -103,7 +104,7 @@ def observed_ranges(network: PlainNetwork, calibration_x: np.ndarray) -> tuple[f
 
 def plan_inference(network: PlainNetwork, calibration_x: np.ndarray, batch_size: int = 4096,
                    frac_bits: int = 30, int_bits: int | None = None, margin: float = 2.0,
-                   packing: str = "batch", security: int | None = 128,
+                   packing: str = "auto", security: int | None = 128,
                    ring_degree: int | None = None) -> InferencePlan:
     """Choose N, the chain, the scale, the packing and the rotation keys for this network.
 
@@ -113,8 +114,10 @@ def plan_inference(network: PlainNetwork, calibration_x: np.ndarray, batch_size:
     Raises:
         PlanError: if nothing secure fits (too deep, or too much precision asked), or bad arguments.
     """
-    if packing not in ("batch", "single"):
-        raise PlanError(f"packing must be 'batch' or 'single', got {packing!r}")
+    if packing not in ("auto", "batch", "single"):
+        raise PlanError(f"packing must be 'auto', 'batch' or 'single', got {packing!r}")
+    if packing == "auto":  # one record: its features in the slots; several: records in the slots
+        packing = "single" if batch_size == 1 else "batch"
     if not isinstance(batch_size, int) or batch_size < 1:
         raise PlanError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not 8 <= frac_bits <= 50:
@@ -132,8 +135,8 @@ def plan_inference(network: PlainNetwork, calibration_x: np.ndarray, batch_size:
         block = 1 << max(0, math.ceil(math.log2(batch_size)))
         width = max([network.input_dim] + [lay.weights.shape[1] for lay in network.layers if isinstance(lay, Dense)])
     else:
-        width = 1 << math.ceil(math.log2(max([network.input_dim] + [
-            lay.weights.shape[1] for lay in network.layers if isinstance(lay, Dense)])))
+        width = single_packing.width([network.input_dim] + [
+            lay.weights.shape[1] for lay in network.layers if isinstance(lay, Dense)])
         block = width
     if security is None and ring_degree is None:
         raise PlanError("insecure toy plans (security=None) need an explicit ring_degree")
@@ -181,5 +184,5 @@ def plan_inference(network: PlainNetwork, calibration_x: np.ndarray, batch_size:
 
 def single_record_rotation_steps(width: int) -> tuple[int, ...]:
     """Baby steps 1..n1-1 and giant steps n1, 2 n1, ... for the diagonal method on a width x width matrix."""
-    n1 = 1 << math.ceil(math.log2(width) / 2)
+    n1 = single_packing.baby_steps(width)
     return tuple(sorted(set(range(1, n1)) | set(range(n1, width, n1))))
