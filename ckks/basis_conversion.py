@@ -17,7 +17,6 @@ from numba import njit
 from .instrument import timed
 from .modarith import mulhi, shoup_mul, shoup_precompute
 from .ntt import ntt_forward, ntt_inverse
-from . import rns
 from .rns import RnsBasis, rns_basis
 
 

@@ -32,6 +32,7 @@ from .keys import GaloisKeys, RelinKey
 from .keyswitch import PreparedKey, key_switch, prepare_key
 from .params import Parameters
 
+
 @dataclass(frozen=True)
 class PreparedOperand:
     """A fixed plaintext or ciphertext with the Shoup companions of its limbs, for repeated products.

@@ -14,7 +14,7 @@ array is viewed as (blocks, 2t) and each column is one vectorisable loop with a 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from numba import njit
@@ -60,7 +60,7 @@ def _powers(base: int, n: int, q: int) -> np.ndarray:
     return np.array(out, dtype=np.uint64)
 
 
-@lru_cache(maxsize=None)
+@cache
 def ntt_table(q: int, ring_degree: int) -> NttTable:
     """The NTT twiddle table of prime q (q = 1 mod 2N) for ring degree N, built once and cached."""
     psi = minimal_primitive_root(2 * ring_degree, q)

@@ -6,7 +6,7 @@ dividing by one of them (rescaling) keeps the scale near 2^k.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from .errors import ParameterError
 
@@ -79,7 +79,7 @@ def primitive_root_of_unity(order: int, q: int) -> int:
     raise ParameterError(f"no primitive {order}-th root of unity modulo {q}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def minimal_primitive_root(order: int, q: int) -> int:
     """The smallest primitive ``order``-th root of unity mod q (canonical, so every run builds the same NTT)."""
     root = primitive_root_of_unity(order, q)

@@ -13,7 +13,14 @@ import numpy as np
 from numba import njit
 
 from .instrument import timed
-from .modarith import mont_mul, montgomery_constants, shoup_companion, shoup_mul, shoup_mul_lazy, shoup_precompute
+from .modarith import (
+    mont_mul,
+    montgomery_constants,
+    shoup_companion,
+    shoup_mul,
+    shoup_mul_lazy,
+    shoup_precompute,
+)
 from .ntt import NttTable, ntt_forward, ntt_inverse, ntt_table
 
 
