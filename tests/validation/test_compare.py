@@ -1,0 +1,192 @@
+"""``ckkslab compare`` on a tiny model written with h5py in tf-keras 2 layout: bad input gives one-line
+errors, every engine sees the same records, the HElayers adapter agrees with plaintext, a model HElayers
+cannot parse is named, and a missing pyhelayers only skips its engine."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from nn.data import save_xy
+from validation.cli import main
+from validation.compare import (
+    CompareError,
+    CompareOptions,
+    compare,
+    load_inputs,
+    parse_engines,
+    run_helayers_engine,
+)
+
+WEIGHTS = {"dense": (np.array([[0.5, -0.3, 0.2, 0.1], [0.4, 0.6, -0.5, 0.3], [-0.2, 0.1, 0.7, -0.6]]),
+                     np.array([0.1, -0.2, 0.05, 0.0])),
+           "dense_1": (np.array([[0.8], [-0.4], [0.6], [0.3]]), np.array([-0.1]))}
+
+
+def write_tiny_model(directory: Path, records: int = 64) -> Path:
+    """Dense(3 -> 4) -> x^2 -> Dense(4 -> 1), as tf-keras' to_json + save_weights write it, plus test data."""
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def dense(name: str, units: int) -> dict:
+        return {"class_name": "Dense", "config": {"name": name, "trainable": True, "dtype": "float32",
+                                                  "units": units, "activation": "linear", "use_bias": True}}
+
+    layers = [{"class_name": "InputLayer", "config": {"batch_input_shape": [None, 3], "dtype": "float32",
+                                                      "name": "dense_input"}},
+              dense("dense", 4), {"class_name": "SquareActivation", "config": {"name": "square_activation"}},
+              dense("dense_1", 1)]
+    model = {"class_name": "Sequential", "config": {"name": "sequential", "layers": layers},
+             "keras_version": "2.21.0", "backend": "tensorflow"}
+    (directory / "model.json").write_text(json.dumps(model))
+    with h5py.File(directory / "model.h5", "w") as handle:
+        handle.attrs["backend"], handle.attrs["keras_version"] = "tensorflow", "2.21.0"
+        handle.attrs["layer_names"] = np.array([b"dense", b"square_activation", b"dense_1"])
+        handle.create_group("square_activation").attrs["weight_names"] = np.array([], dtype=np.float64)
+        for name, (kernel, bias) in WEIGHTS.items():
+            group = handle.create_group(name)
+            group.attrs["weight_names"] = np.array([f"{name}/kernel:0".encode(), f"{name}/bias:0".encode()])
+            group.create_dataset(f"{name}/kernel:0", data=kernel.astype(np.float32))
+            group.create_dataset(f"{name}/bias:0", data=bias.astype(np.float32))
+    x = np.random.default_rng(3).uniform(-1.0, 1.0, (records, 3))
+    y = (np.arange(records) % 3 == 0).astype(np.float64).reshape(-1, 1)
+    save_xy(directory, "test", x, y)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+def _options(model: Path, out: Path, **kw) -> CompareOptions:
+    args = dict(model_dir=model, data_dir=model, out=out, batch_size=16, batches=2, quiet=True)
+    args.update(kw)
+    return CompareOptions(**args)
+
+
+def _cli_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("ckkslab compare: error: ")
+    return err
+
+
+def test_engine_names_are_parsed_in_canonical_order():
+    assert parse_engines("helayers, PLAIN") == ("plain", "helayers")
+    with pytest.raises(CompareError, match="unknown engine 'seal'"):
+        parse_engines("plain,seal")
+    with pytest.raises(CompareError, match="no engine"):
+        parse_engines(" , ")
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--engines", "plain,gpu"], "unknown engine 'gpu'"),
+    (["--batch-size", "0"], "must be positive"),
+    (["--batches", "5"], "holds 64 records: not enough for 5 batch"),
+    (["--threads", "0"], "--threads must be at least 1"),
+])
+def test_bad_options_give_one_line(capsys, tiny, tmp_path, extra, message):
+    err = _cli_error(capsys, ["compare", "--model", str(tiny), "--batch-size", "16", "--out", str(tmp_path),
+                              *extra])
+    assert message in err
+
+
+def test_bad_directories_give_one_line(capsys, tiny, tmp_path):
+    err = _cli_error(capsys, ["compare", "--model", str(tmp_path / "nope"), "--out", str(tmp_path)])
+    assert "model directory" in err and "does not exist" in err
+    err = _cli_error(capsys, ["compare", "--model", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert "has no model.json" in err
+    err = _cli_error(capsys, ["compare", "--model", str(tiny), "--data", str(tmp_path), "--out",
+                              str(tmp_path / "o")])
+    assert "no x_test.h5" in err
+
+
+def test_data_of_another_width_is_refused(tiny, tmp_path):
+    save_xy(tmp_path, "test", np.zeros((32, 5)), np.zeros((32, 1)))
+    with pytest.raises(CompareError, match="5 features but the model takes 3"):
+        load_inputs(_options(tiny, tmp_path / "out", data_dir=tmp_path))
+
+
+def test_inputs_are_the_first_batches_and_calibration_prefers_the_model_data(tiny, tmp_path):
+    other = tmp_path / "data"
+    x = np.random.default_rng(4).uniform(-2.0, 2.0, (40, 3))
+    save_xy(other, "test", x, np.ones((40, 1)))
+    inputs = load_inputs(_options(tiny, tmp_path / "out", data_dir=other))
+    assert np.array_equal(inputs.x, x[:32]) and inputs.records_available == 40
+    assert inputs.calibration_x.shape == (64, 3) and str(tiny) in inputs.calibration_source
+
+
+def test_missing_pyhelayers_skips_only_its_engine(tiny, tmp_path, monkeypatch):
+    import reference.helayers_flow as flow
+    from reference.errors import HelayersUnavailable
+
+    def unavailable(*args, **kwargs):
+        raise HelayersUnavailable("pyhelayers is not available (test)")
+
+    monkeypatch.setattr(flow, "run_helayers", unavailable)
+    comparison = compare(_options(tiny, tmp_path, engines=("plain", "helayers")))
+    assert list(comparison.runs) == ["plain"]
+    assert comparison.skipped == {"helayers": "pyhelayers is not available (test)"}
+
+
+@pytest.mark.helayers
+def test_helayers_adapter_agrees_with_plaintext(tiny, tmp_path):
+    options = _options(tiny, tmp_path)
+    inputs = load_inputs(options)
+    run = run_helayers_engine(inputs, options)
+    expected = inputs.network.forward(inputs.x)
+    assert run.outputs.shape == expected.shape == (32, 1)
+    assert np.max(np.abs(run.outputs - expected)) < 1e-4
+    assert run.params["backend"] == "SEAL" and run.params["threads"] == 1 and run.params["batches"] == 2
+    assert run.peak_rss_bytes > 0 and set(run.details["extra_timings_s"]) == {"compile", "serialize"}
+
+
+@pytest.mark.helayers
+def test_model_helayers_cannot_parse_is_named(tiny, tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    shutil.copy(tiny / "model.json", broken / "model.json")
+    (broken / "model.h5").write_bytes(b"not an HDF5 file")
+    options = _options(tiny, tmp_path)
+    inputs = load_inputs(options)  # the plaintext network loads from the good copy
+    with pytest.raises(CompareError, match=r"helayers engine: .*model\.h5.*--engines plain,ckkslab"):
+        run_helayers_engine(inputs, _options(broken, tmp_path))
+
+
+@pytest.mark.helayers
+def test_compare_command_plain_and_helayers_end_to_end(capsys, tiny, tmp_path):
+    out = tmp_path / "report"
+    assert main(["compare", "--model", str(tiny), "--batch-size", "16", "--batches", "2",
+                 "--engines", "plain,helayers", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "helayers vs plain" in printed and "decisions 32/32" in printed
+    report = json.loads((out / "report.json").read_text())
+    agreement = report["agreement"]["helayers_vs_plain"]
+    assert agreement["decisions_equal"] == agreement["decisions_total"] == 32
+    assert agreement["bits_min"] > 13
+    assert report["engines"]["helayers"]["params"]["batch_size"] == 16
+    assert (out / "errors.png").is_file() and (out / "roc.png").is_file()
+
+
+def test_quiet_after_the_command_does_not_hide_the_global_one():
+    from validation.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["compare", "--model", "m", "--quiet"]).quiet is True
+    assert parser.parse_args(["--quiet", "compare", "--model", "m"]).quiet is True
+    assert parser.parse_args(["demo"]).quiet is False
+
+
+def test_demo_without_a_shipped_model_says_how_to_make_it(capsys, tmp_path, monkeypatch):
+    import validation.commands.demo as demo
+
+    monkeypatch.setattr(demo, "SHIPPED_MODELS", tmp_path)
+    assert main(["demo", "--recipe", "paper", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ckkslab demo: error: no shipped model in")
+    assert "ckkslab train --recipe paper" in err

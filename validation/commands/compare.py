@@ -1,0 +1,71 @@
+"""``ckkslab compare``: plaintext, ckkslab and HElayers on the same batches, with a report and plots."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    """``--quiet`` after the sub-command too, without overriding ``ckkslab --quiet <command>``."""
+    parser.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress display")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``compare`` sub-command."""
+    parser = subparsers.add_parser(
+        "compare", help="run plaintext, ckkslab and HElayers on the same batches and compare them",
+        description="Run every engine on exactly the same records (the first BATCHES x BATCH_SIZE rows of "
+        "x_test.h5), decide each record with the model's rule (ckkslab.json), and write OUT/report.json, "
+        "OUT/report.md, OUT/outputs.npz and PNG plots (error histogram against plaintext, stage timings, "
+        "ROC curves): metrics per engine, agreement in bits (-log2 of the worst and of the mean absolute "
+        "error) and equal decisions per pair, and ckkslab/HElayers timing ratios from the same run. Without "
+        "pyhelayers the helayers engine is skipped with a message and the rest runs.",
+        epilog="example: ckkslab compare --model models/clinical --batches 1 --out out/clinical")
+    parser.add_argument("--model", type=Path, required=True,
+                        help="model directory: model.json + model.h5 (Dense and x^2 layers, as HElayers "
+                        "reads them), optional ckkslab.json (output kind, decision threshold)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="directory holding x_test.h5 and y_test.h5 (default: the model directory)")
+    parser.add_argument("--batch-size", type=int, default=4096,
+                        help="records per encrypted batch, for both encrypted engines (default 4096)")
+    parser.add_argument("--batches", type=int, default=1,
+                        help="number of batches compared; x_test.h5 must hold at least BATCHES x "
+                        "BATCH_SIZE records (default 1)")
+    parser.add_argument("--engines", default="plain,ckkslab,helayers",
+                        help="comma-separated subset of plain,ckkslab,helayers (default: all three)")
+    parser.add_argument("--out", type=Path, default=Path("out/compare"),
+                        help="directory for the report and plots (default out/compare)")
+    parser.add_argument("--plain-weights", action="store_true",
+                        help="the server owns the model and keeps its weights in plaintext (default: the "
+                        "client encrypts the weights, as the paper)")
+    parser.add_argument("--backend", default="SEAL",
+                        help="HElayers backend: SEAL (default), OpenFHE, Lattigo, or 'paper' (HEaaN, then "
+                        "SEAL)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="OpenMP threads for HElayers (default 1; ckkslab always runs on one thread)")
+    parser.add_argument("--frac-bits", type=int, default=30,
+                        help="fractional precision ckkslab plans for, in bits (default 30, as HElayers)")
+    add_quiet(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compare the engines on ``args.model`` / ``args.data`` and print a summary."""
+    from validation.cli import UserError
+    from validation.compare import CompareError, CompareOptions, compare, parse_engines
+    from validation.report import save_comparison, summary_text
+
+    if args.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {args.threads}")
+    try:
+        options = CompareOptions(
+            model_dir=args.model, data_dir=args.model if args.data is None else args.data, out=args.out,
+            batch_size=args.batch_size, batches=args.batches, engines=parse_engines(args.engines),
+            encrypt_weights=not args.plain_weights, backend=args.backend, threads=args.threads,
+            frac_bits=args.frac_bits, quiet=args.quiet)
+        report = save_comparison(compare(options))
+    except CompareError as exc:
+        raise UserError(str(exc)) from exc
+    print(summary_text(report, args.out))
+    return 0
