@@ -1,0 +1,386 @@
+"""Encrypted inference, ckkslab against HElayers-SEAL, on the same batch of a model's test records.
+
+Run as ``ckkslab bench inference --model DIR [--batches 1] [--json FILE]`` or
+``python benchmarks/inference.py --model DIR``. In one process, single thread, for each model mode
+(weights encrypted: the client owns the model, as in the paper; weights plain: the server owns it), the
+first ``batches`` x 4096 test records go through ``nn.pipeline.run_ckkslab`` and through
+``reference.helayers_flow.run_helayers`` (backend SEAL, one OpenMP thread). Each run is wrapped in
+``reference.runtime.PeakRss``. Reported: wall seconds per stage (keygen, encrypt model, encrypt data,
+predict, decrypt) and the ratio ckkslab / HElayers, artifact sizes, peak resident memory, and the precision
+of each engine against the float64 forward pass of the same network: bits = -log2(max abs error) over all
+records, also relative to the output range (max |output|), the figure issue 4's target uses:
+predict ratio <= 0.5 with encrypted weights at >= 30 bits.
+
+Module level imports are the standard library only: ``ckkslab --help`` registers this module's options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+STAGES = ("keygen", "encrypt_model", "encrypt_data", "predict", "decrypt")
+SIZES = ("context", "model", "data", "predictions")
+MODES = {"encrypted": True, "plain": False}
+PREDICT_TARGET_RATIO = 0.5
+PRECISION_TARGET_BITS = 30.0
+BATCH_SIZE = 4096
+
+
+def machine_load() -> float | None:
+    """The 1-minute load average (None where the OS does not tell)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def current_rss_bytes() -> int | None:
+    """Resident memory of this process now (VmRSS), None off Linux."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def one_blas_thread() -> Any:
+    """A context limiting numpy's BLAS to one thread (threadpoolctl), or a no-op when it is missing."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return nullcontext()
+    return threadpool_limits(limits=1)
+
+
+def _bits(error: float) -> float | None:
+    """-log2(error); None (JSON null, printed "exact") for an error of zero."""
+    return None if error == 0 else -math.log2(error)
+
+
+def precision(predictions: Any, expected: Any, network: Any) -> dict[str, Any]:
+    """How far decrypted outputs are from the float64 forward pass, in bits, and how many decisions agree.
+
+    ``bits`` = -log2 max |error| (worst record), ``mean_bits`` = -log2 mean |error|, ``relative_bits`` =
+    -log2(max |error| / max |expected|) (issue 4's measure), ``decisions_equal`` compares
+    ``network.decide`` of both.
+    """
+    import numpy as np
+
+    got = np.asarray(predictions, dtype=np.float64).reshape(expected.shape)
+    error = np.abs(got - expected)
+    worst = float(error.max())
+    output_range = float(np.abs(expected).max())
+    _, decisions = network.decide(got)
+    _, reference = network.decide(expected)
+    return {
+        "max_abs_error": worst,
+        "mean_abs_error": float(error.mean()),
+        "bits": _bits(worst),
+        "mean_bits": _bits(float(error.mean())),
+        "output_range": output_range,
+        "relative_bits": _bits(worst / output_range) if output_range > 0 else None,
+        "decisions_equal": int(np.sum(decisions == reference)),
+        "records": int(got.shape[0]),
+    }
+
+
+def _ckkslab_runner(network: Any, x: Any, encrypt_weights: bool, calibration_x: Any,
+                    frac_bits: int) -> dict[str, Any]:
+    from nn.pipeline import run_ckkslab
+
+    result = run_ckkslab(network, x, batch_size=BATCH_SIZE, encrypt_weights=encrypt_weights,
+                         frac_bits=frac_bits, calibration_x=calibration_x, quiet=True)
+    return {"predictions": result.predictions, "timings_s": dict(result.timings_s),
+            "sizes_bytes": dict(result.sizes_bytes), "params": dict(result.params),
+            "extra": {"predict_stages_s": dict(result.stage_seconds)}}
+
+
+def _helayers_runner(model_dir: Path, x: Any, encrypt_weights: bool, frac_bits: int) -> dict[str, Any]:
+    from reference.helayers_flow import run_helayers
+
+    result = run_helayers(model_dir, x, batch_size=BATCH_SIZE, backend="SEAL",
+                          encrypt_weights=encrypt_weights, threads=1, quiet=True, fractional_bits=frac_bits)
+    return {"predictions": result.predictions, "timings_s": dict(result.timings_s),
+            "sizes_bytes": dict(result.sizes_bytes), "params": dict(result.params),
+            "extra": {"helayers_timings_s": dict(result.extra_timings_s),
+                      "helayers_peak_rss_bytes": result.peak_rss_bytes}}
+
+
+def _measured(run_engine: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``run_engine()`` inside ``PeakRss`` with the load before and after and the RSS on entry."""
+    from reference.runtime import PeakRss
+
+    gc.collect()
+    load_before, rss_before = machine_load(), current_rss_bytes()
+    start = time.perf_counter()
+    with PeakRss() as peak:
+        result = run_engine()
+    result["wall_s"] = time.perf_counter() - start
+    result["peak_rss_bytes"] = peak.peak_bytes
+    result["peak_rss_scope"] = peak.scope
+    result["rss_on_entry_bytes"] = rss_before
+    result["load_1min"] = {"before": load_before, "after": machine_load()}
+    return result
+
+
+def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted", "plain"),
+        frac_bits: int = 30, ckkslab_runner: Callable[..., dict[str, Any]] | None = None,
+        helayers_runner: Callable[..., dict[str, Any]] | None = None,
+        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Both engines on the first ``batches`` x 4096 test records of ``model_dir``, for each weight mode.
+
+    ckkslab calibrates its value ranges on the whole test split (a superset of the measured batch).
+    When HElayers is unavailable, its columns are empty and ``"helayers_unavailable"`` says why.
+    The runners are replaceable (tests): ``ckkslab_runner(network, x, encrypt_weights, calibration_x,
+    frac_bits)`` and ``helayers_runner(model_dir, x, encrypt_weights, frac_bits)`` return dictionaries with
+    predictions, timings_s, sizes_bytes, params.
+
+    Raises:
+        ValueError: ``batches`` < 1, more batches than the test split holds, or an unknown mode.
+        FileNotFoundError: the model or its test split is missing.
+    """
+    import numpy as np
+
+    from nn.data import load_xy
+    from nn.model import load_network
+    from reference.errors import HelayersUnavailable
+
+    if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
+        raise ValueError(f"batches must be a positive integer, got {batches!r}")
+    unknown = [mode for mode in modes if mode not in MODES]
+    if unknown:
+        raise ValueError(f"unknown mode(s) {unknown}; choose from {list(MODES)}")
+    say = progress or (lambda _msg: None)
+    run_ours = ckkslab_runner or _ckkslab_runner
+    run_theirs = helayers_runner or _helayers_runner
+    network = load_network(model_dir)
+    x_all, _ = load_xy(model_dir, split="test")
+    records = batches * BATCH_SIZE
+    if x_all.shape[0] < records:
+        raise ValueError(f"{model_dir} holds {x_all.shape[0]} test records, fewer than {batches} batch(es) "
+                         f"of {BATCH_SIZE}")
+    x = np.ascontiguousarray(x_all[:records])
+    expected = network.forward(x)
+    load_before = machine_load()
+    helayers_unavailable: str | None = None
+    results: dict[str, Any] = {}
+    with one_blas_thread():
+        for mode in modes:
+            encrypt_weights = MODES[mode]
+            say(f"{mode} weights: ckkslab on {records} records")
+            ours = _measured(lambda ew=encrypt_weights: run_ours(network, x, ew, x_all, frac_bits))
+            theirs = None
+            if helayers_unavailable is None:
+                say(f"{mode} weights: HElayers-SEAL on {records} records")
+                try:
+                    theirs = _measured(lambda ew=encrypt_weights: run_theirs(model_dir, x, ew, frac_bits))
+                except HelayersUnavailable as exc:
+                    helayers_unavailable = str(exc)
+            results[mode] = _compare(mode, ours, theirs, expected, network)
+    return {
+        "benchmark": "inference",
+        "model": str(model_dir),
+        "records": records,
+        "batches": batches,
+        "batch_size": BATCH_SIZE,
+        "frac_bits_requested": frac_bits,
+        "calibration": f"ckkslab value ranges calibrated on the whole test split ({x_all.shape[0]} records)",
+        "statistic": "wall seconds of one run per engine and mode (summed over batches)",
+        "threads": {"ckkslab": 1, "helayers": "OpenMP 1 (threads=1)", "blas": "1 (threadpoolctl)"},
+        "machine": {"load_1min_before": load_before, "load_1min_after": machine_load(),
+                    "cpu_count": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version()},
+        "helayers_available": helayers_unavailable is None,
+        "helayers_unavailable": helayers_unavailable,
+        "targets": {"predict_ratio_encrypted_weights": PREDICT_TARGET_RATIO,
+                    "precision_relative_bits": PRECISION_TARGET_BITS},
+        "modes": results,
+    }
+
+
+def _compare(mode: str, ours: dict[str, Any], theirs: dict[str, Any] | None, expected: Any,
+             network: Any) -> dict[str, Any]:
+    """Stage rows (both times, ratio ours/theirs), sizes, memory, precision, and the target verdict."""
+    stages = []
+    for stage in (*STAGES, "total"):
+        ckkslab_s = (sum(ours["timings_s"][s] for s in STAGES) if stage == "total"
+                     else ours["timings_s"][stage])
+        helayers_s = None
+        if theirs is not None:
+            helayers_s = (sum(theirs["timings_s"][s] for s in STAGES) if stage == "total"
+                          else theirs["timings_s"][stage])
+        stages.append({"stage": stage, "ckkslab_s": ckkslab_s, "helayers_s": helayers_s,
+                       "ratio": None if not helayers_s else ckkslab_s / helayers_s})
+    engines = {"ckkslab": ours, "helayers": theirs}
+    out: dict[str, Any] = {
+        "encrypt_weights": MODES[mode],
+        "stages": stages,
+        "sizes_bytes": {name: None if r is None else r["sizes_bytes"] for name, r in engines.items()},
+        "peak_rss_bytes": {name: None if r is None else r["peak_rss_bytes"] for name, r in engines.items()},
+        "rss_on_entry_bytes": {name: None if r is None else r["rss_on_entry_bytes"]
+                               for name, r in engines.items()},
+        "precision": {name: None if r is None else precision(r["predictions"], expected, network)
+                      for name, r in engines.items()},
+        "params": {name: None if r is None else r["params"] for name, r in engines.items()},
+        "extra": {name: None if r is None else r.get("extra") for name, r in engines.items()},
+        "load_1min": {name: None if r is None else r["load_1min"] for name, r in engines.items()},
+    }
+    if MODES[mode]:
+        predict = next(row for row in stages if row["stage"] == "predict")
+        bits = out["precision"]["ckkslab"]["relative_bits"]
+        bits_ok = bits is None or bits >= PRECISION_TARGET_BITS
+        out["target"] = {
+            "predict_ratio": predict["ratio"], "relative_bits": bits,
+            "met": None if predict["ratio"] is None else bool(predict["ratio"] <= PREDICT_TARGET_RATIO
+                                                              and bits_ok),
+        }
+    return out
+
+
+# ----- reporting --------------------------------------------------------------------------------------------
+def _s(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.4g}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _mb(size: int | None) -> str:
+    return "-" if size is None else f"{size / 1e6:.1f}"
+
+
+def _bits_text(bits: float | None) -> str:
+    return "exact" if bits is None else f"{bits:.1f}"
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The human-readable report: per mode, the stage table, sizes, memory, precision and the target."""
+    machine = result["machine"]
+    lines = [
+        f"ckkslab bench inference: {result['model']}, {result['records']} test records "
+        f"({result['batches']} batch(es) of {result['batch_size']}), single thread; machine load (1 min) "
+        f"{machine['load_1min_before']} before, {machine['load_1min_after']} after; "
+        f"{machine['cpu_count']} cores",
+    ]
+    if not result["helayers_available"]:
+        lines.append(f"HElayers was not available, its columns are empty: {result['helayers_unavailable']}")
+    for mode, entry in result["modes"].items():
+        theirs_params = entry["params"]["helayers"] or {}
+        ours_params = entry["params"]["ckkslab"]
+        owner = "client" if entry["encrypt_weights"] else "server"
+        lines += ["", f"weights {mode} ({owner} owns the model)"]
+        lines.append(f"  ckkslab: N={ours_params.get('ring_degree')}, chain {ours_params.get('moduli_bits')} "
+                     f"+ special {ours_params.get('special_moduli_bits')}, scale "
+                     f"2^{ours_params.get('scale_bits')}, packing {ours_params.get('packing')}")
+        if theirs_params:
+            bits = theirs_params.get("moduli_bits") or []
+            lines.append(f"  HElayers: {theirs_params.get('backend')}, N={theirs_params.get('ring_degree')}, "
+                         f"chain {[round(b) for b in bits]} (special not exposed), scale "
+                         f"2^{theirs_params.get('scale_bits')}, tiles {theirs_params.get('tile_layout')}, "
+                         f"batch {theirs_params.get('helayers_batch_size')}")
+        header = f"  {'stage':<14} {'ckkslab s':>10} {'HElayers s':>11} {'ratio':>8}"
+        lines += [header, "  " + "-" * (len(header) - 2)]
+        for row in entry["stages"]:
+            note = ""
+            if row["stage"] == "predict" and entry["encrypt_weights"]:
+                note = f"  target <= {PREDICT_TARGET_RATIO:g}"
+                met = entry["target"]["met"]
+                if met is not None:
+                    note += " met" if met else " NOT met"
+            lines.append(f"  {row['stage']:<14} {_s(row['ckkslab_s']):>10} {_s(row['helayers_s']):>11} "
+                         f"{_ratio(row['ratio']):>8}{note}")
+        lines += [""] + _details_table(entry)
+    lines.append("")
+    lines.append("ratio = ckkslab s / HElayers s; target (issue 4): predict ratio <= "
+                 f"{PREDICT_TARGET_RATIO:g} with encrypted weights at >= {PRECISION_TARGET_BITS:g} bits "
+                 "relative to the output range")
+    return "\n".join(lines)
+
+
+def _details_table(entry: dict[str, Any]) -> list[str]:
+    """Sizes, memory, precision and load of both engines in one mode, one row per measure."""
+    engines = ("ckkslab", "helayers")
+    size_keys = list(dict.fromkeys(key for name in engines for key in (entry["sizes_bytes"][name] or {})))
+    rows: list[tuple[str, dict[str, str]]] = []
+    for key in size_keys:
+        rows.append((f"{key} MB", {n: _mb((entry["sizes_bytes"][n] or {}).get(key)) for n in engines}))
+    rows.append(("peak RSS MB", {n: _mb(entry["peak_rss_bytes"][n]) for n in engines}))
+    rows.append(("RSS on entry MB", {n: _mb(entry["rss_on_entry_bytes"][n]) for n in engines}))
+    measures = (("max abs error", "max_abs_error", lambda v: f"{v:.3g}"),
+                ("bits (max abs error)", "bits", _bits_text),
+                ("bits (mean abs error)", "mean_bits", _bits_text),
+                ("bits rel. output range", "relative_bits", _bits_text))
+    for label, key, fmt in measures:
+        rows.append((label, {n: "-" if entry["precision"][n] is None else fmt(entry["precision"][n][key])
+                             for n in engines}))
+    rows.append(("decisions equal", {n: "-" if entry["precision"][n] is None else
+                                     f"{entry['precision'][n]['decisions_equal']}/{entry['precision'][n]['records']}"
+                                     for n in engines}))
+    loads = {n: entry["load_1min"][n] for n in engines}
+    rows.append(("load before -> after", {n: "-" if loads[n] is None else
+                                          f"{loads[n]['before']} -> {loads[n]['after']}" for n in engines}))
+    header = f"  {'measure':<24} {'ckkslab':>14} {'HElayers':>14}"
+    lines = [header, "  " + "-" * (len(header) - 2)]
+    lines += [f"  {label:<24} {values['ckkslab']:>14} {values['helayers']:>14}" for label, values in rows]
+    return lines
+
+
+# ----- command line -----------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``ckkslab bench inference`` and of this script."""
+    parser.add_argument("--model", type=Path, required=True,
+                        help="model directory: model.json, model.h5, ckkslab.json and x_test.h5/y_test.h5")
+    parser.add_argument("--batches", type=int, default=1,
+                        help=f"number of {BATCH_SIZE}-record batches of the test split (default 1)")
+    parser.add_argument("--modes", nargs="+", choices=tuple(MODES), default=list(MODES),
+                        help="weight modes to run (default: encrypted plain)")
+    parser.add_argument("--frac-bits", type=int, default=30,
+                        help="fractional-part precision asked of both engines (default 30)")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE",
+                        help="also write all results to FILE")
+
+
+def run_from_args(args: argparse.Namespace, quiet: bool = False) -> dict[str, Any]:
+    """Run the benchmark the options describe, print the report, write ``--json``; return the result."""
+    progress = None if quiet or not sys.stderr.isatty() else (lambda msg: print(msg, file=sys.stderr))
+    result = run(args.model, args.batches, tuple(args.modes), args.frac_bits, progress=progress)
+    print(format_table(result))
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2, default=_jsonable) + "\n")
+    return result
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy scalars and arrays in params dictionaries, for ``json.dumps``."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Script entry point (``python benchmarks/inference.py ...``)."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    run_from_args(parser.parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

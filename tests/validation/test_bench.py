@@ -1,0 +1,224 @@
+"""``ckkslab bench ops`` / ``bench inference``: table and JSON structure, and every ratio = ours / theirs.
+
+Fast smoke tests: the ops benchmark runs ckkslab for real at a toy ring degree (N=1024) against a stand-in
+SEAL timer with fixed times (or with SEAL unavailable); the inference benchmark runs with stand-in engines
+on a tiny network. No timing is asserted, only that what is printed and written is consistent.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from validation.cli import main
+from validation.commands.bench import _benchmark
+
+ops = _benchmark("ops")
+inference = _benchmark("inference")
+
+# Stand-in SEAL seconds: distinct, so a row mixed up with another one shows.
+FAKE_SEAL = {"encode": 0.0011, "encrypt": 0.0023, "decrypt_decode": 0.0017, "add": 0.00007,
+             "multiply_plain": 0.00013, "multiply_raw": 0.00029, "relinearize": 0.0019,
+             "multiply_relinearize": 0.0021, "rescale_raw": 0.00031, "rotate": 0.0018}
+ROW_RE = re.compile(r"^\s*(?P<op>\S.*?)\s{2,}(?P<ours>\S+)\s+(?P<theirs>\S+)\s+(?P<ratio>\S+)"
+                    r"(?:\s+(?P<rest>.*))?$")
+
+
+def _fake_seal_timer(ring_degree: int, repeats: int) -> dict[str, Any]:
+    params = {"library": "SEAL (stand-in)", "ring_degree": ring_degree, "slots": ring_degree // 2,
+              "moduli_bits": [40.0, 30.0, 30.0], "scale_bits": 30.0, "security_level": None, "threads": 1,
+              "repeats": repeats}
+    return {**FAKE_SEAL, "params": params}
+
+
+def _table_rows(text: str, header_start: str) -> dict[str, re.Match[str]]:
+    """The rows between the dashed line under ``header_start`` and the next blank or '(' line."""
+    lines = text.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.strip().startswith(header_start)) + 2
+    rows = {}
+    for line in lines[first:]:
+        if not line.strip() or line.lstrip().startswith("("):
+            break
+        match = ROW_RE.match(line)
+        assert match, line
+        rows[match["op"]] = match
+    return rows
+
+
+def _check_printed_ratio(ours: str, theirs: str, ratio: str) -> None:
+    """The printed ratio equals ours / theirs from the printed times, within the printing's rounding."""
+    a, b, r = float(ours), float(theirs), float(ratio)
+    expected = a / b
+    # times carry 4 significant digits (relative error <= 5e-4 each), the ratio 3 decimals
+    assert abs(r - expected) <= 5e-4 + expected * 1.1e-3, (ours, theirs, ratio)
+
+
+def test_ops_table_and_json_against_stand_in_seal(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(ops, "_seal_timer", _fake_seal_timer)
+    out_json = tmp_path / "ops.json"
+    code = main(["bench", "ops", "--ring-degree", "1024", "--repeats", "2", "--no-first-call",
+                 "--json", str(out_json)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "machine load" in text and "not measured here" in text
+    rows = _table_rows(text, "op ")
+    assert list(rows) == [row.label for row in ops.ROWS]
+
+    result = json.loads(out_json.read_text())
+    assert result["benchmark"] == "ops" and result["ring_degree"] == 1024 and result["seal_available"]
+    assert result["threads"]["ckkslab"] == 1 and result["repeats"] == 2
+    assert {"load_1min_before", "load_1min_after", "cpu_count"} <= set(result["machine"])
+    assert result["ckkslab_params"]["moduli_bits"] == pytest.approx([40, 30, 30], abs=1)
+    assert result["first_call"] is None
+    for entry, row in zip(result["ops"], ops.ROWS, strict=True):
+        assert entry["op"] == row.label and entry["target_ratio"] == row.target
+        printed = rows[row.label]
+        assert entry["ckkslab_s"] > 0
+        assert float(printed["ours"]) == pytest.approx(entry["ckkslab_s"] * 1e3, rel=5e-4)
+        if row.seal_key is None:  # the NTT: ckkslab only (SEAL's figure is reported at N=16384 only)
+            assert entry["seal_s"] is None and entry["ratio"] is None and printed["ratio"] == "-"
+            continue
+        assert entry["seal_s"] == FAKE_SEAL[row.seal_key]
+        assert entry["ratio"] == entry["ckkslab_s"] / entry["seal_s"]
+        assert float(printed["theirs"]) == pytest.approx(entry["seal_s"] * 1e3, rel=5e-4)
+        _check_printed_ratio(printed["ours"], printed["theirs"], printed["ratio"])
+        if row.target is not None:
+            assert entry["met"] == (entry["ratio"] <= row.target)
+            assert ("NOT met" in printed["rest"]) == (not entry["met"])
+
+
+def test_ops_without_seal_prints_ckkslab_column_only(tmp_path, capsys):
+    out_json = tmp_path / "ops.json"  # N=1024 has no SEAL chain (or pyhelayers is missing): ckkslab alone
+    assert main(["bench", "ops", "--ring-degree", "1024", "--repeats", "1", "--no-first-call",
+                 "--json", str(out_json)]) == 0
+    text = capsys.readouterr().out
+    assert "SEAL was not available" in text
+    rows = _table_rows(text, "op ")
+    assert all(m["theirs"] == "-" and m["ratio"] == "-" and float(m["ours"]) > 0 for m in rows.values())
+    result = json.loads(out_json.read_text())
+    assert not result["seal_available"] and result["seal_unavailable"]
+    assert all(entry["ratio"] is None and entry["met"] is None for entry in result["ops"])
+
+
+def test_ops_rejects_bad_repeats(capsys):
+    assert main(["bench", "ops", "--ring-degree", "1024", "--repeats", "0", "--no-first-call"]) == 2
+    assert "--repeats" in capsys.readouterr().err
+
+
+# ----- inference ------------------------------------------------------------------------------------------
+def _tiny_network() -> Any:
+    from nn.model import Decision, Dense, PlainNetwork, Polynomial
+
+    rng = np.random.default_rng(3)
+    layers = [Dense(rng.uniform(-1, 1, (3, 4)), rng.uniform(-1, 1, 4), "dense"),
+              Polynomial((0.0, 0.0, 1.0), "square"),
+              Dense(rng.uniform(-1, 1, (4, 1)), rng.uniform(-1, 1, 1), "out")]
+    return PlainNetwork(layers, 3, Decision("logit", 0.5))
+
+
+def _fake_engine(scale: float, error: float) -> Any:
+    def runner(*args: Any) -> dict[str, Any]:
+        x, encrypt_weights = args[1], args[2]  # args[0]: the network (ckkslab) or model directory
+        expected = _tiny_network().forward(x)
+        factor = scale * (2.0 if encrypt_weights else 1.0)
+        return {"predictions": expected + error, "timings_s": {
+                    "keygen": 1.5 * factor, "encrypt_model": 0.25 * factor, "encrypt_data": 0.125 * factor,
+                    "predict": 0.75 * factor, "decrypt": 0.0625 * factor},
+                "sizes_bytes": {"context": 1000, "model": 2000, "data": 3000, "predictions": 400},
+                "params": {"ring_degree": 16384, "moduli_bits": [60, 53], "special_moduli_bits": [60],
+                           "scale_bits": 53, "packing": "batch"}}
+    return runner
+
+
+def test_inference_table_and_json_with_stand_in_engines(monkeypatch, tmp_path, capsys):
+    import nn.data
+    import nn.model
+
+    x = np.random.default_rng(5).uniform(0, 1, (4096, 3))
+    monkeypatch.setattr(nn.model, "load_network", lambda _dir: _tiny_network())
+    monkeypatch.setattr(nn.data, "load_xy", lambda _dir, split="test": (x, np.zeros((4096, 1))))
+    monkeypatch.setattr(inference, "_ckkslab_runner", _fake_engine(0.3, 2.0**-35))
+    monkeypatch.setattr(inference, "_helayers_runner", _fake_engine(1.0, 2.0**-33))
+    out_json = tmp_path / "inference.json"
+    assert main(["bench", "inference", "--model", str(tmp_path), "--json", str(out_json)]) == 0
+    text = capsys.readouterr().out
+
+    result = json.loads(out_json.read_text())
+    assert result["benchmark"] == "inference" and result["records"] == 4096 and result["helayers_available"]
+    assert list(result["modes"]) == ["encrypted", "plain"]
+    blocks = text.split("\nweights ")[1:]
+    assert len(blocks) == 2
+    for block, (mode, entry) in zip(blocks, result["modes"].items(), strict=True):
+        assert block.startswith(mode)
+        rows = _table_rows(block, "stage ")
+        assert list(rows) == [*inference.STAGES, "total"]
+        for stage in entry["stages"]:
+            assert stage["ratio"] == stage["ckkslab_s"] / stage["helayers_s"]
+            printed = rows[stage["stage"]]
+            _check_printed_ratio(printed["ours"], printed["theirs"], printed["ratio"])
+            assert stage["ratio"] == pytest.approx(0.3)
+        for engine, bits in (("ckkslab", 35.0), ("helayers", 33.0)):
+            prec = entry["precision"][engine]
+            assert prec["bits"] == pytest.approx(bits) and prec["decisions_equal"] == 4096
+            assert entry["peak_rss_bytes"][engine] > 0
+        assert entry["sizes_bytes"]["ckkslab"]["model"] == 2000
+    target = result["modes"]["encrypted"]["target"]
+    assert target["predict_ratio"] == pytest.approx(0.3) and target["met"] is True
+    assert "target <= 0.5 met" in text
+
+
+def test_inference_without_helayers(monkeypatch, tmp_path, capsys):
+    import nn.data
+    import nn.model
+    from reference.errors import HelayersUnavailable
+
+    def missing(*_args: Any) -> dict[str, Any]:
+        raise HelayersUnavailable("pyhelayers is not available (stand-in)")
+
+    x = np.random.default_rng(5).uniform(0, 1, (4096, 3))
+    monkeypatch.setattr(nn.model, "load_network", lambda _dir: _tiny_network())
+    monkeypatch.setattr(nn.data, "load_xy", lambda _dir, split="test": (x, np.zeros((4096, 1))))
+    monkeypatch.setattr(inference, "_ckkslab_runner", _fake_engine(0.3, 2.0**-35))
+    monkeypatch.setattr(inference, "_helayers_runner", missing)
+    assert main(["bench", "inference", "--model", str(tmp_path), "--modes", "encrypted"]) == 0
+    text = capsys.readouterr().out
+    assert "HElayers was not available" in text
+    rows = _table_rows(text.split("\nweights ")[1], "stage ")
+    assert all(m["theirs"] == "-" and m["ratio"] == "-" for m in rows.values())
+
+
+def test_bench_help_is_light():
+    import subprocess
+    import sys
+
+    code = ("import sys; from validation.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('numba', 'pyhelayers', 'tensorflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout
+    assert "numba" not in out and "pyhelayers" not in out and "tensorflow" not in out
+
+
+@pytest.mark.helayers
+def test_ops_against_real_seal_copies_its_chain(tmp_path, capsys):
+    pytest.importorskip("pyhelayers")
+    out_json = tmp_path / "ops.json"
+    assert main(["bench", "ops", "--ring-degree", "8192", "--repeats", "1", "--no-first-call",
+                 "--json", str(out_json)]) == 0
+    rows = _table_rows(capsys.readouterr().out, "op ")
+    result = json.loads(out_json.read_text())
+    assert result["seal_available"] and result["threads"]["seal"] == 1
+    ours, theirs = result["ckkslab_params"], result["seal_params"]
+    assert ours["ring_degree"] == theirs["ring_degree"] == 8192
+    chain = [round(b) for b in ours["moduli_bits"]]
+    assert chain == [round(b) for b in theirs["moduli_bits"]] == [47, 40, 40, 40]
+    assert round(ours["scale_bits"]) == round(theirs["scale_bits"]) == 40 and ours["security_level"] == 128
+    for entry in result["ops"]:
+        if entry["seal_s"] is not None:
+            assert entry["ratio"] == entry["ckkslab_s"] / entry["seal_s"]
+            printed = rows[entry["op"]]
+            _check_printed_ratio(printed["ours"], printed["theirs"], printed["ratio"])

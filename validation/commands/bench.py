@@ -1,0 +1,82 @@
+"""``ckkslab bench ops`` and ``ckkslab bench inference``: ckkslab against SEAL / HElayers in one process.
+
+The benchmarks themselves live in ``benchmarks/`` (scripts at the repository root, not an installed
+package): this module puts the repository root on ``sys.path`` when ``benchmarks`` is not importable, so
+the installed ``ckkslab`` command finds them from any directory of an editable install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _benchmark(name: str) -> ModuleType:
+    """``benchmarks.<name>`` (importing only the standard library at module level).
+
+    Raises:
+        UserError: the ``benchmarks`` directory is not next to this package (a non-editable install).
+    """
+    try:
+        return importlib.import_module(f"benchmarks.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("benchmarks", f"benchmarks.{name}"):
+            raise
+    if not (REPO_ROOT / "benchmarks" / f"{name}.py").is_file():
+        from validation.cli import UserError
+
+        raise UserError(f"benchmarks/{name}.py is not found next to the installed package ({REPO_ROOT}); "
+                        "run from a source checkout (pip install -e .)")
+    sys.path.insert(0, str(REPO_ROOT))
+    return importlib.import_module(f"benchmarks.{name}")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``bench`` sub-command with its ``ops`` and ``inference`` sub-commands."""
+    parser = subparsers.add_parser(
+        "bench", help="benchmarks: CKKS primitives vs SEAL, encrypted inference vs HElayers",
+        description="Benchmarks run both engines in one process, single thread, and print both times "
+        "and the ratio ckkslab / reference (below 1: ckkslab is faster). Check the machine load first: "
+        "the figures are minima of wall times.")
+    commands = parser.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
+    ops = commands.add_parser(
+        "ops", help="CKKS primitives, ckkslab vs SEAL (through pyhelayers)",
+        description="Encode, encrypt, decrypt+decode, add, multiply-plain, multiply, relinearize, "
+        "multiply+relinearize, rescale, rotate (ckkslab and SEAL, same N and chain) and the NTT per limb "
+        "(ckkslab; SEAL's figure reported beside it), min over repeats on fresh operands, single thread; "
+        "then the first-call (Numba compile) cost in fresh processes, empty and warm cache.")
+    _benchmark("ops").add_arguments(ops)
+    ops.set_defaults(func=run_ops)
+    inference = commands.add_parser(
+        "inference", help="encrypted inference of a model, ckkslab vs HElayers-SEAL",
+        description="The same test batch through ckkslab and HElayers-SEAL, weights encrypted and plain: "
+        "time per stage and ratio, artifact sizes, peak memory, precision vs the float64 network.")
+    _benchmark("inference").add_arguments(inference)
+    inference.set_defaults(func=run_inference)
+
+
+def run_ops(args: argparse.Namespace) -> int:
+    """``ckkslab bench ops``."""
+    _check_positive(args, "repeats", "rounds")
+    _benchmark("ops").run_from_args(args, quiet=args.quiet)
+    return 0
+
+
+def run_inference(args: argparse.Namespace) -> int:
+    """``ckkslab bench inference``."""
+    _check_positive(args, "batches")
+    _benchmark("inference").run_from_args(args, quiet=args.quiet)
+    return 0
+
+
+def _check_positive(args: argparse.Namespace, *names: str) -> None:
+    from validation.cli import UserError
+
+    for name in names:
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name} must be at least 1, got {getattr(args, name)}")
