@@ -1,0 +1,272 @@
+"""RNS polynomials against Python integers: CRT round trip, row-wise ring operations, and the RNS ring product
+(NTT, pointwise Montgomery product, inverse NTT) against the schoolbook product over Z_Q with big integers."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ckks import rns
+from ckks.primes import ntt_primes
+
+
+def basis_of(n: int, bits: tuple[int, ...]) -> rns.RnsBasis:
+    moduli: list[int] = []
+    for b in bits:
+        moduli.append(next(q for q in ntt_primes(b, n, len(bits)) if q not in moduli))
+    return rns.rns_basis(tuple(moduli), n)
+
+
+def rows(a: np.ndarray) -> list[list[int]]:
+    return [[int(v) for v in row] for row in a]
+
+
+def test_rns_basis_constants_and_cache():
+    b = basis_of(32, (40, 50, 61))
+    assert rns.rns_basis(b.moduli, 32) is b
+    assert len(b) == 3 and b.product == math.prod(b.moduli)
+    assert [int(v) for v in b.q] == list(b.moduli)
+    for q, r, rs, qn in zip(b.moduli, b.r_mod_q, b.r_mod_q_shoup, b.q_neg_inv, strict=True):
+        assert int(r) == (1 << 64) % q and int(rs) == (int(r) << 64) // q
+        assert (int(qn) * q + 1) % (1 << 64) == 0
+    assert [t.modulus for t in b.tables] == list(b.moduli)
+    assert "N=32" in repr(b)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    bits=st.lists(st.sampled_from([20, 30, 40, 50, 60, 61]), min_size=1, max_size=5),
+    seed=st.integers(0, 2**32),
+)
+def test_crt_round_trip_python_ints(bits, seed, ref):
+    """Residues of x (Python %), then the RNS round trip (to_ntt, from_ntt), then Python-int CRT give back
+    every x in (-Q/2, Q/2], including both ends."""
+    basis = basis_of(16, tuple(bits))
+    q_all = basis.product
+    rnd = random.Random(seed)
+    values = [0, 1, -1, q_all // 2, -(q_all // 2)] + [
+        rnd.randrange(-(q_all // 2), q_all // 2 + 1) for _ in range(11)
+    ]
+    res = ref.residues(values, basis.moduli)
+    back = rns.from_ntt(rns.to_ntt(res, basis), basis)
+    assert ref.crt(back, basis.moduli) == values
+
+
+def test_from_signed_int64_matches_python_mod(ref):
+    basis = basis_of(16, (20, 30, 61))
+    values = np.array(
+        [0, 1, -1, 2**62, -(2**62), 2**63 - 1, -(2**63), 12345, -98765, 7, -7, 0, 3, -3, 2**40, -(2**40)],
+        dtype=np.int64,
+    )
+    out = rns.from_signed(values, basis)
+    assert out.dtype == np.uint64 and out.shape == (3, 16)
+    assert rows(out) == [[int(v) % q for v in values] for q in basis.moduli]
+    # a vector of small ints (the samplers' output) and its CRT
+    small = np.arange(-8, 8, dtype=np.int64)
+    assert ref.crt(rns.from_signed(small, basis), basis.moduli) == list(range(-8, 8))
+
+
+def test_from_float_integers_matches_python_ints():
+    """Whole-number floats of any size (beyond int64) reduce exactly: [v]_q = int(v) mod q."""
+    basis = basis_of(16, (20, 40, 61))
+    values = np.array(
+        [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            2.0**53 + 2,
+            -(2.0**53) - 2,
+            2.0**62,
+            2.0**63,
+            -(2.0**63),
+            3 * 2.0**70,
+            -(2.0**100) * 5,
+            2.0**200,
+            123456789.0,
+            -987654321.0,
+            2.0**61 - 1.0,
+            -7.0,
+        ]
+    )
+    out = rns.from_float_integers(values, basis)
+    assert rows(out) == [[int(v) % q for v in values] for q in basis.moduli]
+
+
+def test_from_float_integers_refuses_fractions():
+    basis = basis_of(16, (40,))
+    with pytest.raises(ValueError, match="whole"):
+        rns.from_float_integers(np.array([1.0, 2.5]), basis)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    log_n=st.integers(4, 9),
+    bits=st.lists(st.sampled_from([20, 40, 60, 61]), min_size=1, max_size=4),
+    seed=st.integers(0, 2**32),
+)
+def test_to_ntt_from_ntt_round_trip(log_n, bits, seed):
+    n = 1 << log_n
+    basis = basis_of(n, tuple(bits))
+    rng = np.random.default_rng(seed)
+    a = np.stack([rng.integers(0, q, size=n, dtype=np.uint64) for q in basis.moduli])
+    a_ntt = rns.to_ntt(a, basis)
+    assert a_ntt is not a and not np.shares_memory(a_ntt, a)
+    np.testing.assert_array_equal(rns.from_ntt(a_ntt, basis), a)
+
+
+def random_rows(basis: rns.RnsBasis, rng: np.random.Generator, edge: bool = False) -> np.ndarray:
+    out = np.stack([rng.integers(0, q, size=basis.ring_degree, dtype=np.uint64) for q in basis.moduli])
+    if edge:  # plant 0 and q - 1 at the start of every row
+        for i, q in enumerate(basis.moduli):
+            out[i, :4] = [0, q - 1, q - 1, 0]
+    return out
+
+
+@pytest.mark.parametrize("bits", [(20,), (40, 50), (60, 61, 61)])
+def test_rowwise_operations_against_python(bits):
+    basis = basis_of(32, bits)
+    rng = np.random.default_rng(len(bits))
+    a, b, acc = (random_rows(basis, rng, edge=True) for _ in range(3))
+    b[:, :4] = a[:, [0, 1, 0, 1]]  # pairs (0,0), (q-1,q-1), (q-1,0), (0,q-1)
+    pa, pb, pacc = rows(a), rows(b), rows(acc)
+    qs = basis.moduli
+    assert rows(rns.add(a, b, basis)) == [
+        [(x + y) % q for x, y in zip(r, s, strict=True)] for r, s, q in zip(pa, pb, qs, strict=True)
+    ]
+    assert rows(rns.sub(a, b, basis)) == [
+        [(x - y) % q for x, y in zip(r, s, strict=True)] for r, s, q in zip(pa, pb, qs, strict=True)
+    ]
+    assert rows(rns.neg(a, basis)) == [[(-x) % q for x in r] for r, q in zip(pa, qs, strict=True)]
+    assert rows(rns.mul(a, b, basis)) == [
+        [x * y % q for x, y in zip(r, s, strict=True)] for r, s, q in zip(pa, pb, qs, strict=True)
+    ]
+    work = acc.copy()
+    rns.mul_add_into(work, a, b, basis)
+    assert rows(work) == [
+        [(z + x * y) % q for x, y, z in zip(r, s, t, strict=True)]
+        for r, s, t, q in zip(pa, pb, pacc, qs, strict=True)
+    ]
+    for c in (0, 1, -1, 3**50, -(7**40), basis.product - 1):
+        res = rns.scalar_residues(c, basis)
+        assert [int(v) for v in res] == [c % q for q in qs]
+        assert rows(rns.mul_scalar(a, res, basis)) == [
+            [x * c % q for x in r] for r, q in zip(pa, qs, strict=True)
+        ]
+        assert rows(rns.add_scalar(a, res, basis)) == [
+            [(x + c) % q for x in r] for r, q in zip(pa, qs, strict=True)
+        ]
+    # Shoup products with a fixed operand: companions floor(b * 2^64 / q) computed without division
+    b_shoup = rns.shoup_companions(b, basis)
+    assert rows(b_shoup) == [[(y << 64) // q for y in s] for s, q in zip(pb, qs, strict=True)]
+    assert rows(rns.mul_shoup(a, b, b_shoup, basis)) == [
+        [x * y % q for x, y in zip(r, s, strict=True)] for r, s, q in zip(pa, pb, qs, strict=True)
+    ]
+    lazy = acc.copy()
+    for _ in range(3):  # three lazy accumulations stay in [0, 2q) and reduce to the exact sum
+        rns.mac_shoup_lazy(lazy, a, b, b_shoup, basis)
+        assert all(int(v) < 2 * q for row, q in zip(lazy, qs, strict=True) for v in row)
+    rns.reduce_lazy(lazy, basis)
+    assert rows(lazy) == [
+        [(z + 3 * x * y) % q for x, y, z in zip(r, s, t, strict=True)]
+        for r, s, t, q in zip(pa, pb, pacc, qs, strict=True)
+    ]
+    # operands are not modified
+    assert rows(a) == pa and rows(b) == pb
+
+
+def test_shoup_companions_of_stacked_operands():
+    """A (components, L, N) stack (a key, a ciphertext) gets its companions limb by limb."""
+    basis = basis_of(16, (30, 60))
+    rng = np.random.default_rng(4)
+    stack = np.stack([random_rows(basis, rng, edge=True) for _ in range(3)]).reshape(3, 1, 2, 16)
+    out = rns.shoup_companions(stack, basis)
+    assert out.shape == stack.shape
+    for idx in np.ndindex(3, 1):
+        assert rows(out[idx]) == [
+            [(int(y) << 64) // q for y in r] for r, q in zip(stack[idx], basis.moduli, strict=True)
+        ]
+
+
+def test_operations_on_leading_rows_of_a_larger_basis():
+    """A level-l polynomial uses the first l + 1 primes of the basis."""
+    basis = basis_of(16, (40, 50, 60))
+    rng = np.random.default_rng(1)
+    a, b = random_rows(basis, rng)[:2], random_rows(basis, rng)[:2]
+    qs = basis.moduli[:2]
+    assert rows(rns.add(a, b, basis)) == [
+        [(int(x) + int(y)) % q for x, y in zip(r, s, strict=True)] for r, s, q in zip(a, b, qs, strict=True)
+    ]
+    assert rows(rns.mul(a, b, basis)) == [
+        [int(x) * int(y) % q for x, y in zip(r, s, strict=True)] for r, s, q in zip(a, b, qs, strict=True)
+    ]
+    res = rns.scalar_residues(-5, basis, rows=2)
+    assert len(res) == 2
+    assert rows(rns.mul_scalar(a, res, basis)) == [
+        [int(x) * -5 % q for x in r] for r, q in zip(a, qs, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("n,bits", [(16, (61, 61, 61)), (64, (40, 50)), (128, (30,))])
+def test_rns_ring_product_equals_schoolbook_over_big_q(n, bits, ref):
+    """to_ntt -> mul -> from_ntt = the schoolbook product of the centered big-integer polynomials mod Q."""
+    basis = basis_of(n, bits)
+    q_all = basis.product
+    rnd = random.Random(n)
+    a = [rnd.randrange(-(q_all // 2), q_all // 2 + 1) for _ in range(n)]
+    b = [rnd.randrange(-(q_all // 2), q_all // 2 + 1) for _ in range(n)]
+    a[0], b[-1] = q_all // 2, -(q_all // 2)
+    prod = rns.from_ntt(
+        rns.mul(
+            rns.to_ntt(ref.residues(a, basis.moduli), basis),
+            rns.to_ntt(ref.residues(b, basis.moduli), basis),
+            basis,
+        ),
+        basis,
+    )
+    expected = [ref.center(v, q_all) for v in ref.negacyclic_mul(a, b)]
+    assert ref.crt(prod, basis.moduli) == expected
+
+
+def test_add_scalar_in_ntt_form_adds_a_constant_polynomial(ref):
+    basis = basis_of(32, (40, 60))
+    rng = np.random.default_rng(5)
+    a = random_rows(basis, rng)
+    out = rns.from_ntt(
+        rns.add_scalar(rns.to_ntt(a, basis), rns.scalar_residues(-123456789, basis), basis), basis
+    )
+    expected = rows(a)
+    for i, q in enumerate(basis.moduli):
+        expected[i][0] = (expected[i][0] - 123456789) % q
+    assert rows(out) == expected
+
+
+def test_mul_scalar_commutes_with_ntt():
+    """An integer constant multiplies coefficients and NTT values alike (used for scalars without an NTT)."""
+    basis = basis_of(64, (50, 61))
+    rng = np.random.default_rng(6)
+    a = random_rows(basis, rng)
+    res = rns.scalar_residues(-(2**70) + 3, basis)
+    np.testing.assert_array_equal(
+        rns.to_ntt(rns.mul_scalar(a, res, basis), basis), rns.mul_scalar(rns.to_ntt(a, basis), res, basis)
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: to_ntt/from_ntt copy with np.array(copy=True), which keeps a "
+    "Fortran/strided layout; ntt_forward_limb then gets a non-contiguous row and Numba cannot type "
+    "a.reshape on it (TypingError) instead of transforming it",
+)
+def test_to_ntt_from_ntt_accept_non_contiguous_input():
+    basis = basis_of(32, (40, 50))
+    rng = np.random.default_rng(9)
+    a = random_rows(basis, rng)
+    fortran = np.asfortranarray(a)
+    np.testing.assert_array_equal(rns.to_ntt(fortran, basis), rns.to_ntt(a, basis))
+    np.testing.assert_array_equal(rns.from_ntt(fortran, basis), rns.from_ntt(a, basis))
