@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "validation.commands.compare",
     "validation.commands.demo",
     "validation.commands.bench",
+    "validation.commands.profile",
 )
 
 
