@@ -8,7 +8,8 @@ diagonally: rotating ciphertext k left by j*block moves feature p*k + (h + j) mo
     out_m[block h] = sum_k sum_{j<p} rot(in_k, j*block)[block h] * W[p*k + (h+j) mod p, p*m + h] + b[p*m + h],
 
 a "diagonal method" (Halevi-Shoup, CRYPTO 2014) on p x p blocks: p - 1 rotations per input ciphertext, each
-product a plaintext (or ciphertext) that is constant on every block.
+product a plaintext (or ciphertext) that is constant on every block. A layer with fewer outputs than inputs
+rotates its partial sums instead (``rotate_outputs``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+
+def rotate_outputs(inputs: int, outputs: int) -> bool:
+    """Whether a layer rotates its (fewer) output sums instead of its inputs.
+
+    Equivalently out_m = sum_j rot(S_mj, j*block) with S_mj = sum_k in_k * rot(D_kmj, -j*block): the
+    block diagonals are pre-rotated right by j*block, and (p - 1) rotations per OUTPUT ciphertext replace
+    (p - 1) per input. Chosen when the layer has fewer output than input ciphertexts.
+    """
+    return outputs < inputs
 
 
 def ciphertext_count(width: int, per_ct: int) -> int:

@@ -116,12 +116,14 @@ def compile_model(network: PlainNetwork, plan: InferencePlan, encoder: ckks.Enco
             compiled.append(CompiledDense(layer.name, level, diagonals, biases, 1, 1))
             continue
         p, block = plan.features_per_ciphertext, plan.block
-        diagonals = {key: put(bp.block_diagonal(layer.weights, *key, block, p, slots), level, w_scale)
-                     for key in bp.nonzero_diagonals(layer.weights, block, p, slots)}
         d_in, d_out = layer.weights.shape
-        n_out = bp.ciphertext_count(d_out, p)
+        n_in, n_out = bp.ciphertext_count(d_in, p), bp.ciphertext_count(d_out, p)
+        shift = block if bp.rotate_outputs(n_in, n_out) else 0  # pre-rotate right by j*block
+        diagonals = {key: put(np.roll(bp.block_diagonal(layer.weights, *key, block, p, slots), key[2] * shift),
+                              level, w_scale)
+                     for key in bp.nonzero_diagonals(layer.weights, block, p, slots)}
         biases = {m: put(bp.bias_vector(layer.bias, m, block, p, slots), level, b_scale) for m in range(n_out)}
-        compiled.append(CompiledDense(layer.name, level, diagonals, biases, bp.ciphertext_count(d_in, p), n_out))
+        compiled.append(CompiledDense(layer.name, level, diagonals, biases, n_in, n_out))
     return EncryptedModel(plan, compiled, encryptor is not None, network.input_dim, network.output_dim)
 
 
@@ -160,19 +162,36 @@ def prepare_weights(model: EncryptedModel, ev: ckks.Evaluator) -> dict[tuple[int
 
 def _dense(model: EncryptedModel, index: int, cts: list[ckks.Ciphertext], ev: ckks.Evaluator,
            prepared: dict, timer: StageTimer, stage: str) -> list[ckks.Ciphertext]:
+    """Block-diagonal Dense layer: rotate the inputs, or (fewer outputs) the partial sums; with ciphertext
+    weights, one relinearization per output ciphertext (lazy), plus one per rotated partial sum."""
     layer = model.layers[index]
     block = model.plan.block
-    start = time.perf_counter()
+    by_output = bp.rotate_outputs(layer.inputs, layer.outputs)
     rotated: dict[tuple[int, int], ckks.Ciphertext] = {}
-    for k, _m, j in layer.diagonals:
-        if (k, j) not in rotated:
-            rotated[(k, j)] = cts[k] if j == 0 else ev.rotate(cts[k], j * block)
-    timer.add(f"{stage} rotate", start)
+    if not by_output:
+        start = time.perf_counter()
+        for k, _m, j in layer.diagonals:
+            if (k, j) not in rotated:
+                rotated[(k, j)] = cts[k] if j == 0 else ev.rotate(cts[k], j * block)
+        timer.add(f"{stage} rotate", start)
     outputs = []
     for m in range(layer.outputs):
         start = time.perf_counter()
-        keys = [(k, j) for k, mm, j in layer.diagonals if mm == m]
-        acc = ev.dot([rotated[key] for key in keys], [prepared[(index, k, m, j)] for k, j in keys])
+        if by_output:  # out_m = sum_j rot(S_mj, j*block), S_mj = sum_k in_k * pre-rotated diagonal
+            acc = None
+            for j in sorted({j for _k, mm, j in layer.diagonals if mm == m}):
+                keys = [k for k, mm, jj in layer.diagonals if mm == m and jj == j]
+                part = ev.dot([cts[k] for k in keys], [prepared[(index, k, m, j)] for k in keys])
+                if j:
+                    timer.add(f"{stage} multiply-accumulate", start)
+                    start = time.perf_counter()
+                    part = ev.rotate(ev.relinearize(part), j * block)
+                    timer.add(f"{stage} rotate", start)
+                    start = time.perf_counter()
+                acc = part if acc is None else ev.add(acc, part)
+        else:
+            keys = [(k, j) for k, mm, j in layer.diagonals if mm == m]
+            acc = ev.dot([rotated[key] for key in keys], [prepared[(index, k, m, j)] for k, j in keys])
         acc = ev.add(acc, layer.biases[m])
         timer.add(f"{stage} multiply-accumulate", start)
         start = time.perf_counter()

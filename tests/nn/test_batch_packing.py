@@ -49,3 +49,19 @@ def test_zero_diagonals_are_skipped():
     w = np.zeros((4, 4))
     w[0, 0] = 1.0  # only feature 0 -> neuron 0: block 0 of input 0 to block 0 of output 0, shift 0
     assert bp.nonzero_diagonals(w, 8, 2, 16) == [(0, 0, 0)]
+
+
+def test_rotating_outputs_equals_rotating_inputs():
+    """out_m = sum_j rot(S_mj, j*block) with pre-rotated diagonals gives the same x @ W + b."""
+    rng = np.random.default_rng(9)
+    block, per_ct, n = 16, 4, 16
+    slots = block * per_ct
+    x, w, b = rng.normal(size=(n, 12)), rng.normal(size=(12, 3)), rng.normal(size=3)
+    packed = bp.pack(x, block, per_ct, slots)
+    out = np.zeros((1, slots))
+    for k, m, j in bp.nonzero_diagonals(w, block, per_ct, slots):
+        pre = np.roll(bp.block_diagonal(w, k, m, j, block, per_ct, slots), j * block)
+        out[m] += np.roll(packed[k] * pre, -j * block)
+    out[0] += bp.bias_vector(b, 0, block, per_ct, slots)
+    assert bp.rotate_outputs(bp.ciphertext_count(12, per_ct), bp.ciphertext_count(3, per_ct))
+    np.testing.assert_allclose(bp.unpack(out, n, 3, block, per_ct), x @ w + b, atol=1e-12)
