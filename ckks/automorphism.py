@@ -47,7 +47,7 @@ def ntt_permutation(galois: int, ring_degree: int) -> np.ndarray:
 
 def apply_ntt(a: np.ndarray, galois: int, ring_degree: int) -> np.ndarray:
     """a(X^g) for ``a`` in NTT form (rows are RNS limbs): a permutation of the evaluation points."""
-    return a[..., ntt_permutation(galois, ring_degree)]
+    return np.ascontiguousarray(a[..., ntt_permutation(galois, ring_degree)])
 
 
 def apply_coefficients(a: np.ndarray, galois: int, moduli: tuple[int, ...]) -> np.ndarray:

@@ -164,8 +164,8 @@ def mod_down(c: np.ndarray, q_basis: RnsBasis, p_basis: RnsBasis) -> np.ndarray:
 def _garner_float(x, q, inv, inv_shoup, one_shoup, out):
     """Centered CRT value of each column of x as float64, by Garner's mixed-radix digits.
 
-    Digits v_k with value = v_0 + v_1 q_0 + v_2 q_0 q_1 + ...; computed for x and for Q - x, and the one of
-    smaller magnitude (the centered representative) is returned with its sign.
+    Digits v_k with value = v_0 + v_1 q_0 + v_2 q_0 q_1 + ...; computed for x and for Q - x; the smaller of
+    the two (compared exactly, digit by digit from the top) is the centered representative's magnitude.
     """
     n_limbs, n = x.shape
     digits = np.empty(n_limbs, dtype=np.uint64)
@@ -182,12 +182,16 @@ def _garner_float(x, q, inv, inv_shoup, one_shoup, out):
                 tn = shoup_mul(tn + qd - nj, inv[j, d], inv_shoup[j, d], qd)
             digits[d] = t
             neg_digits[d] = tn
-        pos = 0.0
-        negv = 0.0
+        # x < Q - x iff x's mixed-radix digits are smaller, compared exactly from the top digit.
+        negative = False
         for d in range(n_limbs - 1, -1, -1):
-            pos = pos * float(q[d]) + float(digits[d])
-            negv = negv * float(q[d]) + float(neg_digits[d])
-        out[k] = pos if pos <= negv else -negv
+            if digits[d] != neg_digits[d]:
+                negative = neg_digits[d] < digits[d]
+                break
+        value = 0.0
+        for d in range(n_limbs - 1, -1, -1):
+            value = value * float(q[d]) + float(neg_digits[d] if negative else digits[d])
+        out[k] = -value if negative else value
 
 
 @lru_cache(maxsize=64)

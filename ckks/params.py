@@ -75,6 +75,7 @@ class Parameters:
         digits = self.digits
         if not 1 <= digits <= len(self.moduli_bits):
             raise ParameterError(f"key_switch_digits must be in [1, {len(self.moduli_bits)}], got {digits}")
+        self._primes  # generate the primes now: a chain that cannot exist is refused at construction
         self._check_security()
 
     def _check_security(self) -> None:

@@ -69,14 +69,14 @@ def rns_basis(moduli: tuple[int, ...], ring_degree: int) -> RnsBasis:
 
 def to_ntt(a: np.ndarray, basis: RnsBasis) -> np.ndarray:
     """A copy of ``a`` (coefficients, shape (L, N)) in NTT form."""
-    out = np.array(a, dtype=np.uint64, copy=True)
+    out = np.array(a, dtype=np.uint64, order="C", copy=True)
     ntt_forward(out, basis.tables)
     return out
 
 
 def from_ntt(a: np.ndarray, basis: RnsBasis) -> np.ndarray:
     """A copy of ``a`` (NTT form) as coefficients."""
-    out = np.array(a, dtype=np.uint64, copy=True)
+    out = np.array(a, dtype=np.uint64, order="C", copy=True)
     ntt_inverse(out, basis.tables)
     return out
 

@@ -54,7 +54,7 @@ def test_every_odd_element_matches_definition(n, ref):
     for g in range(1, 2 * n, 2):
         expected = ref.residues(ref.automorphism(coeffs, g), basis.moduli)
         assert rows(apply_coefficients(a, g, basis.moduli)) == rows(expected), g
-        permuted = np.ascontiguousarray(apply_ntt(a_ntt, g, n))  # see the xfail test below for why
+        permuted = apply_ntt(a_ntt, g, n)
         assert rows(rns.from_ntt(permuted, basis)) == rows(expected), g
 
 
@@ -73,12 +73,6 @@ def test_rotation_elements_match_definition(log_n, step, seed, conj, ref):
     assert rows(rns.from_ntt(permuted, basis)) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: apply_ntt returns a[..., perm], which numpy lays out column-major "
-    "for 2-D input; rns.from_ntt keeps that layout (np.array copy=True, order K) and the Numba NTT "
-    "kernel fails to type a.reshape on a non-contiguous row (TypingError)",
-)
 def test_from_ntt_accepts_apply_ntt_output_directly():
     n = 32
     basis = basis_of(n)

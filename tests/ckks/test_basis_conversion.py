@@ -168,12 +168,6 @@ def test_crt_to_float_exact_for_small_moduli(ref):
     assert [int(g) for g in got] == values
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: crt_to_float picks the sign by comparing the two candidate magnitudes "
-    "as floats; for |x| within an ulp of Q/2 (Q > 2^53) both round equal and -(Q-1)/2 comes back "
-    "as +Q/2 (relative error 2)",
-)
 def test_crt_to_float_sign_at_the_centering_boundary(ref):
     moduli = chain(60, 60)
     q_all = math.prod(moduli)

@@ -257,12 +257,6 @@ def test_mul_scalar_commutes_with_ntt():
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: to_ntt/from_ntt copy with np.array(copy=True), which keeps a "
-    "Fortran/strided layout; ntt_forward_limb then gets a non-contiguous row and Numba cannot type "
-    "a.reshape on it (TypingError) instead of transforming it",
-)
 def test_to_ntt_from_ntt_accept_non_contiguous_input():
     basis = basis_of(32, (40, 50))
     rng = np.random.default_rng(9)
