@@ -21,10 +21,11 @@ from .errors import (
 from .evaluator import Evaluator
 from .keys import GaloisKeys, KeyGenerator, PublicKey, RelinKey, SecretKey, SwitchingKey
 from .params import Parameters
+from .serialization import ServerBundle, from_bytes, load, save, to_bytes
 
 __all__ = [
     "Ciphertext", "CkksError", "Decryptor", "Encoder", "Encryptor", "Evaluator", "GaloisKeys", "KeyGenerator",
     "LevelMismatchError", "MissingKeyError", "OutOfLevelsError", "ParameterError", "Parameters", "Plaintext",
-    "PublicKey", "RelinKey", "ScaleMismatchError", "SecretKey", "SerializationError", "SwitchingKey",
-    "ValueRangeError",
+    "PublicKey", "RelinKey", "ScaleMismatchError", "SecretKey", "SerializationError", "ServerBundle",
+    "SwitchingKey", "ValueRangeError", "from_bytes", "load", "save", "to_bytes",
 ]
