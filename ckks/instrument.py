@@ -82,27 +82,30 @@ class Recorder:
 
     Attributes:
         primitives: name -> PrimitiveStats.
-        stages: stage path (names joined by " / ") -> StageStats.
-        paths: (stage names..., timed caller names..., name) -> [calls, self seconds]; the call tree that
+        stages: stage path (a tuple of stage names, outermost first; () = outside any stage) -> StageStats.
+        paths: (stage names..., timed caller names..., name) -> [calls, self seconds]: the call tree that
             ``validation.profiling`` exports to speedscope / pstats.
         wall: seconds from entering to leaving ``recording()``.
     """
 
     def __init__(self) -> None:
         self.primitives: dict[str, PrimitiveStats] = {}
-        self.stages: dict[str, StageStats] = {}
+        self.stages: dict[tuple[str, ...], StageStats] = {}
         self.paths: dict[tuple[str, ...], list[float]] = {}
         self.wall = 0.0
         self._frames: list[_Frame] = []
+        self._names: list[str] = []  # the names of self._frames, kept alongside (no generator per call)
         self._depth: dict[str, int] = {}
         self._stage_path: list[str] = []
-        self._pending: dict[str, list[float]] = {}  # self seconds / calls not yet booked to a stage
+        # (timed callers..., name) -> [self seconds, calls] not yet booked to a stage
+        self._pending: dict[tuple[str, ...], list[float]] = {}
 
     # ----- primitives -----------------------------------------------------------------------------------
     def call(self, name: str, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         """Run ``fn(*args, **kwargs)`` as the timed primitive ``name``."""
         frame = _Frame(name)
         self._frames.append(frame)
+        self._names.append(name)
         self._depth[name] = self._depth.get(name, 0) + 1
         start = _clock()
         try:
@@ -110,6 +113,7 @@ class Recorder:
         finally:
             elapsed = _clock() - start
             self._frames.pop()
+            self._names.pop()
             self._depth[name] -= 1
             if self._frames:
                 self._frames[-1].child += elapsed
@@ -123,19 +127,13 @@ class Recorder:
         if outermost:  # a recursive call's time is already inside its outer call's inclusive time
             stats.inclusive += inclusive
         stats.self_seconds += self_seconds
-        pending = self._pending.get(name)
+        key = (*self._names, name)
+        pending = self._pending.get(key)
         if pending is None:
-            self._pending[name] = [self_seconds, 1]
+            self._pending[key] = [self_seconds, 1]
         else:
             pending[0] += self_seconds
             pending[1] += 1
-        path = (*self._stage_path, *(f.name for f in self._frames), name)
-        entry = self.paths.get(path)
-        if entry is None:
-            self.paths[path] = [1, self_seconds]
-        else:
-            entry[0] += 1
-            entry[1] += self_seconds
 
     def book_compile(self, seconds: float) -> None:
         """Book ``seconds`` of Numba compilation as its own entry, out of the enclosing call's self time."""
@@ -144,21 +142,25 @@ class Recorder:
         self._book(COMPILE, seconds, seconds)
 
     # ----- stages ---------------------------------------------------------------------------------------
-    def _flush(self, path: str) -> StageStats | None:
-        """Book the pending self times to stage ``path``; its StageStats (None if nothing to book there)."""
+    def _flush(self, path: tuple[str, ...]) -> StageStats | None:
+        """Book the pending self times to stage ``path``; its StageStats (None: nothing to book at root)."""
         stats = self.stages.get(path)
-        if stats is None and not self._pending and path == "":
-            return None
         if stats is None:
+            if not self._pending and not path:
+                return None
             stats = self.stages[path] = StageStats()
-        for name, (seconds, calls) in self._pending.items():
+        for callers, (seconds, calls) in self._pending.items():
+            name = callers[-1]
             stats.primitives[name] = stats.primitives.get(name, 0.0) + seconds
             stats.calls[name] = stats.calls.get(name, 0) + int(calls)
+            entry = self.paths.setdefault((*path, *callers), [0, 0.0])
+            entry[0] += int(calls)
+            entry[1] += seconds
         self._pending.clear()
         return stats
 
-    def _current_path(self) -> str:
-        return STAGE_SEPARATOR.join(self._stage_path) if self._stage_path else ""
+    def _current_path(self) -> tuple[str, ...]:
+        return tuple(self._stage_path)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -183,8 +185,7 @@ class Recorder:
         Everything timed since the previous stage boundary is booked to it; its wall time is now - start.
         """
         elapsed = _clock() - start
-        path = STAGE_SEPARATOR.join((*self._stage_path, name))
-        stats = self._flush(path)
+        stats = self._flush((*self._stage_path, name))
         if stats is not None:
             stats.count += 1
             stats.wall += elapsed

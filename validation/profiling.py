@@ -236,18 +236,35 @@ def _plan_params(plan: Any) -> dict[str, Any]:
 
 
 # ----- tables ------------------------------------------------------------------------------------------
-def hotspot_rows(rec: instrument.Recorder) -> list[dict[str, Any]]:
-    """One row per timed entry plus ``(untracked)``, by self time, largest first; shares of the wall time.
+def hotspot_rows(rec: instrument.Recorder, stage: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """One row per timed entry plus ``(untracked)``, by self time, largest first, within ``stage``.
 
-    Row keys: name, calls, total_s (inclusive), self_s, share (self / wall), us_per_call (self / calls).
-    The self times and the untracked time add up to ``rec.wall`` exactly.
+    ``stage``: a stage path such as ("predict",) (default (): the whole run, wall = ``rec.wall``).
+    Row keys: name, calls, total_s (inclusive), self_s, share (self / the stage's wall), us_per_call
+    (self / calls). The self times and the untracked time add up to the stage's wall time exactly.
+
+    Raises:
+        KeyError: if ``stage`` was not recorded.
     """
-    wall = rec.wall
-    rows = [{"name": name, "calls": s.calls, "total_s": s.inclusive, "self_s": s.self_seconds,
-             "share": s.self_seconds / wall if wall else 0.0,
-             "us_per_call": 1e6 * s.self_seconds / s.calls if s.calls else 0.0}
-            for name, s in rec.primitives.items()]
-    untracked = wall - rec.tracked
+    wall = rec.wall if not stage else rec.stages[stage].wall
+    depth = len(stage)
+    calls: dict[str, int] = {}
+    own: dict[str, float] = {}
+    inclusive: dict[str, float] = {}
+    for path, (n, seconds) in rec.paths.items():
+        if path[:depth] != stage:
+            continue
+        name = path[-1]
+        calls[name] = calls.get(name, 0) + int(n)
+        own[name] = own.get(name, 0.0) + seconds
+        for element in set(path[depth:]):
+            if element in rec.primitives:
+                inclusive[element] = inclusive.get(element, 0.0) + seconds
+    rows = [{"name": name, "calls": calls[name], "total_s": inclusive.get(name, own[name]),
+             "self_s": own[name], "share": own[name] / wall if wall else 0.0,
+             "us_per_call": 1e6 * own[name] / calls[name] if calls[name] else 0.0}
+            for name in own]
+    untracked = wall - sum(own.values())
     rows.append({"name": UNTRACKED, "calls": 0, "total_s": untracked, "self_s": untracked,
                  "share": untracked / wall if wall else 0.0, "us_per_call": 0.0})
     rows.sort(key=lambda r: r["self_s"], reverse=True)
@@ -286,9 +303,10 @@ def _in_run_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return ordered
 
 
-def format_hotspots(rec: instrument.Recorder, limit: int | None = None) -> str:
-    """The hotspot table as text (``limit`` rows, the rest summed in one line)."""
-    rows = hotspot_rows(rec)
+def format_hotspots(rec: instrument.Recorder, stage: tuple[str, ...] = (), limit: int | None = None) -> str:
+    """The hotspot table of ``stage`` (default: the whole run) as text (``limit`` rows, the rest summed)."""
+    rows = hotspot_rows(rec, stage)
+    wall = rec.wall if not stage else rec.stages[stage].wall
     shown = rows if limit is None else rows[:limit]
     lines = [f"{'entry':<22} {'calls':>7} {'total s':>9} {'self s':>9} {'share':>7} {'us/call':>10}  what",
              "-" * 100]
@@ -301,10 +319,10 @@ def format_hotspots(rec: instrument.Recorder, limit: int | None = None) -> str:
     if rest:
         seconds = sum(r["self_s"] for r in rest)
         lines.append(f"{'(' + str(len(rest)) + ' more)':<22} {'':>7} {'':>9} {seconds:9.3f} "
-                     f"{100 * seconds / rec.wall:6.2f}%")
+                     f"{100 * seconds / wall:6.2f}%")
     total = sum(r["self_s"] for r in rows)
     lines.append("-" * 100)
-    lines.append(f"{'sum of self times':<22} {'':>7} {'':>9} {total:9.3f} {100 * total / rec.wall:6.2f}%")
+    lines.append(f"{'sum = wall time':<22} {'':>7} {'':>9} {total:9.3f} {100 * total / wall:6.2f}%")
     return "\n".join(lines)
 
 
@@ -455,6 +473,7 @@ def to_json(result: ProfileResult) -> dict[str, Any]:
         "timer_overhead_s_per_call": result.overhead, "numba": result.numba,
         "uninstrumented_s": result.baseline, "precision": result.precision,
         "hotspots": hotspot_rows(rec),
+        "hotspots_predict": hotspot_rows(rec, ("predict",)) if ("predict",) in rec.stages else [],
         "stages": [dict(r, top=[{"name": n, "self_s": s} for n, s in r["top"]]) for r in stage_rows(rec)],
     }
 
@@ -462,3 +481,105 @@ def to_json(result: ProfileResult) -> dict[str, Any]:
 def write_json(data: dict[str, Any], path: Path) -> None:
     """Write ``data`` as indented JSON."""
     path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+# ----- the same run seen by a sampling profiler ----------------------------------------------------------
+# (file, function) as py-spy names a frame -> the hotspot entry that owns its time. Methods of the timed
+# objects map to op.<method>; Numba's dispatcher compiling or loading a kernel maps to numba.compile.
+SAMPLED_ENTRIES: dict[tuple[str, str], str] = {
+    ("ntt.py", "ntt_forward"): "ntt", ("ntt.py", "ntt_inverse"): "intt",
+    ("rns.py", "mul"): "mul", ("rns.py", "mul_add_into"): "mul_add",
+    ("rns.py", "mac_shoup_lazy"): "mac_shoup", ("rns.py", "mul_shoup"): "mul_shoup",
+    ("basis_conversion.py", "fast_base_convert"): "base_convert",
+    ("basis_conversion.py", "mod_down"): "mod_down",
+    ("basis_conversion.py", "divide_by_last_prime"): "rescale", ("keyswitch.py", "key_switch"): "key_switch",
+    ("embedding.py", "embed_inverse"): "encode_fft", ("embedding.py", "embed"): "decode_fft",
+    ("sampling.py", "ternary"): "sample_ternary", ("sampling.py", "gaussian"): "sample_gaussian",
+    ("sampling.py", "uniform_mod"): "sample_uniform",
+}
+
+
+def _parse_frame(frame: str) -> tuple[str, str, int]:
+    """``"func (path/file.py:12)"`` -> ("func", "file.py", 12); line 0 when absent."""
+    func, _, rest = frame.strip().rpartition(" (")
+    if not func:
+        return frame.strip(), "", 0
+    location = rest.rstrip(")")
+    path, _, line = location.rpartition(":")
+    return func, path.rsplit("/", 1)[-1], int(line) if line.isdigit() else 0
+
+
+def sampled_entry(frames: list[str]) -> str:
+    """The hotspot entry a sampled stack (outermost frame first) belongs to: its innermost mapped frame."""
+    for frame in reversed(frames):
+        func, filename, _ = _parse_frame(frame)
+        if filename == "dispatcher.py" and "compile" in func:
+            return instrument.COMPILE
+        entry = SAMPLED_ENTRIES.get((filename, func))
+        if entry is not None:
+            return entry
+        cls, _, method = func.partition(".")
+        if cls in _TIMED_OBJECTS and method and not method.startswith("_") and "<" not in method:
+            return "op." + method
+    return UNTRACKED
+
+
+def attribute_samples(collapsed: str, keep: Callable[[list[str]], bool] | None = None) -> dict[str, float]:
+    """Share of the samples per hotspot entry, from py-spy's ``--format raw`` (collapsed stacks) output.
+
+    Each line is ``frame;frame;...;frame COUNT``; ``keep(frames)`` selects the samples to count.
+    """
+    counts: dict[str, float] = {}
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count = line.rstrip().rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        if keep is not None and not keep(frames):
+            continue
+        entry = sampled_entry(frames)
+        counts[entry] = counts.get(entry, 0) + int(count)
+        total += int(count)
+    return {name: n / total for name, n in counts.items()} if total else {}
+
+
+def within_recording(stage: str | None = None) -> Callable[[list[str]], bool]:
+    """A ``keep`` for ``attribute_samples``: samples taken inside ``run_profile``'s recording block (not the
+    setup, not the uninstrumented re-run), optionally only those inside a call of ``nn.encrypted.<stage>``."""
+    import inspect
+
+    lines, first = inspect.getsourcelines(run_profile)
+    begin = first + next(i for i, t in enumerate(lines) if "instrument.recording() as rec" in t)
+    end = first + next(i for i, t in enumerate(lines) if "result = ProfileResult(" in t)
+
+    def keep(frames: list[str]) -> bool:
+        inside = any(func == "run_profile" and begin <= line < end
+                     for func, _, line in map(_parse_frame, frames))
+        if not inside:
+            return False
+        return stage is None or any(_parse_frame(f)[:2] == (stage, "encrypted.py") for f in frames)
+
+    return keep
+
+
+def compare_with_samples(profile_json: dict[str, Any], collapsed: str, top: int = 5) -> str:
+    """Top entries of the instrumented tables beside a sampling profiler's, for the run and for predict."""
+    lines = []
+    for title, key, stage in (("whole run", "hotspots", None), ("predict", "hotspots_predict", "predict")):
+        ours = profile_json[key][:top]
+        sampled = sorted(attribute_samples(collapsed, within_recording(stage)).items(), key=lambda kv: -kv[1])
+        lines.append(f"{title}: instrumented (self time share)  |  sampled (share of samples)")
+        for i in range(top):
+            left = f"{ours[i]['name']:<18} {100 * ours[i]['share']:5.1f}%" if i < len(ours) else ""
+            right = f"{sampled[i][0]:<18} {100 * sampled[i][1]:5.1f}%" if i < len(sampled) else ""
+            lines.append(f"  {i + 1}. {left:<28} |  {right}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m validation.profiling PROFILE.json PYSPY_RAW.txt
+    import sys
+
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m validation.profiling PROFILE.json PYSPY_RAW.txt")
+    print(compare_with_samples(json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2]).read_text()))

@@ -56,8 +56,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"numba: {numba['compiled']} kernel signatures compiled, {numba['loaded_from_cache']} loaded from "
           f"the on-disk cache: {seconds:.3f} s, the entry numba.compile (not in any primitive's time)")
     print()
-    print("hotspots (self time = time in the entry minus the timed entries it calls)")
-    print(profiling.format_hotspots(rec, args.top))
+    print("hotspots of predict, the server's encrypted inference (self time = time in the entry minus the "
+          "timed entries it calls; share of predict's wall time)")
+    print(profiling.format_hotspots(rec, ("predict",), args.top))
+    print()
+    print("hotspots of the whole run (client keygen, model and batch encryption, server predict, decrypt)")
+    print(profiling.format_hotspots(rec, (), args.top))
     print()
     print("stages (layers are the stages of nn.encrypted.predict)")
     print(profiling.format_stages(rec))
