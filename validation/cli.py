@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "validation.commands.demo",
     "validation.commands.bench",
     "validation.commands.profile",
+    "validation.commands.trace",
 )
 
 
