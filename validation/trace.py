@@ -31,7 +31,9 @@ TOY_PARAMETERS: dict[str, Any] = {"ring_degree": 16, "moduli_bits": (30, 20, 20)
 DEFAULT_RECORD = (0.625, 0.25, 0.5, 0.75)
 DEFAULT_WEIGHTS = (0.5, -1.0, 0.25, 0.75)
 DEFAULT_BIAS = -0.125
-MAX_ABS_INPUT = 4.0  # keeps (w . x + b)^2 far inside q_0 = 2^30 at scale 2^20
+MAX_ABS_INPUT = 4.0
+# (w . x + b)^2 at scale 2^40 must stay well inside Q_1 = q_0 q_1 ~ 2^50: |w . x + b| <= 8 leaves 4 bits spare.
+MAX_ABS_PREACTIVATION = 8.0
 
 
 class TraceError(ValueError):
@@ -159,6 +161,10 @@ def _check_inputs(record: tuple[float, ...], weights: tuple[float, ...], bias: f
         for v in values:
             if not math.isfinite(v) or abs(v) > MAX_ABS_INPUT:
                 raise TraceError(f"the {what} holds {v!r}: values must be finite with |v| <= {MAX_ABS_INPUT}")
+    pre = float(np.dot(weights, record) + bias)
+    if abs(pre) > MAX_ABS_PREACTIVATION:
+        raise TraceError(f"w . x + b = {pre:.4g}: its square would not fit the toy modulus; keep "
+                         f"|w . x + b| <= {MAX_ABS_PREACTIVATION}")
 
 
 def run_trace(record: tuple[float, ...] = DEFAULT_RECORD, weights: tuple[float, ...] = DEFAULT_WEIGHTS,
@@ -166,7 +172,8 @@ def run_trace(record: tuple[float, ...] = DEFAULT_RECORD, weights: tuple[float, 
     """Run the toy neuron through the engine and record every step (seeded: the same output every time).
 
     Raises:
-        TraceError: if the inputs are not 4 + 4 + 1 finite numbers of magnitude at most 4.
+        TraceError: if the inputs are not 4 + 4 + 1 finite numbers of magnitude at most 4, or if
+            |w . x + b| > 8 (its square would overflow the toy modulus).
     """
     import ckks
     from ckks import automorphism, rns

@@ -1,4 +1,4 @@
-"""``ckkslab trace``: one encrypted neuron at toy size (N = 16), every number printed and checkable by hand."""
+"""``ckkslab trace``: one encrypted neuron at toy size (N = 16), every number printed, checkable by hand."""
 
 from __future__ import annotations
 
