@@ -32,7 +32,7 @@ DEFAULT_RECORD = (0.625, 0.25, 0.5, 0.75)
 DEFAULT_WEIGHTS = (0.5, -1.0, 0.25, 0.75)
 DEFAULT_BIAS = -0.125
 MAX_ABS_INPUT = 4.0
-# (w . x + b)^2 at scale 2^40 must stay well inside Q_1 = q_0 q_1 ~ 2^50: |w . x + b| <= 8 leaves 4 bits spare.
+# (w . x + b)^2 at scale 2^40 must stay well inside Q_1 = q_0 q_1 ~ 2^50: |w . x + b| <= 8 leaves 4 bits.
 MAX_ABS_PREACTIVATION = 8.0
 
 
