@@ -4,16 +4,20 @@ Public key (b, a):  ct = (u*b + e_0, u*a + e_1) / P + (m, 0) with u ternary, e_0
                     product taken over Q*P and divided by P (as SEAL does) to shrink the noise.
 Secret key s:       ct = (-a*s + e + m, a) with a uniform.
 Decryption:         m' = c_0 + c_1 s (+ c_2 s^2) mod Q_l = m + noise.
+Noise flooding:     m' + f, f a fresh rounded Gaussian of standard deviation 2^flood_bits (optional; against
+                    the Li-Micciancio key recovery from shared decryptions, EUROCRYPT 2021, IND-CPA-D).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from . import rns
 from .basis_conversion import mod_down
 from .ciphertext import Ciphertext, Plaintext
-from .errors import ParameterError
+from .errors import ParameterError, ValueRangeError
 from .keys import PublicKey, SecretKey
 from .params import Parameters
 from .sampling import RandomSource, gaussian, ternary, uniform_mod
@@ -79,19 +83,50 @@ class Decryptor:
         _check_fingerprint(secret_key.fingerprint, params, "the secret key")
         self.params, self.secret_key = params, secret_key
 
-    def decrypt(self, ct: Ciphertext) -> Plaintext:
+    def decrypt(self, ct: Ciphertext, flood_bits: float | None = None) -> Plaintext:
         """The plaintext m + e of ``ct`` (any size), at the ciphertext's level and scale.
 
+        ``flood_bits``: noise flooding (Li-Micciancio, EUROCRYPT 2021). The decryption m + e exposes the error
+        e, a function of the secret key: whoever sees decrypted values can use them to recover the key.
+        With ``flood_bits = b``, a fresh noise f (each coefficient round(2^b * z), z standard normal by
+        Box-Muller on 53-bit uniforms from the OS CSPRNG, so |z| < 8.6) is added and m + e + f returned. Each
+        decoded slot then carries an extra error of standard deviation about 2^b * sqrt(N/2) / scale. Choose b
+        above log2 of the ciphertext's own error (SECURITY.md gives the margin and the measured precision
+        cost).
+
         Raises:
-            ParameterError: if the ciphertext belongs to other parameters.
+            ParameterError: if the ciphertext belongs to other parameters, or ``flood_bits`` is not a finite
+                number >= 0.
+            ValueRangeError: if 2^flood_bits is so large that the flooded coefficients could wrap modulo Q_l.
         """
         if not isinstance(ct, Ciphertext):
             raise ParameterError(f"decrypt expects a Ciphertext, got {type(ct).__name__}")
         _check_fingerprint(ct.fingerprint, self.params, "the ciphertext")
         rows = ct.level + 1
         basis = rns.rns_basis(self.params.moduli[:rows], self.params.ring_degree)
+        if flood_bits is not None:
+            flood = self._flooding_noise(flood_bits, basis, ct.level)
         s = self.secret_key.ntt[:rows]
         acc = ct.data[ct.size - 1].copy()
         for i in range(ct.size - 2, -1, -1):  # Horner: ((c_k s + c_{k-1}) s + ...) + c_0
             acc = rns.add(rns.mul(acc, s, basis), ct.data[i], basis)
+        if flood_bits is not None:
+            acc = rns.add(acc, flood, basis)
         return Plaintext(acc, ct.level, ct.scale, self.params.fingerprint)
+
+    def _flooding_noise(self, flood_bits: float, basis: rns.RnsBasis, level: int) -> np.ndarray:
+        """f = round(2^b * z), z ~ N(0, 1) per coefficient (Box-Muller, OS CSPRNG), NTT form over Q_level."""
+        if isinstance(flood_bits, bool) or not isinstance(flood_bits, (int, float, np.integer, np.floating)):
+            raise ParameterError(f"decrypt: flood_bits must be a number of bits, got {flood_bits!r}")
+        if not math.isfinite(flood_bits) or flood_bits < 0:
+            raise ParameterError(f"decrypt: flood_bits must be finite and >= 0, got {flood_bits!r}")
+        log_q = math.log2(basis.product)
+        if flood_bits + 4 > log_q - 2:  # |f| < 8.6 * 2^b < 2^(b + 4) must stay below Q_l / 4
+            raise ValueRangeError(f"decrypt: flooding noise of 2^{flood_bits:g} could wrap modulo Q_{level} "
+                                  f"(2^{log_q:.1f}); use flood_bits <= {log_q - 6:.1f}, or decrypt at a "
+                                  "higher level")
+        random = RandomSource()  # always the OS CSPRNG: a seeded flood would hide nothing
+        n = self.params.ring_degree
+        u1, u2 = 1.0 - random.unit_floats(n), random.unit_floats(n)  # u1 in (0, 1]: the log is finite
+        z = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+        return rns.to_ntt(rns.from_float_integers(np.rint(z * 2.0**flood_bits), basis), basis)
