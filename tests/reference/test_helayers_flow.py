@@ -35,6 +35,7 @@ def test_predictions_match_numpy_forward(tiny_model_dir, numpy_forward, encrypt_
     assert np.max(np.abs(res.predictions - expected)) < TOLERANCE
     assert set(res.timings_s) == set(STAGES)
     assert all(t > 0 for t in res.timings_s.values())
+    assert set(res.cpu_timings_s) == set(STAGES)
     assert all(res.sizes_bytes[k] > 0 for k in ("context", "model", "data", "predictions"))
     assert res.peak_rss_bytes > 0
     p = res.params
