@@ -162,5 +162,3 @@ def test_impossible_prime_chain_is_refused_at_construction():
             scale_bits=15,
             security=None,
         )
-
-

@@ -1,0 +1,268 @@
+"""Evaluator at toy size (N = 64, 32 slots): exact ring identities on decryptions, homomorphism properties on
+random vectors (hypothesis), level and scale bookkeeping, and inputs never modified.
+
+Exact identities compare decryptions computed independently (shift-and-add with the ternary secret, Python-int
+CRT): add/sub/negate/multiply_plain/multiply_integer/multiply_scalar/add_scalar/drop_level act on the
+decryption exactly, and the tensor product decrypts (with s^2) to the schoolbook product of the decryptions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import ckks
+
+SLOTS = 32
+# Toy noise at N = 64 is ~2^-33 of a unit value; 2^-20 leaves room and still fails any wrong answer.
+TOL = 2.0**-20
+
+
+def vec(seed: int, bound: float = 1.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return bound * (rng.uniform(-1, 1, SLOTS) + 1j * rng.uniform(-1, 1, SLOTS))
+
+
+def enc(toy, z, level=None, secret=False) -> ckks.Ciphertext:
+    encryptor = toy.sk_encryptor if secret else toy.encryptor
+    return encryptor.encrypt(toy.encoder.encode(z, level=level))
+
+
+def dec(toy, ct) -> np.ndarray:
+    return toy.encoder.decode(toy.decryptor.decrypt(ct), complex_values=True)
+
+
+def exact(toy, ref, ct) -> list[int]:
+    return ref.decrypt_exact(ct, toy.sk.coefficients.astype(np.int64), toy.params)
+
+
+def q_of(toy, level: int) -> int:
+    return math.prod(toy.params.moduli[: level + 1])
+
+
+def centered(ref, values, q) -> list[int]:
+    return [ref.center(v, q) for v in values]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Exact identities
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_additive_operations_are_exact_on_decryptions(toy, ref):
+    ev = toy.evaluator
+    a, b = enc(toy, vec(1)), enc(toy, vec(2))
+    q = q_of(toy, a.level)
+    da, db = exact(toy, ref, a), exact(toy, ref, b)
+    assert exact(toy, ref, ev.add(a, b)) == centered(ref, [x + y for x, y in zip(da, db, strict=True)], q)
+    assert exact(toy, ref, ev.sub(a, b)) == centered(ref, [x - y for x, y in zip(da, db, strict=True)], q)
+    assert exact(toy, ref, ev.negate(a)) == centered(ref, [-x for x in da], q)
+    pt = toy.encoder.encode(vec(3))
+    m = ref.plaintext_coefficients(pt, toy.params)
+    assert exact(toy, ref, ev.add(a, pt)) == centered(ref, [x + y for x, y in zip(da, m, strict=True)], q)
+    assert exact(toy, ref, ev.sub(a, pt)) == centered(ref, [x - y for x, y in zip(da, m, strict=True)], q)
+    c = round(0.3 * a.scale)
+    assert exact(toy, ref, ev.add_scalar(a, 0.3)) == centered(ref, [da[0] + c] + da[1:], q)
+
+
+def test_multiplicative_operations_are_exact_on_decryptions(toy, ref):
+    ev = toy.evaluator
+    a, b = enc(toy, vec(4)), enc(toy, vec(5))
+    q = q_of(toy, a.level)
+    da, db = exact(toy, ref, a), exact(toy, ref, b)
+    prod = ev.multiply(a, b)
+    assert prod.size == 3 and prod.scale == a.scale * b.scale and prod.level == a.level
+    # decrypt_exact of a size-3 ciphertext includes d_2 s^2
+    assert exact(toy, ref, prod) == centered(ref, ref.negacyclic_mul(da, db), q)
+    np.testing.assert_array_equal(ev.square(a).data, ev.multiply(a, a).data)
+    pt = toy.encoder.encode(vec(6), scale=2.0**20)
+    m = ref.plaintext_coefficients(pt, toy.params)
+    mp = ev.multiply_plain(a, pt)
+    assert mp.scale == a.scale * 2.0**20
+    assert exact(toy, ref, mp) == centered(ref, ref.negacyclic_mul(da, m), q)
+    mi = ev.multiply_integer(a, -7)
+    assert mi.scale == a.scale
+    assert exact(toy, ref, mi) == centered(ref, [-7 * x for x in da], q)
+    ms = ev.multiply_scalar(a, 0.625, scale=2.0**12)
+    assert ms.scale == a.scale * 2.0**12
+    assert exact(toy, ref, ms) == centered(ref, [round(0.625 * 2.0**12) * x for x in da], q)
+
+
+def test_drop_level_keeps_the_decryption(toy, ref):
+    a = enc(toy, vec(7))
+    da = exact(toy, ref, a)
+    for level in (1, 0):
+        low = toy.evaluator.drop_level(a, level)
+        assert low.level == level and low.scale == a.scale and low.data.shape == (2, level + 1, 64)
+        assert exact(toy, ref, low) == centered(ref, da, q_of(toy, level))
+    np.testing.assert_allclose(dec(toy, toy.evaluator.drop_level(a, 0)), vec(7), atol=TOL)
+
+
+def test_dot_equals_sum_of_products_exactly(toy):
+    ev = toy.evaluator
+    cts = [enc(toy, vec(10 + i)) for i in range(3)]
+    pts = [toy.encoder.encode(vec(20 + i)) for i in range(3)]
+    plain = ev.dot(cts, [ev.prepare(p) for p in pts])
+    expected = ev.add(
+        ev.add(ev.multiply_plain(cts[0], pts[0]), ev.multiply_plain(cts[1], pts[1])),
+        ev.multiply_plain(cts[2], pts[2]),
+    )
+    np.testing.assert_array_equal(plain.data, expected.data)
+    assert plain.scale == expected.scale and plain.level == expected.level
+    others = [enc(toy, vec(30 + i)) for i in range(3)]
+    cipher = ev.dot(cts, [ev.prepare(c) for c in others])
+    expected3 = ev.add(
+        ev.add(ev.multiply(cts[0], others[0]), ev.multiply(cts[1], others[1])), ev.multiply(cts[2], others[2])
+    )
+    assert cipher.size == 3
+    np.testing.assert_array_equal(cipher.data, expected3.data)
+    out = dec(toy, ev.rescale(ev.relinearize(cipher)))
+    np.testing.assert_allclose(out, sum(vec(10 + i) * vec(30 + i) for i in range(3)), atol=TOL)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Bookkeeping
+# ------------------------------------------------------------------------------------------------------------
+
+
+def test_rescale_tracks_the_exact_scale_and_level(toy):
+    ev = toy.evaluator
+    p = toy.params
+    a = enc(toy, vec(8))
+    r = ev.rescale(ev.relinearize(ev.multiply(a, a)))
+    assert r.level == p.max_level - 1
+    assert r.scale == p.scale * p.scale / p.moduli[p.max_level]  # Delta^2 / q_l, not snapped to 2^40
+    assert r.scale != p.scale
+    r2 = ev.rescale(ev.relinearize(ev.multiply(r, r)))
+    assert r2.level == 0 and r2.scale == r.scale * r.scale / p.moduli[1]
+    np.testing.assert_allclose(dec(toy, r2), vec(8) ** 4, atol=TOL)
+    ms = ev.rescale(ev.multiply_scalar(a, 1.5))
+    assert ms.scale == a.scale  # default scalar scale = q_l
+
+
+def test_operations_never_modify_their_inputs(toy):
+    ev = toy.evaluator
+    a, b = enc(toy, vec(9)), enc(toy, vec(10))
+    pt = toy.encoder.encode(vec(11))
+    snapshot = [x.data.copy() for x in (a, b, pt)]
+    ev.add(a, b), ev.sub(a, pt), ev.negate(a), ev.add_scalar(a, 1.0), ev.multiply_plain(a, pt)
+    ev.multiply_scalar(a, 2.0), ev.multiply_integer(a, 3), ev.rotate(a, 3), ev.conjugate(a), ev.rescale(a)
+    ev.relinearize(ev.multiply(a, b)), ev.drop_level(a, 0), ev.dot([a], [ev.prepare(pt)])
+    for x, before in zip((a, b, pt), snapshot, strict=True):
+        np.testing.assert_array_equal(x.data, before)
+
+
+def test_trivial_rotations_and_relinearization_return_copies(toy):
+    ev = toy.evaluator
+    a = enc(toy, vec(12))
+    for step in (0, SLOTS, -SLOTS, 2 * SLOTS):
+        r = ev.rotate(a, step)
+        assert r is not a and not np.shares_memory(r.data, a.data)
+        np.testing.assert_array_equal(r.data, a.data)
+    r = ev.relinearize(a)
+    assert r is not a and not np.shares_memory(r.data, a.data)
+    np.testing.assert_array_equal(r.data, a.data)
+
+
+def test_rotation_semantics_and_composition(toy):
+    ev = toy.evaluator
+    z = vec(13)
+    a = enc(toy, z)
+    for step in (1, 5, -1, -7, SLOTS - 1, SLOTS + 3, -SLOTS - 2):
+        np.testing.assert_allclose(dec(toy, ev.rotate(a, step)), np.roll(z, -step), atol=TOL)
+        # decode(rotate(ct, k))[i] == values[(i + k) % slots]
+        out = dec(toy, ev.rotate(a, step))
+        assert abs(out[0] - z[step % SLOTS]) < TOL
+    np.testing.assert_allclose(dec(toy, ev.rotate(ev.rotate(a, 3), 5)), np.roll(z, -8), atol=TOL)
+    np.testing.assert_allclose(dec(toy, ev.conjugate(ev.conjugate(a))), z, atol=TOL)
+
+
+def test_sum_of_products_relinearized_once(toy):
+    ev = toy.evaluator
+    xs = [vec(40 + i) for i in range(4)]
+    cs = [enc(toy, x) for x in xs]
+    acc = ev.add(ev.multiply(cs[0], cs[1]), ev.multiply(cs[2], cs[3]))
+    assert acc.size == 3
+    mixed = ev.add(acc, ev.relinearize(ev.multiply(cs[0], cs[3])))  # size 3 + size 2
+    out = ev.rescale(ev.relinearize(mixed))
+    np.testing.assert_allclose(dec(toy, out), xs[0] * xs[1] + xs[2] * xs[3] + xs[0] * xs[3], atol=TOL)
+
+
+def test_secret_key_ciphertexts_evaluate_alike(toy):
+    ev = toy.evaluator
+    x, y = vec(14), vec(15)
+    a, b = enc(toy, x, secret=True), enc(toy, y)
+    np.testing.assert_allclose(dec(toy, ev.rescale(ev.relinearize(ev.multiply(a, b)))), x * y, atol=TOL)
+    np.testing.assert_allclose(dec(toy, ev.rotate(a, 2)), np.roll(x, -2), atol=TOL)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Homomorphism properties (hypothesis)
+# ------------------------------------------------------------------------------------------------------------
+
+values = hnp.arrays(np.float64, SLOTS, elements=st.floats(-4, 4, allow_nan=False, allow_infinity=False))
+
+
+def as_complex(re: np.ndarray, im: np.ndarray) -> np.ndarray:
+    return re + 1j * im
+
+
+@settings(max_examples=20, deadline=None)
+@given(values, values, values, values)
+def test_add_sub_homomorphism(toy, xr, xi, yr, yi):
+    x, y = as_complex(xr, xi), as_complex(yr, yi)
+    a, b = enc(toy, x), enc(toy, y)
+    np.testing.assert_allclose(dec(toy, toy.evaluator.add(a, b)), x + y, atol=TOL * 8)
+    np.testing.assert_allclose(dec(toy, toy.evaluator.sub(a, b)), x - y, atol=TOL * 8)
+
+
+@settings(max_examples=20, deadline=None)
+@given(values, values, values, values, st.sampled_from([2, 1]))
+def test_multiply_homomorphism(toy, xr, xi, yr, yi, level):
+    x, y = as_complex(xr, xi), as_complex(yr, yi)
+    ev = toy.evaluator
+    a, b = enc(toy, x, level=level), enc(toy, y, level=level)
+    out = ev.rescale(ev.relinearize(ev.multiply(a, b)))
+    np.testing.assert_allclose(dec(toy, out), x * y, atol=TOL * 64)
+
+
+@settings(max_examples=10, deadline=None)
+@given(values, values)
+def test_multiply_at_level_zero_with_small_scales(toy, xr, yr):
+    """Level 0 (q_0 has 50 bits) holds a product of two scale-2^20 operands (scale 2^40) without a rescale."""
+    ev = toy.evaluator
+    a = toy.encryptor.encrypt(toy.encoder.encode(xr, level=0, scale=2.0**20))
+    b = toy.encryptor.encrypt(toy.encoder.encode(yr, level=0, scale=2.0**20))
+    out = ev.relinearize(ev.multiply(a, b))
+    assert out.level == 0 and out.scale == 2.0**40
+    np.testing.assert_allclose(dec(toy, out), xr * yr, atol=2.0**-8)
+
+
+@settings(max_examples=20, deadline=None)
+@given(values, values, st.integers(-100, 100))
+def test_rotate_homomorphism(toy, xr, xi, step):
+    x = as_complex(xr, xi)
+    np.testing.assert_allclose(
+        dec(toy, toy.evaluator.rotate(enc(toy, x), step)), np.roll(x, -step), atol=TOL * 8
+    )
+
+
+@settings(max_examples=10, deadline=None)
+@given(values, values)
+def test_conjugate_homomorphism(toy, xr, xi):
+    x = as_complex(xr, xi)
+    np.testing.assert_allclose(dec(toy, toy.evaluator.conjugate(enc(toy, x))), np.conj(x), atol=TOL * 8)
+
+
+@settings(max_examples=15, deadline=None)
+@given(values, st.floats(-10, 10, allow_nan=False), st.floats(-10, 10, allow_nan=False))
+def test_scalar_homomorphism(toy, xr, c, d):
+    ev = toy.evaluator
+    a = enc(toy, xr)
+    out = dec(toy, ev.add_scalar(ev.rescale(ev.multiply_scalar(a, c)), d))
+    # the scalar is rounded to c' = round(c q_l) / q_l: |c - c'| <= 2^-41
+    np.testing.assert_allclose(out, c * xr + d, atol=TOL * 16)
