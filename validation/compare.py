@@ -59,7 +59,11 @@ class Inputs:
 
 @dataclass
 class EngineRun:
-    """One engine's outputs (n, out) on the compared records and what producing them cost."""
+    """One engine's outputs (n, out) on the compared records and what producing them cost.
+
+    ``cpu_s``: process CPU seconds of the whole engine call (every stage, planning or compiling and
+    serialization included); steadier than wall time when other work shares the machine.
+    """
 
     name: str
     outputs: np.ndarray
@@ -68,6 +72,7 @@ class EngineRun:
     sizes_bytes: dict[str, int]
     peak_rss_bytes: int
     details: dict[str, Any] = field(default_factory=dict)
+    cpu_s: float = 0.0
 
 
 @dataclass
@@ -194,7 +199,7 @@ def run_helayers_engine(inputs: Inputs, options: CompareOptions) -> EngineRun:
                               threads=options.threads, quiet=options.quiet)
     except (HelayersModelError, HelayersInputError, HelayersFlowError, FileNotFoundError) as exc:
         raise CompareError(f"helayers engine: {exc} (leave it out with --engines plain,ckkslab)") from exc
-    details = {"extra_timings_s": dict(result.extra_timings_s)}
+    details = {"extra_timings_s": dict(result.extra_timings_s), "cpu_timings_s": dict(result.cpu_timings_s)}
     return EngineRun("helayers", np.asarray(result.predictions, dtype=np.float64), dict(result.params),
                      dict(result.timings_s), dict(result.sizes_bytes), int(result.peak_rss_bytes), details)
 
@@ -222,6 +227,7 @@ def compare(options: CompareOptions) -> Comparison:
     records = f"{options.batches} batch(es) of {options.batch_size} records"
     for name in options.engines:
         _say(f"[{name}] {records}", options.quiet)
+        cpu_start = time.process_time()
         if name == "plain":
             runs[name] = run_plain(inputs)
         elif name == "ckkslab":
@@ -232,4 +238,6 @@ def compare(options: CompareOptions) -> Comparison:
             except HelayersUnavailable as exc:
                 skipped[name] = str(exc)
                 print(f"helayers engine skipped: {exc}", file=sys.stderr)
+                continue
+        runs[name].cpu_s = time.process_time() - cpu_start
     return Comparison(options, inputs, runs, skipped)

@@ -40,9 +40,10 @@ def _model_summary(comparison: Comparison) -> dict[str, Any]:
 
 
 def ratios(runs: dict[str, EngineRun]) -> dict[str, float | None]:
-    """ckkslab time / HElayers time per stage and in total (``None`` where HElayers took no time).
+    """ckkslab time / HElayers time per stage, in total, and in process CPU of the whole call.
 
-    r_stage = t_ckkslab(stage) / t_helayers(stage); empty unless both engines ran.
+    r_stage = t_ckkslab(stage) / t_helayers(stage) in wall seconds; ``cpu_total`` divides the engines'
+    ``cpu_s``. ``None`` where HElayers took no time; empty unless both engines ran.
     """
     if "ckkslab" not in runs or "helayers" not in runs:
         return {}
@@ -52,6 +53,8 @@ def ratios(runs: dict[str, EngineRun]) -> dict[str, float | None]:
         a = sum(ours.values()) if stage == "total" else ours.get(stage, 0.0)
         b = sum(theirs.values()) if stage == "total" else theirs.get(stage, 0.0)
         result[f"{stage}_ckkslab_over_helayers"] = a / b if b > 0 else None
+    cpu = runs["helayers"].cpu_s
+    result["cpu_total_ckkslab_over_helayers"] = runs["ckkslab"].cpu_s / cpu if cpu > 0 else None
     return result
 
 
@@ -76,7 +79,8 @@ def build_report(comparison: Comparison) -> dict[str, Any]:
         probabilities, _ = decided[name]
         metrics = classification_metrics(inputs.y, probabilities, inputs.network.decision.threshold)
         entry = {"params": run.params, "timings_s": run.timings_s, "total_s": sum(run.timings_s.values()),
-                 "sizes_bytes": run.sizes_bytes, "peak_rss_bytes": run.peak_rss_bytes, "metrics": metrics}
+                 "cpu_total_s": run.cpu_s, "sizes_bytes": run.sizes_bytes,
+                 "peak_rss_bytes": run.peak_rss_bytes, "metrics": metrics}
         entry.update(run.details)
         engines[name] = entry
     agreements = {
@@ -183,6 +187,37 @@ def _params_rows(report: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _timings_section(report: dict[str, Any]) -> list[str]:
+    """Wall seconds per stage and engine, CPU seconds of each whole call, ratios, and what they include."""
+    engines, ratio = report["engines"], report["ratios"]
+    names = list(engines)
+    rows = []
+    for stage in (*STAGES, "total"):
+        values = [engines[n]["total_s"] if stage == "total" else engines[n]["timings_s"].get(stage, 0.0)
+                  for n in names]
+        row = [stage] + ["-" if n == "plain" and stage not in ("predict", "total") else _seconds(v)
+                         for n, v in zip(names, values, strict=True)]
+        if ratio:
+            row.append(_ratio(ratio.get(f"{stage}_ckkslab_over_helayers")))
+        rows.append(row)
+    rows.append(["CPU, whole call"] + [_seconds(engines[n]["cpu_total_s"]) for n in names]
+                + ([_ratio(ratio.get("cpu_total_ckkslab_over_helayers"))] if ratio else []))
+    lines = ["", "## Timings (wall seconds, summed over batches)", ""]
+    lines += _table(["stage", *names] + (["ckkslab / HElayers"] if ratio else []), rows)
+    lines += ["", "CPU, whole call: process CPU seconds of the engine's whole run (planning or compiling and "
+              "serialization included), less sensitive than wall time to other work on the machine."]
+    extra = engines.get("helayers", {}).get("extra_timings_s")
+    if extra:
+        lines += ["", "Not in HElayers' stage times above: " + ", ".join(
+            f"{k} {_seconds(v)} s" for k, v in extra.items()) + " (ckkslab's stage times include its "
+            "serialization; its parameter planning is in keygen)."]
+    stage_seconds = engines.get("ckkslab", {}).get("stage_seconds")
+    if stage_seconds:
+        lines += ["", "ckkslab predict by step: "
+                  + ", ".join(f"{k} {_seconds(v)} s" for k, v in stage_seconds.items()) + "."]
+    return lines
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """report.md: what was compared, then metrics, agreement, timings, sizes, memory and parameters."""
     model, engines = report["model"], report["engines"]
@@ -208,27 +243,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += _table(["pair", "equal decisions", "max abs error", "mean abs error", "bits (min)",
                          "bits (mean)", "bits rel. (min)", "bits rel. (mean)"], _agreement_rows(report))
     names = list(engines)
-    ratio = report["ratios"]
-    lines += ["", "## Timings (wall seconds, summed over batches)", ""]
-    rows = []
-    for stage in (*STAGES, "total"):
-        values = [engines[n]["total_s"] if stage == "total" else engines[n]["timings_s"].get(stage, 0.0)
-                  for n in names]
-        row = [stage] + ["-" if n == "plain" and stage not in ("predict", "total") else _seconds(v)
-                         for n, v in zip(names, values, strict=True)]
-        if ratio:
-            row.append(_ratio(ratio.get(f"{stage}_ckkslab_over_helayers")))
-        rows.append(row)
-    lines += _table(["stage", *names] + (["ckkslab / HElayers"] if ratio else []), rows)
-    extra = engines.get("helayers", {}).get("extra_timings_s")
-    if extra:
-        lines += ["", "Not in HElayers' stage times above: " + ", ".join(
-            f"{k} {_seconds(v)} s" for k, v in extra.items()) + " (ckkslab's stage times include its "
-            "serialization; its parameter planning is in keygen)."]
-    stage_seconds = engines.get("ckkslab", {}).get("stage_seconds")
-    if stage_seconds:
-        lines += ["", "ckkslab predict by step: "
-                  + ", ".join(f"{k} {_seconds(v)} s" for k, v in stage_seconds.items()) + "."]
+    lines += _timings_section(report)
     encrypted = [n for n in names if n != "plain"]
     if encrypted:
         lines += ["", "## Sizes and memory", ""]

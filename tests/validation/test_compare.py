@@ -190,3 +190,32 @@ def test_demo_without_a_shipped_model_says_how_to_make_it(capsys, tmp_path, monk
     err = capsys.readouterr().err.strip()
     assert err.startswith("ckkslab demo: error: no shipped model in")
     assert "ckkslab train --recipe paper" in err
+
+
+def test_ckkslab_engine_agrees_with_plaintext(tiny, tmp_path):
+    comparison = compare(_options(tiny, tmp_path, engines=("plain", "ckkslab"), frac_bits=20))
+    plain, ours = comparison.runs["plain"], comparison.runs["ckkslab"]
+    assert ours.outputs.shape == plain.outputs.shape == (32, 1)
+    assert np.max(np.abs(ours.outputs - plain.outputs)) < 2.0**-12
+    assert ours.params["batch_size"] == 16 and ours.params["calibration"].startswith(str(tiny))
+    assert set(ours.details) == {"stage_seconds", "plan_text"} and ours.peak_rss_bytes > 0
+
+
+@pytest.mark.helayers
+def test_demo_quick_runs_the_three_engines(capsys, tiny, tmp_path, monkeypatch):
+    import validation.commands.demo as demo
+
+    shipped = tmp_path / "models"
+    shutil.copytree(tiny, shipped / "clinical")
+    monkeypatch.setattr(demo, "SHIPPED_MODELS", shipped)
+    monkeypatch.setattr(demo, "QUICK_BATCH", 16)
+    out = tmp_path / "demo"
+    assert main(["--quiet", "demo", "--quick", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "ckkslab vs plain" in printed and "helayers vs plain" in printed and "ckkslab/HElayers:" in printed
+    report = json.loads((out / "clinical" / "report.json").read_text())
+    assert set(report["engines"]) == {"plain", "ckkslab", "helayers"}
+    assert report["batch_size"] == 16 and report["batches"] == 1
+    for pair in ("ckkslab_vs_plain", "helayers_vs_plain", "ckkslab_vs_helayers"):
+        assert report["agreement"][pair]["decisions_equal"] == 16
+    assert report["ratios"]["predict_ckkslab_over_helayers"] > 0

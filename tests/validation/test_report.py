@@ -21,7 +21,7 @@ Y = np.array([[0.0], [1.0], [1.0], [1.0]])  # plain outputs 0, 1, 4, 0.25 -> dec
 
 def _run(name: str, outputs: np.ndarray, seconds: float) -> EngineRun:
     return EngineRun(name, outputs, {"backend": name}, dict.fromkeys(STAGES, seconds),
-                     {"context": 100, "data": 10}, 2**20, {})
+                     {"context": 100, "data": 10}, 2**20, {}, cpu_s=3 * seconds)
 
 
 def _comparison(tmp_path: Path, helayers: bool = True) -> Comparison:
@@ -61,7 +61,7 @@ def test_report_schema_and_known_values(tmp_path):
     assert (ck["decisions_equal"], ck["decisions_total"]) == (4, 4)
     he = report["agreement"]["helayers_vs_plain"]
     assert (he["bits_min"], he["decisions_equal"], he["decisions_differ_at"]) == (1.0, 3, [3])
-    assert set(report["ratios"]) == {f"{s}_ckkslab_over_helayers" for s in (*STAGES, "total")}
+    assert set(report["ratios"]) == {f"{s}_ckkslab_over_helayers" for s in (*STAGES, "total", "cpu_total")}
     assert all(r == 2.0 for r in report["ratios"].values())
 
 
@@ -89,6 +89,7 @@ def test_files_are_written_and_json_is_strict(tmp_path):
     assert "| helayers vs plain | 3/4 |" in md
     assert "| ckkslab vs plain | 4/4 | 3.81e-06 |" in md
     assert "| total | 0 | 10.0 | 5 | 2.00x |" in md
+    assert "| CPU, whole call | 0 | 6 | 3 | 2.00x |" in md
     text = summary_text(report, out)
     assert "ckkslab vs plain" in text and "decisions 4/4" in text and "(2.00x)" in text
 
