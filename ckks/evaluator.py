@@ -108,14 +108,24 @@ class Evaluator:
     def _scalar_residues(self, op: str, value: float, scale: float, level: int) -> np.ndarray:
         if not math.isfinite(value):
             raise ValueRangeError(f"{op}: the constant {value!r} is not finite")
-        scaled = round(value * scale)
-        if abs(scaled) >= self._basis(level).product // 4:
+        product = value * scale
+        if not math.isfinite(product) or abs(product) >= self._basis(level).product / 4:
             raise ValueRangeError(f"{op}: the constant {value} at scale 2^{math.log2(scale):.1f} does not fit "
                                   f"the modulus at level {level}")
-        return rns.scalar_residues(scaled, self._basis(level))
+        return rns.scalar_residues(round(product), self._basis(level))
 
     def _new(self, data: np.ndarray, level: int, scale: float) -> Ciphertext:
         return Ciphertext(data, level, scale, self.params.fingerprint)
+
+    def _product(self, op: str, data: np.ndarray, level: int, scale: float) -> Ciphertext:
+        """A product's result, refused (out of levels) when its scale leaves no room below Q_level / 2."""
+        room = math.log2(self._basis(level).product) - 1 - math.log2(scale)
+        if room < 1:
+            raise OutOfLevelsError(
+                f"{op}: the product's scale 2^{math.log2(scale):.1f} does not fit the modulus at level {level} "
+                f"(2^{math.log2(self._basis(level).product):.1f}): values would wrap around; rescale the operands "
+                "first or multiply at a higher level")
+        return self._new(data, level, scale)
 
     # ----- additive -------------------------------------------------------------------------------------
     def add(self, a: Ciphertext, b: Ciphertext | Plaintext) -> Ciphertext:
@@ -174,7 +184,7 @@ class Evaluator:
         d1 = rns.mul(a.data[0], b.data[1], basis)
         rns.mul_add_into(d1, a.data[1], b.data[0], basis)
         d2 = rns.mul(a.data[1], b.data[1], basis)
-        return self._new(np.stack([d0, d1, d2]), a.level, a.scale * b.scale)
+        return self._product("multiply", np.stack([d0, d1, d2]), a.level, a.scale * b.scale)
 
     def square(self, a: Ciphertext) -> Ciphertext:
         """a * a as a size-3 ciphertext (one product fewer than multiply(a, a))."""
@@ -184,8 +194,8 @@ class Evaluator:
         basis = self._basis(a.level)
         d1 = rns.mul(a.data[0], a.data[1], basis)
         d1 = rns.add(d1, d1, basis)
-        return self._new(np.stack([rns.mul(a.data[0], a.data[0], basis), d1, rns.mul(a.data[1], a.data[1], basis)]),
-                         a.level, a.scale * a.scale)
+        return self._product("square", np.stack([rns.mul(a.data[0], a.data[0], basis), d1,
+                                                 rns.mul(a.data[1], a.data[1], basis)]), a.level, a.scale * a.scale)
 
     def multiply_plain(self, a: Ciphertext, b: Plaintext) -> Ciphertext:
         """a * b slot-wise for a plaintext b at the same level; scale multiplies."""
@@ -194,7 +204,8 @@ class Evaluator:
         if not isinstance(b, Plaintext):
             raise ParameterError(f"multiply_plain: expected a Plaintext, got {type(b).__name__}")
         basis = self._basis(a.level)
-        return self._new(np.stack([rns.mul(c, b.data, basis) for c in a.data]), a.level, a.scale * b.scale)
+        return self._product("multiply_plain", np.stack([rns.mul(c, b.data, basis) for c in a.data]), a.level,
+                             a.scale * b.scale)
 
     def multiply_scalar(self, a: Ciphertext, value: float, scale: float | None = None) -> Ciphertext:
         """a * value in every slot, with value encoded as the integer round(value * scale) (no NTT needed).
@@ -206,7 +217,8 @@ class Evaluator:
         scale = float(self.params.moduli[a.level]) if scale is None else float(scale)
         res = self._scalar_residues("multiply_scalar", value, scale, a.level)
         basis = self._basis(a.level)
-        return self._new(np.stack([rns.mul_scalar(c, res, basis) for c in a.data]), a.level, a.scale * scale)
+        return self._product("multiply_scalar", np.stack([rns.mul_scalar(c, res, basis) for c in a.data]), a.level,
+                             a.scale * scale)
 
     def multiply_integer(self, a: Ciphertext, value: int) -> Ciphertext:
         """a * value for an integer value; the scale does not change."""
@@ -241,6 +253,9 @@ class Evaluator:
         first_scale = cts[0].scale * weights[0].scale
         for ct, w in zip(cts, weights, strict=True):
             self._ct("dot", ct)
+            if ct.level != cts[0].level:
+                raise LevelMismatchError(f"dot: terms are at levels {cts[0].level} and {ct.level}; bring them to "
+                                         "one level with drop_level first")
             self._check_pair("dot", ct, w.source, same_scale=False)
             if ct.size != 2:
                 raise ParameterError(f"dot: a ciphertext has size {ct.size}; relinearize first")
@@ -264,7 +279,7 @@ class Evaluator:
                 rns.mac_shoup_lazy(acc[2], x1, w1, s1, basis)
         for part in acc:
             rns.reduce_lazy(part, basis)
-        return self._new(acc, level, first_scale)
+        return self._product("dot", acc, level, first_scale)
 
     def relinearize(self, a: Ciphertext) -> Ciphertext:
         """(d0, d1, d2) -> (d0, d1) + KeySwitch_{s^2 -> s}(d2).

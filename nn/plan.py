@@ -168,6 +168,8 @@ def plan_inference(network: PlainNetwork, calibration_x: np.ndarray, batch_size:
         slots = n // 2
         if packing == "batch":
             per_ct = min(slots // block, 1 << math.ceil(math.log2(width)))
+            # Blocks tile the slots exactly, so a rotation by j blocks wraps around block p - 1 to block 0.
+            block = slots // per_ct
             steps = tuple(j * block for j in range(1, per_ct))
         else:
             per_ct = 1

@@ -174,13 +174,6 @@ def test_level_mismatch_names_operation_levels_and_remedy(toy):
         ev.dot([hi], [ev.prepare(toy.encoder.encode([1.0], level=1))])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Evaluator.dot checks each (ciphertext, weight) pair but not that all "
-    "terms share one level (its docstring promises LevelMismatchError): a level-2 term plus a "
-    "level-1 term returns a level-2 ciphertext whose last limb misses the second term, decrypting "
-    "to garbage (~1e15 instead of 3.0)",
-)
 def test_dot_rejects_terms_at_different_levels(toy):
     ev = toy.evaluator
     hi, lo = fresh(toy), fresh(toy, level=1)
@@ -254,12 +247,6 @@ def test_rescale_at_level_zero(toy):
         ev.rescale(chained)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: errors.OutOfLevelsError documents 'a rescale or multiplication "
-    "asked for at level 0', but Evaluator.multiply never raises it: two level-0 ciphertexts at "
-    "scale 2^40 multiply to scale 2^80 > q_0 ~ 2^50 and the result silently decrypts to noise",
-)
 def test_multiply_overflowing_level_zero_is_refused(toy):
     a = fresh(toy, level=0)
     with pytest.raises(ckks.OutOfLevelsError):
@@ -373,12 +360,6 @@ def test_scalars_must_fit_the_modulus(toy):
         ev.multiply_scalar(ct, 1.0, scale=2.0**60)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Evaluator._scalar_residues computes round(value * scale) on a float; "
-    "for a finite value whose product with the scale overflows to inf (1e300 * 2^40) Python's round "
-    "raises OverflowError instead of ValueRangeError",
-)
 @pytest.mark.parametrize("op", ["add_scalar", "multiply_scalar"])
 def test_huge_finite_scalars_raise_value_range_error(toy, op):
     with pytest.raises(ckks.ValueRangeError):

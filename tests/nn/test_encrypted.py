@@ -87,3 +87,15 @@ def test_out_of_range_inputs_and_bad_batches_are_refused():
         enc.encrypt_batch(np.zeros((9, 6)), plan, encoder, encryptor)
     with pytest.raises(ckks.ValueRangeError, match="non-empty"):
         enc.encrypt_batch(np.zeros((0, 6)), plan, encoder, encryptor)
+
+
+def test_few_features_in_a_large_ring_still_wrap_around():
+    """p * block must tile all N/2 slots: with 4 features per ciphertext and 8 records at N = 256 (128 slots),
+    the blocks grow to 32 slots so that rotating by j blocks wraps from the last block to the first."""
+    rng = np.random.default_rng(6)
+    net = small_network(rng, d_in=4, hidden=(3,))
+    x = rng.uniform(-1, 1, (8, 4))
+    plan = plan_inference(net, x, batch_size=8, frac_bits=20, security=None, ring_degree=256)
+    assert plan.features_per_ciphertext * plan.block == plan.params.slots
+    got = run(net, x, plan, encrypt_weights=False)
+    assert np.max(np.abs(got - net.forward(x))) < 2.0**-12
