@@ -54,10 +54,13 @@ def load_plan(workspace: str | Path) -> InferencePlan:
 
 
 def keygen(workspace: str | Path, network: PlainNetwork, calibration_x: np.ndarray, batch_size: int = 4096,
-           frac_bits: int = 30, quiet: bool = True) -> InferencePlan:
-    """Client: plan the parameters on calibration records, make the keys, write the secret key and the bundle."""
+           frac_bits: int = 30, quiet: bool = True, **plan_options: object) -> InferencePlan:
+    """Client: plan the parameters on calibration records, make the keys, write the secret key and the bundle.
+
+    ``plan_options`` go to ``plan_inference`` (e.g. ``security=None, ring_degree=64`` for a toy run).
+    """
     paths = _paths(workspace)
-    plan = plan_inference(network, calibration_x, batch_size=batch_size, frac_bits=frac_bits)
+    plan = plan_inference(network, calibration_x, batch_size=batch_size, frac_bits=frac_bits, **plan_options)
     keys = ckks.KeyGenerator(plan.params, quiet=quiet)
     bundle = ckks.ServerBundle(plan.params, keys.public_key(), keys.relin_key(),
                                keys.galois_keys(plan.rotation_steps))

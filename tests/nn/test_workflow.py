@@ -1,0 +1,76 @@
+"""The client/server flow through files: results match the plaintext network, the server's files never hold the
+secret key, and files from another context are refused."""
+
+import numpy as np
+import pytest
+
+import ckks
+from nn import artifacts, workflow
+from nn.model import SQUARE, Dense, PlainNetwork, Polynomial
+
+
+@pytest.fixture
+def network():
+    rng = np.random.default_rng(11)
+    layers = [Dense(rng.normal(0, 0.5, (5, 4)), rng.normal(0, 0.1, 4), "d1"), Polynomial(SQUARE, "s1"),
+              Dense(rng.normal(0, 0.5, (4, 1)), rng.normal(0, 0.1, 1), "d2")]
+    return PlainNetwork(layers, 5)
+
+
+def toy_keygen(workspace, network, x):
+    return workflow.keygen(workspace, network, x, batch_size=8, frac_bits=20, security=None, ring_degree=64)
+
+
+@pytest.mark.parametrize("encrypt_weights", [True, False])
+def test_files_flow_matches_plaintext(tmp_path, network, encrypt_weights):
+    x = np.random.default_rng(1).uniform(-1, 1, (8, 5))
+    toy_keygen(tmp_path, network, x)
+    if encrypt_weights:
+        workflow.encrypt_model(tmp_path, network)
+    else:
+        workflow.encode_model(tmp_path, network)
+    workflow.encrypt_data(tmp_path, x)
+    workflow.predict(tmp_path)
+    scores, path = workflow.decrypt(tmp_path, network)
+    assert np.max(np.abs(scores - network.forward(x))) < 2.0**-12
+    table = np.loadtxt(path, delimiter=",", skiprows=1)
+    assert table.shape == (8, 3)
+    np.testing.assert_array_equal(table[:, 2], network.decide(network.forward(x))[1])
+
+
+def test_server_files_hold_no_secret_key(tmp_path, network):
+    x = np.random.default_rng(2).uniform(-1, 1, (8, 5))
+    plan = toy_keygen(tmp_path, network, x)
+    workflow.encrypt_model(tmp_path, network)
+    workflow.encrypt_data(tmp_path, x)
+    secret = ckks.load(tmp_path / "client" / "secret.key", params=plan.params)
+    limbs = [row.tobytes()[i : i + 32] for row in secret.ntt for i in range(0, row.nbytes, 256)]
+    for name in ("context/bundle.ckks", "context/plan.json", "server/model.ckks", "server/data.ckks"):
+        data = (tmp_path / name).read_bytes()
+        assert not any(limb in data for limb in limbs), f"{name} contains a piece of the secret key"
+    bundle = ckks.load(tmp_path / "context" / "bundle.ckks")
+    assert isinstance(bundle, ckks.ServerBundle)
+    assert not any(isinstance(v, ckks.SecretKey) for v in vars(bundle).values())
+    # Nothing the server holds can act as the key a Decryptor needs.
+    for candidate in (bundle.public_key, bundle.relin_key, bundle.galois_keys):
+        with pytest.raises(ckks.ParameterError, match="SecretKey"):
+            ckks.Decryptor(bundle.params, candidate)
+
+
+def test_files_from_another_context_are_refused(tmp_path, network):
+    x = np.random.default_rng(3).uniform(-1, 1, (8, 5))
+    toy_keygen(tmp_path / "a", network, x)
+    workflow.encrypt_data(tmp_path / "a", x)
+    workflow.keygen(tmp_path / "b", network, x, batch_size=8, frac_bits=20, security=None, ring_degree=128)
+    workflow.encrypt_model(tmp_path / "b", network)
+    (tmp_path / "b" / "server" / "data.ckks").write_bytes((tmp_path / "a" / "server" / "data.ckks").read_bytes())
+    with pytest.raises(artifacts.ArtifactError, match="other parameters|fingerprint"):
+        workflow.predict(tmp_path / "b")
+
+
+def test_steps_out_of_order_say_what_to_run(tmp_path, network):
+    with pytest.raises(workflow.WorkflowError, match="ckkslab keygen"):
+        workflow.predict(tmp_path)
+    toy_keygen(tmp_path, network, np.zeros((8, 5)) + 0.5)
+    with pytest.raises(workflow.WorkflowError, match="ckkslab encrypt"):
+        workflow.predict(tmp_path)
