@@ -30,15 +30,26 @@ class ArtifactError(ValueError):
 def plan_to_dict(plan: InferencePlan) -> dict[str, Any]:
     """The plan as JSON-able values (parameters as their literal)."""
     d = asdict(plan)
-    d["params"] = {k: getattr(plan.params, k) for k in ("ring_degree", "moduli_bits", "special_moduli_bits",
-                                                         "scale_bits", "security", "key_switch_digits")}
+    d["params"] = {
+        k: getattr(plan.params, k)
+        for k in (
+            "ring_degree",
+            "moduli_bits",
+            "special_moduli_bits",
+            "scale_bits",
+            "security",
+            "key_switch_digits",
+        )
+    }
     return d
 
 
 def plan_from_dict(d: dict[str, Any]) -> InferencePlan:
     """The inverse of ``plan_to_dict`` (parameters re-validated)."""
     try:
-        params = ckks.Parameters(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["params"].items()})
+        params = ckks.Parameters(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in d["params"].items()}
+        )
         fields = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k != "params"}
         return InferencePlan(params=params, **fields)
     except (KeyError, TypeError) as exc:
@@ -82,7 +93,9 @@ def _unpack(data: bytes, kind: str) -> tuple[dict[str, Any], list[bytes]]:
     if offset != len(view):
         raise ArtifactError(f"{kind} file has {len(view) - offset} unexpected trailing bytes")
     if not isinstance(header, dict) or header.get("kind") != kind:
-        raise ArtifactError(f"expected a {kind} file, got a {header.get('kind') if isinstance(header, dict) else '?'} file")
+        raise ArtifactError(
+            f"expected a {kind} file, got a {header.get('kind') if isinstance(header, dict) else '?'} file"
+        )
     return header, objects
 
 
@@ -110,7 +123,9 @@ def ciphertexts_from_bytes(data: bytes, params: ckks.Parameters) -> list[ckks.Ci
     return ciphertexts_with_info(data, params)[0]
 
 
-def ciphertexts_with_info(data: bytes, params: ckks.Parameters) -> tuple[list[ckks.Ciphertext], dict[str, Any]]:
+def ciphertexts_with_info(
+    data: bytes, params: ckks.Parameters
+) -> tuple[list[ckks.Ciphertext], dict[str, Any]]:
     """The ciphertexts and the ``info`` dictionary stored with them."""
     header, objects = _unpack(data, "ciphertexts")
     info = header.get("info", {})
@@ -124,16 +139,30 @@ def model_to_bytes(model: EncryptedModel) -> bytes:
     layers, objects = [], []
     for layer in model.layers:
         if isinstance(layer, CompiledActivation):
-            layers.append({"type": "activation", "name": layer.name, "level": layer.level,
-                           "coeffs": list(layer.coeffs)})
+            layers.append(
+                {"type": "activation", "name": layer.name, "level": layer.level, "coeffs": list(layer.coeffs)}
+            )
             continue
         keys = sorted(layer.diagonals)
-        layers.append({"type": "dense", "name": layer.name, "level": layer.level, "inputs": layer.inputs,
-                       "outputs": layer.outputs, "diagonals": [list(k) for k in keys]})
+        layers.append(
+            {
+                "type": "dense",
+                "name": layer.name,
+                "level": layer.level,
+                "inputs": layer.inputs,
+                "outputs": layer.outputs,
+                "diagonals": [list(k) for k in keys],
+            }
+        )
         objects += [ckks.to_bytes(layer.diagonals[k]) for k in keys]
         objects += [ckks.to_bytes(layer.biases[m]) for m in range(layer.outputs)]
-    header = {"plan": plan_to_dict(model.plan), "layers": layers, "encrypted_weights": model.encrypted_weights,
-              "input_dim": model.input_dim, "output_dim": model.output_dim}
+    header = {
+        "plan": plan_to_dict(model.plan),
+        "layers": layers,
+        "encrypted_weights": model.encrypted_weights,
+        "input_dim": model.input_dim,
+        "output_dim": model.output_dim,
+    }
     return _pack("model", header, objects)
 
 
@@ -147,8 +176,10 @@ def model_from_bytes(data: bytes, params: ckks.Parameters) -> EncryptedModel:
     try:
         plan = plan_from_dict(header["plan"])
         if plan.params.fingerprint != params.fingerprint:
-            raise ArtifactError("the model was made for other parameters than this context: use the context "
-                                "bundle written by the same `ckkslab keygen`")
+            raise ArtifactError(
+                "the model was made for other parameters than this context: use the context "
+                "bundle written by the same `ckkslab keygen`"
+            )
         weight_type = ckks.Ciphertext if header["encrypted_weights"] else ckks.Plaintext
         layers: list[CompiledDense | CompiledActivation] = []
         position = 0
@@ -164,12 +195,18 @@ def model_from_bytes(data: bytes, params: ckks.Parameters) -> EncryptedModel:
             position += len(keys)
             biases = {m: _load(objects[position + m], params, weight_type) for m in range(spec["outputs"])}
             position += spec["outputs"]
-            layers.append(CompiledDense(spec["name"], spec["level"], diagonals, biases, spec["inputs"],
-                                        spec["outputs"]))
+            layers.append(
+                CompiledDense(spec["name"], spec["level"], diagonals, biases, spec["inputs"], spec["outputs"])
+            )
         if position != len(objects):
             raise ArtifactError("the model file holds more weight objects than its header lists")
-        return EncryptedModel(plan, layers, bool(header["encrypted_weights"]), int(header["input_dim"]),
-                              int(header["output_dim"]))
+        return EncryptedModel(
+            plan,
+            layers,
+            bool(header["encrypted_weights"]),
+            int(header["input_dim"]),
+            int(header["output_dim"]),
+        )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, ArtifactError):
             raise

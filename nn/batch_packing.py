@@ -53,7 +53,9 @@ def unpack(slot_vectors: np.ndarray, n: int, d: int, block: int, per_ct: int) ->
     return out
 
 
-def block_diagonal(weights: np.ndarray, k: int, m: int, j: int, block: int, per_ct: int, slots: int) -> np.ndarray:
+def block_diagonal(
+    weights: np.ndarray, k: int, m: int, j: int, block: int, per_ct: int, slots: int
+) -> np.ndarray:
     """The slot vector multiplying rot(in_k, j*block) for output ciphertext m: W[p k + (h+j) mod p, p m + h]
     on block h (0 where the feature or the neuron does not exist)."""
     d_in, d_out = weights.shape

@@ -88,8 +88,9 @@ def layer_scales(network: PlainNetwork, plan: InferencePlan) -> list[float]:
     return scales
 
 
-def compile_model(network: PlainNetwork, plan: InferencePlan, encoder: ckks.Encoder,
-                  encryptor: ckks.Encryptor | None = None) -> EncryptedModel:
+def compile_model(
+    network: PlainNetwork, plan: InferencePlan, encoder: ckks.Encoder, encryptor: ckks.Encryptor | None = None
+) -> EncryptedModel:
     """Encode (``encryptor=None``: the server owns the model) or encrypt every diagonal and bias.
 
     Batch packing: block diagonals keyed (k, m, j) (see ``batch_packing``); single-record packing: the
@@ -119,16 +120,24 @@ def compile_model(network: PlainNetwork, plan: InferencePlan, encoder: ckks.Enco
         d_in, d_out = layer.weights.shape
         n_in, n_out = bp.ciphertext_count(d_in, p), bp.ciphertext_count(d_out, p)
         shift = block if bp.rotate_outputs(n_in, n_out) else 0  # pre-rotate right by j*block
-        diagonals = {key: put(np.roll(bp.block_diagonal(layer.weights, *key, block, p, slots), key[2] * shift),
-                              level, w_scale)
-                     for key in bp.nonzero_diagonals(layer.weights, block, p, slots)}
-        biases = {m: put(bp.bias_vector(layer.bias, m, block, p, slots), level, b_scale) for m in range(n_out)}
+        diagonals = {
+            key: put(
+                np.roll(bp.block_diagonal(layer.weights, *key, block, p, slots), key[2] * shift),
+                level,
+                w_scale,
+            )
+            for key in bp.nonzero_diagonals(layer.weights, block, p, slots)
+        }
+        biases = {
+            m: put(bp.bias_vector(layer.bias, m, block, p, slots), level, b_scale) for m in range(n_out)
+        }
         compiled.append(CompiledDense(layer.name, level, diagonals, biases, n_in, n_out))
     return EncryptedModel(plan, compiled, encryptor is not None, network.input_dim, network.output_dim)
 
 
-def encrypt_batch(x: np.ndarray, plan: InferencePlan, encoder: ckks.Encoder,
-                  encryptor: ckks.Encryptor) -> list[ckks.Ciphertext]:
+def encrypt_batch(
+    x: np.ndarray, plan: InferencePlan, encoder: ckks.Encoder, encryptor: ckks.Encryptor
+) -> list[ckks.Ciphertext]:
     """Pack up to ``batch_size`` records (n, d) into ciphertexts at the top level and default scale.
 
     Raises:
@@ -137,17 +146,25 @@ def encrypt_batch(x: np.ndarray, plan: InferencePlan, encoder: ckks.Encoder,
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] == 0:
-        raise ckks.ValueRangeError(f"encrypt_batch: expected records as a non-empty 2-D array, got shape {x.shape}")
+        raise ckks.ValueRangeError(
+            f"encrypt_batch: expected records as a non-empty 2-D array, got shape {x.shape}"
+        )
     if x.shape[0] > plan.block:
-        raise ckks.ValueRangeError(f"encrypt_batch: {x.shape[0]} records exceed the planned batch of {plan.block}")
+        raise ckks.ValueRangeError(
+            f"encrypt_batch: {x.shape[0]} records exceed the planned batch of {plan.block}"
+        )
     if not np.all(np.isfinite(x)):
         raise ckks.ValueRangeError("encrypt_batch: the records contain NaN or infinity")
     if np.max(np.abs(x)) > plan.value_bound:
-        raise ckks.ValueRangeError(f"encrypt_batch: input values reach {np.max(np.abs(x)):.3g}, beyond the planned "
-                                   f"range {plan.value_bound:.3g}: plan again with these records as calibration")
+        raise ckks.ValueRangeError(
+            f"encrypt_batch: input values reach {np.max(np.abs(x)):.3g}, beyond the planned "
+            f"range {plan.value_bound:.3g}: plan again with these records as calibration"
+        )
     if plan.packing == "single":
         if x.shape[0] != 1:
-            raise ckks.ValueRangeError(f"encrypt_batch: single-record packing takes one record, got {x.shape[0]}")
+            raise ckks.ValueRangeError(
+                f"encrypt_batch: single-record packing takes one record, got {x.shape[0]}"
+            )
         return [encryptor.encrypt(encoder.encode(sp.replicate(x[0], plan.block, plan.params.slots)))]
     packed = bp.pack(x, plan.block, plan.features_per_ciphertext, plan.params.slots)
     return [encryptor.encrypt(encoder.encode(v)) for v in packed]
@@ -155,13 +172,23 @@ def encrypt_batch(x: np.ndarray, plan: InferencePlan, encoder: ckks.Encoder,
 
 def prepare_weights(model: EncryptedModel, ev: ckks.Evaluator) -> dict[tuple[int, int, int, int], object]:
     """Server side, once per loaded model: every block diagonal with its Shoup companions (layer, k, m, j)."""
-    return {(index,) + key: ev.prepare(weight)
-            for index, layer in enumerate(model.layers) if isinstance(layer, CompiledDense)
-            for key, weight in layer.diagonals.items()}
+    return {
+        (index,) + key: ev.prepare(weight)
+        for index, layer in enumerate(model.layers)
+        if isinstance(layer, CompiledDense)
+        for key, weight in layer.diagonals.items()
+    }
 
 
-def _dense(model: EncryptedModel, index: int, cts: list[ckks.Ciphertext], ev: ckks.Evaluator,
-           prepared: dict, timer: StageTimer, stage: str) -> list[ckks.Ciphertext]:
+def _dense(
+    model: EncryptedModel,
+    index: int,
+    cts: list[ckks.Ciphertext],
+    ev: ckks.Evaluator,
+    prepared: dict,
+    timer: StageTimer,
+    stage: str,
+) -> list[ckks.Ciphertext]:
     """Block-diagonal Dense layer: rotate the inputs, or (fewer outputs) the partial sums; with ciphertext
     weights, one relinearization per output ciphertext (lazy), plus one per rotated partial sum."""
     layer = model.layers[index]
@@ -204,8 +231,15 @@ def _dense(model: EncryptedModel, index: int, cts: list[ckks.Ciphertext], ev: ck
     return outputs
 
 
-def _dense_single(model: EncryptedModel, index: int, cts: list[ckks.Ciphertext], ev: ckks.Evaluator,
-                  prepared: dict, timer: StageTimer, stage: str) -> list[ckks.Ciphertext]:
+def _dense_single(
+    model: EncryptedModel,
+    index: int,
+    cts: list[ckks.Ciphertext],
+    ev: ckks.Evaluator,
+    prepared: dict,
+    timer: StageTimer,
+    stage: str,
+) -> list[ckks.Ciphertext]:
     """M x + b = sum_g rot(sum_b diag'_{g,b} * rot(x, b), g n1) + b (baby-step / giant-step diagonals)."""
     layer = model.layers[index]
     n1 = sp.baby_steps(model.plan.block)
@@ -234,8 +268,9 @@ def _dense_single(model: EncryptedModel, index: int, cts: list[ckks.Ciphertext],
     return [out]
 
 
-def _activation(layer: CompiledActivation, cts: list[ckks.Ciphertext], ev: ckks.Evaluator,
-                timer: StageTimer, stage: str) -> list[ckks.Ciphertext]:
+def _activation(
+    layer: CompiledActivation, cts: list[ckks.Ciphertext], ev: ckks.Evaluator, timer: StageTimer, stage: str
+) -> list[ckks.Ciphertext]:
     c = layer.coeffs + (0.0,) * (3 - len(layer.coeffs))
     out = []
     for x in cts:
@@ -252,8 +287,13 @@ def _activation(layer: CompiledActivation, cts: list[ckks.Ciphertext], ev: ckks.
     return out
 
 
-def predict(model: EncryptedModel, inputs: list[ckks.Ciphertext], ev: ckks.Evaluator,
-            prepared: dict | None = None, timer: StageTimer | None = None) -> list[ckks.Ciphertext]:
+def predict(
+    model: EncryptedModel,
+    inputs: list[ckks.Ciphertext],
+    ev: ckks.Evaluator,
+    prepared: dict | None = None,
+    timer: StageTimer | None = None,
+) -> list[ckks.Ciphertext]:
     """Run every layer on the encrypted batch; the server needs only ``ev`` (public evaluation keys).
 
     ``prepared``: the result of ``prepare_weights(model, ev)``, made once per model (computed here if absent).
@@ -278,8 +318,14 @@ def predict(model: EncryptedModel, inputs: list[ckks.Ciphertext], ev: ckks.Evalu
     return cts
 
 
-def decrypt_batch(outputs: list[ckks.Ciphertext], n: int, model_plan: InferencePlan, output_dim: int,
-                  encoder: ckks.Encoder, decryptor: ckks.Decryptor) -> np.ndarray:
+def decrypt_batch(
+    outputs: list[ckks.Ciphertext],
+    n: int,
+    model_plan: InferencePlan,
+    output_dim: int,
+    encoder: ckks.Encoder,
+    decryptor: ckks.Decryptor,
+) -> np.ndarray:
     """Decrypt, decode and unpack the scores of n records: (n, output_dim).
 
     Raises:
@@ -292,7 +338,9 @@ def decrypt_batch(outputs: list[ckks.Ciphertext], n: int, model_plan: InferenceP
     else:
         scores = bp.unpack(slots, n, output_dim, model_plan.block, model_plan.features_per_ciphertext)
     if np.max(np.abs(scores)) > model_plan.value_bound:
-        raise ckks.ValueRangeError(f"decrypted scores reach {np.max(np.abs(scores)):.3g}, beyond the planned range "
-                                   f"{model_plan.value_bound:.3g}: an intermediate value overflowed; plan again with "
-                                   "a larger margin")
+        raise ckks.ValueRangeError(
+            f"decrypted scores reach {np.max(np.abs(scores)):.3g}, beyond the planned range "
+            f"{model_plan.value_bound:.3g}: an intermediate value overflowed; plan again with "
+            "a larger margin"
+        )
     return scores

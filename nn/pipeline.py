@@ -45,18 +45,39 @@ def plan_summary(plan: InferencePlan, network: PlainNetwork, encrypt_weights: bo
     """The plan as plain JSON-able values (for reports)."""
     p = plan.params
     return {
-        "backend": "ckkslab", "ring_degree": p.ring_degree, "slots": p.slots, "moduli_bits": list(p.moduli_bits),
-        "special_moduli_bits": list(p.special_moduli_bits), "scale_bits": p.scale_bits, "log_qp": round(p.log_qp, 2),
-        "security": p.security, "key_switch_digits": p.digits, "packing": plan.packing, "block": plan.block,
-        "features_per_ciphertext": plan.features_per_ciphertext, "rotation_steps": list(plan.rotation_steps),
-        "int_bits": plan.int_bits, "frac_bits": plan.frac_bits, "encrypt_weights": encrypt_weights,
-        "batch_size": plan.batch_size, "threads": 1, "depth": len(p.moduli_bits) - 1,
-        "input_dim": network.input_dim, "output_dim": network.output_dim,
+        "backend": "ckkslab",
+        "ring_degree": p.ring_degree,
+        "slots": p.slots,
+        "moduli_bits": list(p.moduli_bits),
+        "special_moduli_bits": list(p.special_moduli_bits),
+        "scale_bits": p.scale_bits,
+        "log_qp": round(p.log_qp, 2),
+        "security": p.security,
+        "key_switch_digits": p.digits,
+        "packing": plan.packing,
+        "block": plan.block,
+        "features_per_ciphertext": plan.features_per_ciphertext,
+        "rotation_steps": list(plan.rotation_steps),
+        "int_bits": plan.int_bits,
+        "frac_bits": plan.frac_bits,
+        "encrypt_weights": encrypt_weights,
+        "batch_size": plan.batch_size,
+        "threads": 1,
+        "depth": len(p.moduli_bits) - 1,
+        "input_dim": network.input_dim,
+        "output_dim": network.output_dim,
     }
 
 
-def run_ckkslab(network: PlainNetwork, x: np.ndarray, batch_size: int = 4096, encrypt_weights: bool = True,
-                frac_bits: int = 30, calibration_x: np.ndarray | None = None, quiet: bool = False) -> CkksResult:
+def run_ckkslab(
+    network: PlainNetwork,
+    x: np.ndarray,
+    batch_size: int = 4096,
+    encrypt_weights: bool = True,
+    frac_bits: int = 30,
+    calibration_x: np.ndarray | None = None,
+    quiet: bool = False,
+) -> CkksResult:
     """Plan, key, encrypt, predict and decrypt ``x`` (n, d) in batches of ``batch_size`` records.
 
     ``calibration_x`` (default: x itself) fixes the planned value range. Single thread (Numba kernels are
@@ -78,11 +99,14 @@ def run_ckkslab(network: PlainNetwork, x: np.ndarray, batch_size: int = 4096, en
         times[stage] += time.perf_counter() - start
 
     start = time.perf_counter()
-    plan = plan_inference(network, x if calibration_x is None else calibration_x, batch_size=batch_size,
-                          frac_bits=frac_bits)
+    plan = plan_inference(
+        network, x if calibration_x is None else calibration_x, batch_size=batch_size, frac_bits=frac_bits
+    )
     keygen = ckks.KeyGenerator(plan.params)
     public_key = keygen.public_key()
-    bundle = ckks.ServerBundle(plan.params, public_key, keygen.relin_key(), keygen.galois_keys(plan.rotation_steps))
+    bundle = ckks.ServerBundle(
+        plan.params, public_key, keygen.relin_key(), keygen.galois_keys(plan.rotation_steps)
+    )
     bundle_bytes = ckks.to_bytes(bundle)
     clock("keygen", start)
     sizes["context"] = len(bundle_bytes)
@@ -99,8 +123,9 @@ def run_ckkslab(network: PlainNetwork, x: np.ndarray, batch_size: int = 4096, en
     start = time.perf_counter()
     server_bundle = ckks.from_bytes(bundle_bytes)
     server_model = artifacts.model_from_bytes(model_bytes, server_bundle.params)
-    evaluator = ckks.Evaluator(server_bundle.params, relin_key=server_bundle.relin_key,
-                               galois_keys=server_bundle.galois_keys)
+    evaluator = ckks.Evaluator(
+        server_bundle.params, relin_key=server_bundle.relin_key, galois_keys=server_bundle.galois_keys
+    )
     prepared = enc.prepare_weights(server_model, evaluator)
     server_load = time.perf_counter() - start
     decryptor = ckks.Decryptor(plan.params, keygen.secret_key)
@@ -116,15 +141,25 @@ def run_ckkslab(network: PlainNetwork, x: np.ndarray, batch_size: int = 4096, en
 
             start = time.perf_counter()
             inputs = artifacts.ciphertexts_from_bytes(data_bytes, server_bundle.params)
-            prediction_bytes = artifacts.ciphertexts_to_bytes(enc.predict(server_model, inputs, evaluator, prepared, timer))
+            prediction_bytes = artifacts.ciphertexts_to_bytes(
+                enc.predict(server_model, inputs, evaluator, prepared, timer)
+            )
             clock("predict", start)
             sizes["predictions"] += len(prediction_bytes)
 
             start = time.perf_counter()
             result = artifacts.ciphertexts_from_bytes(prediction_bytes, plan.params)
-            outputs.append(enc.decrypt_batch(result, batch.shape[0], plan, network.output_dim, encoder, decryptor))
+            outputs.append(
+                enc.decrypt_batch(result, batch.shape[0], plan, network.output_dim, encoder, decryptor)
+            )
             clock("decrypt", start)
             bar.advance()
-    return CkksResult(np.concatenate(outputs), times, dict(timer.seconds), sizes,
-                      plan_summary(plan, network, encrypt_weights), plan.describe(network),
-                      {"server_load_s": server_load})
+    return CkksResult(
+        np.concatenate(outputs),
+        times,
+        dict(timer.seconds),
+        sizes,
+        plan_summary(plan, network, encrypt_weights),
+        plan.describe(network),
+        {"server_load_s": server_load},
+    )

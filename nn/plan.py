@@ -38,8 +38,9 @@ def layer_depth(layer: Dense | Polynomial) -> int:
         return 1
     degree = len(layer.coeffs) - 1
     if degree > 2:
-        raise PlanError(f"layer {layer.name!r}: polynomial activations of degree {degree} are not supported "
-                        "(degree <= 2)")
+        raise PlanError(
+            f"layer {layer.name!r}: polynomial activations of degree {degree} are not supported (degree <= 2)"
+        )
     if degree < 1:
         raise PlanError(f"layer {layer.name!r}: a constant activation carries no information")
     return 1 if degree == 1 or layer.coeffs[:2] == (0.0, 0.0) else 2
@@ -71,21 +72,33 @@ class InferencePlan:
             f"values up to {self.value_bound:.3g} (observed max x margin) -> integer part {self.int_bits} bits; "
             f"requested fractional precision {self.frac_bits} bits",
             f"scale 2^{p.scale_bits}; chain {list(p.moduli_bits)} + special {list(p.special_moduli_bits)} bits",
-            f"log2(QP) = {p.log_qp:.1f}" + (f" <= {bound} (HE Standard, {p.security}-bit, N = {p.ring_degree})"
-                                            if bound else " (insecure toy)"),
+            f"log2(QP) = {p.log_qp:.1f}"
+            + (
+                f" <= {bound} (HE Standard, {p.security}-bit, N = {p.ring_degree})"
+                if bound
+                else " (insecure toy)"
+            ),
             f"N = {p.ring_degree}: {p.slots} slots; packing '{self.packing}'"
-            + (f": {self.features_per_ciphertext} feature block(s) of {self.block} slots per ciphertext, "
-               f"batch {self.batch_size}" if self.packing == "batch" else ""),
+            + (
+                f": {self.features_per_ciphertext} feature block(s) of {self.block} slots per ciphertext, "
+                f"batch {self.batch_size}"
+                if self.packing == "batch"
+                else ""
+            ),
             f"rotation keys for steps {list(self.rotation_steps) or 'none'}; key switching with {p.digits} digits",
         ]
         if network is not None:
-            n_ct = _ciphertext_counts(network, self.features_per_ciphertext) if self.packing == "batch" else None
+            n_ct = (
+                _ciphertext_counts(network, self.features_per_ciphertext) if self.packing == "batch" else None
+            )
             if n_ct:
                 lines.append(f"ciphertexts per layer boundary: {n_ct}")
         ct_bytes = 2 * p.ring_degree * 8 * len(p.moduli)
         key_bytes = p.digits * 2 * p.ring_degree * 8 * (len(p.moduli) + len(p.special_moduli))
-        lines.append(f"a fresh ciphertext is {ct_bytes / 2**20:.1f} MiB; each switching key (relin, and one per "
-                     f"rotation step) {key_bytes / 2**20:.1f} MiB")
+        lines.append(
+            f"a fresh ciphertext is {ct_bytes / 2**20:.1f} MiB; each switching key (relin, and one per "
+            f"rotation step) {key_bytes / 2**20:.1f} MiB"
+        )
         return "\n".join("  " + line for line in lines)
 
 
@@ -102,10 +115,17 @@ def observed_ranges(network: PlainNetwork, calibration_x: np.ndarray) -> tuple[f
     return tuple(float(np.max(np.abs(t))) for t in network.forward_trace(calibration_x))
 
 
-def plan_inference(network: PlainNetwork, calibration_x: np.ndarray, batch_size: int = 4096,
-                   frac_bits: int = 30, int_bits: int | None = None, margin: float = 2.0,
-                   packing: str = "auto", security: int | None = 128,
-                   ring_degree: int | None = None) -> InferencePlan:
+def plan_inference(
+    network: PlainNetwork,
+    calibration_x: np.ndarray,
+    batch_size: int = 4096,
+    frac_bits: int = 30,
+    int_bits: int | None = None,
+    margin: float = 2.0,
+    packing: str = "auto",
+    security: int | None = 128,
+    ring_degree: int | None = None,
+) -> InferencePlan:
     """Choose N, the chain, the scale, the packing and the rotation keys for this network.
 
     ``security=None`` plans insecure toy parameters (teaching and tests only) and then needs ``ring_degree``;
@@ -129,20 +149,27 @@ def plan_inference(network: PlainNetwork, calibration_x: np.ndarray, batch_size:
     if int_bits is None:
         int_bits = needed_int
     elif int_bits < needed_int:
-        raise PlanError(f"int_bits={int_bits} is too small: values reach {max(ranges):.3g} on the calibration "
-                        f"data (x{margin} margin needs {needed_int} bits)")
+        raise PlanError(
+            f"int_bits={int_bits} is too small: values reach {max(ranges):.3g} on the calibration "
+            f"data (x{margin} margin needs {needed_int} bits)"
+        )
     if packing == "batch":
         block = 1 << max(0, math.ceil(math.log2(batch_size)))
-        width = max([network.input_dim] + [lay.weights.shape[1] for lay in network.layers if isinstance(lay, Dense)])
+        width = max(
+            [network.input_dim] + [lay.weights.shape[1] for lay in network.layers if isinstance(lay, Dense)]
+        )
     else:
-        width = single_packing.width([network.input_dim] + [
-            lay.weights.shape[1] for lay in network.layers if isinstance(lay, Dense)])
+        width = single_packing.width(
+            [network.input_dim] + [lay.weights.shape[1] for lay in network.layers if isinstance(lay, Dense)]
+        )
         block = width
     if security is None and ring_degree is None:
         raise PlanError("insecure toy plans (security=None) need an explicit ring_degree")
-    bounds = ({ring_degree: 10**6} if security is None
-              else {n: b for n, b in HE_STANDARD_MAX_LOG_QP.get(security, {}).items()
-                    if ring_degree in (None, n)})
+    bounds = (
+        {ring_degree: 10**6}
+        if security is None
+        else {n: b for n, b in HE_STANDARD_MAX_LOG_QP.get(security, {}).items() if ring_degree in (None, n)}
+    )
     if not bounds:
         raise PlanError(f"no {security}-bit HE Standard bound for ring degree {ring_degree}")
     for n in sorted(bounds):
@@ -154,17 +181,23 @@ def plan_inference(network: PlainNetwork, calibration_x: np.ndarray, batch_size:
         # paid for with chain bits: take the most (up to 3) that still leave the scale its minimum.
         choice = None
         for specials in (3, 2, 1) if security is not None else (1,):
-            s_max = min((bound - int_bits - 1 - specials * SPECIAL_PRIME_BITS) // (depth + 1),
-                        MAX_PRIME_BITS - int_bits - 1)
+            s_max = min(
+                (bound - int_bits - 1 - specials * SPECIAL_PRIME_BITS) // (depth + 1),
+                MAX_PRIME_BITS - int_bits - 1,
+            )
             if s_max >= s_min:
                 choice = (specials, s_max)
                 break
         if choice is None:
             continue
         specials, scale_bits = choice
-        params = ckks.Parameters(ring_degree=n, moduli_bits=(scale_bits + int_bits + 1,) + (scale_bits,) * depth,
-                                 special_moduli_bits=(SPECIAL_PRIME_BITS,) * specials, scale_bits=scale_bits,
-                                 security=security)
+        params = ckks.Parameters(
+            ring_degree=n,
+            moduli_bits=(scale_bits + int_bits + 1,) + (scale_bits,) * depth,
+            special_moduli_bits=(SPECIAL_PRIME_BITS,) * specials,
+            scale_bits=scale_bits,
+            security=security,
+        )
         slots = n // 2
         if packing == "batch":
             per_ct = min(slots // block, 1 << math.ceil(math.log2(width)))
@@ -178,10 +211,23 @@ def plan_inference(network: PlainNetwork, calibration_x: np.ndarray, batch_size:
         for layer in network.layers:
             levels.append(level)
             level -= layer_depth(layer)
-        return InferencePlan(params, packing, batch_size, block, per_ct, steps, tuple(levels), value_bound,
-                             int_bits, frac_bits, ranges)
-    raise PlanError(f"no {security}-bit parameters fit depth {depth} with {int_bits} integer and {frac_bits} "
-                    f"fractional bits and {block} slots per block: lower frac_bits, the batch size, or the depth")
+        return InferencePlan(
+            params,
+            packing,
+            batch_size,
+            block,
+            per_ct,
+            steps,
+            tuple(levels),
+            value_bound,
+            int_bits,
+            frac_bits,
+            ranges,
+        )
+    raise PlanError(
+        f"no {security}-bit parameters fit depth {depth} with {int_bits} integer and {frac_bits} "
+        f"fractional bits and {block} slots per block: lower frac_bits, the batch size, or the depth"
+    )
 
 
 def single_record_rotation_steps(width: int) -> tuple[int, ...]:

@@ -32,10 +32,15 @@ class WorkflowError(ValueError):
 
 def _paths(workspace: str | Path) -> dict[str, Path]:
     w = Path(workspace)
-    return {"secret": w / "client" / "secret.key", "plan": w / "context" / "plan.json",
-            "bundle": w / "context" / "bundle.ckks", "model": w / "server" / "model.ckks",
-            "data": w / "server" / "data.ckks", "predictions": w / "server" / "predictions.ckks",
-            "scores": w / "client" / "scores.csv"}
+    return {
+        "secret": w / "client" / "secret.key",
+        "plan": w / "context" / "plan.json",
+        "bundle": w / "context" / "bundle.ckks",
+        "model": w / "server" / "model.ckks",
+        "data": w / "server" / "data.ckks",
+        "predictions": w / "server" / "predictions.ckks",
+        "scores": w / "client" / "scores.csv",
+    }
 
 
 def _read(path: Path, what: str, step: str) -> bytes:
@@ -53,8 +58,15 @@ def load_plan(workspace: str | Path) -> InferencePlan:
         raise WorkflowError(f"{path} is not valid JSON: {exc}") from None
 
 
-def keygen(workspace: str | Path, network: PlainNetwork, calibration_x: np.ndarray, batch_size: int = 4096,
-           frac_bits: int = 30, quiet: bool = True, **plan_options: object) -> InferencePlan:
+def keygen(
+    workspace: str | Path,
+    network: PlainNetwork,
+    calibration_x: np.ndarray,
+    batch_size: int = 4096,
+    frac_bits: int = 30,
+    quiet: bool = True,
+    **plan_options: object,
+) -> InferencePlan:
     """Client: plan the parameters on calibration records, make the keys, write the secret key and the bundle.
 
     ``plan_options`` go to ``plan_inference`` (e.g. ``security=None, ring_degree=64`` for a toy run).
@@ -62,8 +74,9 @@ def keygen(workspace: str | Path, network: PlainNetwork, calibration_x: np.ndarr
     paths = _paths(workspace)
     plan = plan_inference(network, calibration_x, batch_size=batch_size, frac_bits=frac_bits, **plan_options)
     keys = ckks.KeyGenerator(plan.params, quiet=quiet)
-    bundle = ckks.ServerBundle(plan.params, keys.public_key(), keys.relin_key(),
-                               keys.galois_keys(plan.rotation_steps))
+    bundle = ckks.ServerBundle(
+        plan.params, keys.public_key(), keys.relin_key(), keys.galois_keys(plan.rotation_steps)
+    )
     for key in ("secret", "bundle", "model"):
         paths[key].parent.mkdir(parents=True, exist_ok=True)
     ckks.save(keys.secret_key, paths["secret"])
@@ -112,8 +125,9 @@ def predict(workspace: str | Path, timer: enc.StageTimer | None = None) -> int:
     if not isinstance(bundle, ckks.ServerBundle):
         raise WorkflowError(f"{paths['bundle']} is not a server bundle")
     model = artifacts.model_from_bytes(_read(paths["model"], "the model", "ckkslab encrypt"), bundle.params)
-    inputs, info = artifacts.ciphertexts_with_info(_read(paths["data"], "the data", "ckkslab encrypt"),
-                                                   bundle.params)
+    inputs, info = artifacts.ciphertexts_with_info(
+        _read(paths["data"], "the data", "ckkslab encrypt"), bundle.params
+    )
     ev = ckks.Evaluator(bundle.params, relin_key=bundle.relin_key, galois_keys=bundle.galois_keys)
     outputs = enc.predict(model, inputs, ev, enc.prepare_weights(model, ev), timer)
     info = {**info, "output_dim": model.output_dim}
@@ -127,13 +141,15 @@ def decrypt(workspace: str | Path, network: PlainNetwork | None = None) -> tuple
     plan, secret = _client_keys(workspace)
     paths = _paths(workspace)
     outputs, info = artifacts.ciphertexts_with_info(
-        _read(paths["predictions"], "the predictions", "ckkslab predict"), plan.params)
+        _read(paths["predictions"], "the predictions", "ckkslab predict"), plan.params
+    )
     try:
         n, output_dim = int(info["records"]), int(info["output_dim"])
     except (KeyError, TypeError, ValueError):
         raise WorkflowError(f"{paths['predictions']} does not say how many records it holds") from None
-    scores = enc.decrypt_batch(outputs, n, plan, output_dim, ckks.Encoder(plan.params),
-                               ckks.Decryptor(plan.params, secret))
+    scores = enc.decrypt_batch(
+        outputs, n, plan, output_dim, ckks.Encoder(plan.params), ckks.Decryptor(plan.params, secret)
+    )
     columns = [scores]
     header = [f"score_{i}" for i in range(output_dim)]
     if network is not None and output_dim == 1:

@@ -22,8 +22,9 @@ def simulate_dense(x, weights, bias, block, per_ct, slots):
     return bp.unpack(out, x.shape[0], weights.shape[1], block, per_ct)
 
 
-@pytest.mark.parametrize("d_in,d_out,per_ct,n", [(14, 20, 2, 16), (20, 5, 2, 16), (5, 1, 4, 8), (3, 7, 8, 4),
-                                                  (8, 8, 1, 16)])
+@pytest.mark.parametrize(
+    "d_in,d_out,per_ct,n", [(14, 20, 2, 16), (20, 5, 2, 16), (5, 1, 4, 8), (3, 7, 8, 4), (8, 8, 1, 16)]
+)
 def test_block_diagonal_dense_equals_matrix_product(d_in, d_out, per_ct, n):
     rng = np.random.default_rng(d_in * 100 + d_out)
     block = 16
@@ -31,7 +32,9 @@ def test_block_diagonal_dense_equals_matrix_product(d_in, d_out, per_ct, n):
     x = rng.normal(size=(n, d_in))
     w = rng.normal(size=(d_in, d_out))
     b = rng.normal(size=d_out)
-    np.testing.assert_allclose(simulate_dense(x, w, b, block, per_ct, slots), x @ w + b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        simulate_dense(x, w, b, block, per_ct, slots), x @ w + b, rtol=1e-12, atol=1e-12
+    )
 
 
 def test_pack_unpack_round_trip_and_layout():

@@ -12,7 +12,10 @@ from nn.plan import PlanError, plan_inference
 def small_network(rng, d_in=6, hidden=(5, 3), poly=SQUARE):
     layers, width = [], d_in
     for i, h in enumerate(hidden):
-        layers += [Dense(rng.normal(0, 0.5, (width, h)), rng.normal(0, 0.1, h), f"dense{i}"), Polynomial(poly, f"act{i}")]
+        layers += [
+            Dense(rng.normal(0, 0.5, (width, h)), rng.normal(0, 0.1, h), f"dense{i}"),
+            Polynomial(poly, f"act{i}"),
+        ]
         width = h
     layers.append(Dense(rng.normal(0, 0.5, (width, 1)), rng.normal(0, 0.1, 1), "out"))
     return PlainNetwork(layers, d_in)
@@ -23,9 +26,13 @@ def run(net, x, plan, encrypt_weights):
     encoder = ckks.Encoder(plan.params)
     encryptor = ckks.Encryptor(plan.params, keys.secret_key, seed=8)
     model = enc.compile_model(net, plan, encoder, encryptor if encrypt_weights else None)
-    ev = ckks.Evaluator(plan.params, relin_key=keys.relin_key(), galois_keys=keys.galois_keys(plan.rotation_steps))
+    ev = ckks.Evaluator(
+        plan.params, relin_key=keys.relin_key(), galois_keys=keys.galois_keys(plan.rotation_steps)
+    )
     outputs = enc.predict(model, enc.encrypt_batch(x, plan, encoder, encryptor), ev)
-    return enc.decrypt_batch(outputs, x.shape[0], plan, net.output_dim, encoder, ckks.Decryptor(plan.params, keys.secret_key))
+    return enc.decrypt_batch(
+        outputs, x.shape[0], plan, net.output_dim, encoder, ckks.Decryptor(plan.params, keys.secret_key)
+    )
 
 
 @pytest.mark.parametrize("encrypt_weights", [False, True])
@@ -54,7 +61,9 @@ def test_secure_size_matches_plaintext(encrypt_weights):
     got = run(net, x, plan, encrypt_weights)
     want = net.forward(x)
     err = np.max(np.abs(got - want))
-    assert err <= 2.0**-30 * np.ptp(want), f"max error {err} is above 2^-30 of the output range {np.ptp(want)}"
+    assert err <= 2.0**-30 * np.ptp(want), (
+        f"max error {err} is above 2^-30 of the output range {np.ptp(want)}"
+    )
     assert np.array_equal(got > np.median(want), want > np.median(want))
 
 

@@ -30,8 +30,11 @@ def test_bsgs_diagonal_method_equals_matrix_product(d_in, d_out):
 @pytest.mark.parametrize("encrypt_weights", [False, True])
 def test_single_record_encrypted_matches_plaintext(encrypt_weights):
     rng = np.random.default_rng(5)
-    layers = [Dense(rng.normal(0, 0.5, (6, 5)), rng.normal(0, 0.1, 5), "d1"), Polynomial(SQUARE, "s1"),
-              Dense(rng.normal(0, 0.5, (5, 1)), rng.normal(0, 0.1, 1), "d2")]
+    layers = [
+        Dense(rng.normal(0, 0.5, (6, 5)), rng.normal(0, 0.1, 5), "d1"),
+        Polynomial(SQUARE, "s1"),
+        Dense(rng.normal(0, 0.5, (5, 1)), rng.normal(0, 0.1, 1), "d2"),
+    ]
     net = PlainNetwork(layers, 6)
     x = rng.uniform(-1, 1, (3, 6))
     plan = plan_inference(net, x, batch_size=1, frac_bits=20, security=None, ring_degree=64)
@@ -39,7 +42,9 @@ def test_single_record_encrypted_matches_plaintext(encrypt_weights):
     keys = ckks.KeyGenerator(plan.params, seed=3)
     encoder, encryptor = ckks.Encoder(plan.params), ckks.Encryptor(plan.params, keys.secret_key, seed=4)
     model = enc.compile_model(net, plan, encoder, encryptor if encrypt_weights else None)
-    ev = ckks.Evaluator(plan.params, relin_key=keys.relin_key(), galois_keys=keys.galois_keys(plan.rotation_steps))
+    ev = ckks.Evaluator(
+        plan.params, relin_key=keys.relin_key(), galois_keys=keys.galois_keys(plan.rotation_steps)
+    )
     decryptor = ckks.Decryptor(plan.params, keys.secret_key)
     for record in x:
         out = enc.predict(model, enc.encrypt_batch(record[None, :], plan, encoder, encryptor), ev)

@@ -12,8 +12,11 @@ from nn.model import SQUARE, Dense, PlainNetwork, Polynomial
 @pytest.fixture
 def network():
     rng = np.random.default_rng(11)
-    layers = [Dense(rng.normal(0, 0.5, (5, 4)), rng.normal(0, 0.1, 4), "d1"), Polynomial(SQUARE, "s1"),
-              Dense(rng.normal(0, 0.5, (4, 1)), rng.normal(0, 0.1, 1), "d2")]
+    layers = [
+        Dense(rng.normal(0, 0.5, (5, 4)), rng.normal(0, 0.1, 4), "d1"),
+        Polynomial(SQUARE, "s1"),
+        Dense(rng.normal(0, 0.5, (4, 1)), rng.normal(0, 0.1, 1), "d2"),
+    ]
     return PlainNetwork(layers, 5)
 
 
@@ -63,7 +66,9 @@ def test_files_from_another_context_are_refused(tmp_path, network):
     workflow.encrypt_data(tmp_path / "a", x)
     workflow.keygen(tmp_path / "b", network, x, batch_size=8, frac_bits=20, security=None, ring_degree=128)
     workflow.encrypt_model(tmp_path / "b", network)
-    (tmp_path / "b" / "server" / "data.ckks").write_bytes((tmp_path / "a" / "server" / "data.ckks").read_bytes())
+    (tmp_path / "b" / "server" / "data.ckks").write_bytes(
+        (tmp_path / "a" / "server" / "data.ckks").read_bytes()
+    )
     with pytest.raises(artifacts.ArtifactError, match="other parameters|fingerprint"):
         workflow.predict(tmp_path / "b")
 

@@ -16,8 +16,9 @@ from validation.cli import UserError
 
 
 def _add_common(p: argparse.ArgumentParser, model: bool = True) -> None:
-    p.add_argument("--workspace", default="work", help="directory holding client/, context/ and server/ "
-                   "(default: work)")
+    p.add_argument(
+        "--workspace", default="work", help="directory holding client/, context/ and server/ (default: work)"
+    )
     if model:
         p.add_argument("--model", required=True, help="Keras model directory (model.json, model.h5)")
 
@@ -28,7 +29,9 @@ def _batch(args: argparse.Namespace):
     x, _ = load_xy(args.data or args.model, split="test")
     first = args.batch_index * args.batch_size
     if first >= x.shape[0]:
-        raise UserError(f"batch {args.batch_index} starts at record {first}, but the data has {x.shape[0]} records")
+        raise UserError(
+            f"batch {args.batch_index} starts at record {first}, but the data has {x.shape[0]} records"
+        )
     return x[first : first + args.batch_size]
 
 
@@ -40,7 +43,9 @@ def _keygen(args: argparse.Namespace) -> int:
     net = load_network(args.model)
     calibration, _ = load_xy(args.calibration or args.model, split=args.calibration_split)
     start = time.perf_counter()
-    plan = workflow.keygen(args.workspace, net, calibration, args.batch_size, args.frac_bits, quiet=args.quiet)
+    plan = workflow.keygen(
+        args.workspace, net, calibration, args.batch_size, args.frac_bits, quiet=args.quiet
+    )
     print(f"planned and generated keys in {time.perf_counter() - start:.2f} s:\n{plan.describe(net)}")
     print(f"secret key -> {args.workspace}/client/secret.key (keep it); context -> {args.workspace}/context/")
     return 0
@@ -88,20 +93,30 @@ def _decrypt(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the keygen, encrypt, predict and decrypt sub-commands."""
-    p = subparsers.add_parser("keygen", help="client: plan CKKS parameters for a model and generate keys",
-                              description="Plan parameters from the model's depth and the value ranges on "
-                              "calibration records, generate the keys, write the secret key (client/) and the "
-                              "server's context bundle (context/, no secret key).")
+    p = subparsers.add_parser(
+        "keygen",
+        help="client: plan CKKS parameters for a model and generate keys",
+        description="Plan parameters from the model's depth and the value ranges on "
+        "calibration records, generate the keys, write the secret key (client/) and the "
+        "server's context bundle (context/, no secret key).",
+    )
     _add_common(p)
-    p.add_argument("--calibration", help="directory whose x_<split>.h5 fixes the value range (default: --model)")
+    p.add_argument(
+        "--calibration", help="directory whose x_<split>.h5 fixes the value range (default: --model)"
+    )
     p.add_argument("--calibration-split", default="test", help="which split to calibrate on (default: test)")
     p.add_argument("--batch-size", type=int, default=4096, help="records per encrypted batch (default 4096)")
-    p.add_argument("--frac-bits", type=int, default=30, help="requested fractional precision in bits (default 30)")
+    p.add_argument(
+        "--frac-bits", type=int, default=30, help="requested fractional precision in bits (default 30)"
+    )
     p.set_defaults(func=_keygen)
 
-    p = subparsers.add_parser("encrypt", help="client: encrypt the model weights and one batch of records",
-                              description="Encrypt the weights (unless --plain-weights: then the server owns the "
-                              "model) and one batch of x_test records, for the server.")
+    p = subparsers.add_parser(
+        "encrypt",
+        help="client: encrypt the model weights and one batch of records",
+        description="Encrypt the weights (unless --plain-weights: then the server owns the "
+        "model) and one batch of x_test records, for the server.",
+    )
     _add_common(p)
     p.add_argument("--data", help="directory with x_test.h5 (default: --model)")
     p.add_argument("--batch-size", type=int, default=4096, help="records per batch (default 4096)")
@@ -109,17 +124,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--plain-weights", action="store_true", help="do not encrypt the weights")
     p.set_defaults(func=_encrypt)
 
-    p = subparsers.add_parser("predict", help="server: run the network on the encrypted batch",
-                              description="Load the context bundle (no secret key), the model and the encrypted "
-                              "batch; write encrypted predictions. With --model the server encodes its own "
-                              "plaintext weights.")
+    p = subparsers.add_parser(
+        "predict",
+        help="server: run the network on the encrypted batch",
+        description="Load the context bundle (no secret key), the model and the encrypted "
+        "batch; write encrypted predictions. With --model the server encodes its own "
+        "plaintext weights.",
+    )
     _add_common(p, model=False)
     p.add_argument("--model", help="plain Keras model directory, when the server owns the model")
     p.set_defaults(func=_predict)
 
-    p = subparsers.add_parser("decrypt", help="client: decrypt the predictions into scores and decisions",
-                              description="Decrypt the server's predictions with the secret key; write "
-                              "client/scores.csv (score, probability, decision).")
+    p = subparsers.add_parser(
+        "decrypt",
+        help="client: decrypt the predictions into scores and decisions",
+        description="Decrypt the server's predictions with the secret key; write "
+        "client/scores.csv (score, probability, decision).",
+    )
     _add_common(p, model=False)
     p.add_argument("--model", help="model directory (its ckkslab.json says how scores become decisions)")
     p.set_defaults(func=_decrypt)
