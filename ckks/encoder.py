@@ -54,11 +54,12 @@ class Encoder:
             raise ValueRangeError("encode: values contain NaN or infinity")
         padded = np.zeros(p.slots, dtype=np.complex128)
         padded[: z.size] = z
-        coeffs = embed_inverse(padded, ring_degree=p.ring_degree) * scale
+        with np.errstate(over="ignore"):  # an overflow to inf is caught just below as out of range
+            coeffs = embed_inverse(padded, ring_degree=p.ring_degree) * scale
         basis = rns.rns_basis(p.moduli[: level + 1], p.ring_degree)
         biggest = float(np.max(np.abs(coeffs), initial=0.0))
         limit = basis.product / 2
-        if biggest >= limit / 2:  # keep a factor 2 of headroom for the noise and additions
+        if not biggest < limit / 2:  # (inf or NaN too) keep a factor 2 of headroom for the noise and additions
             raise ValueRangeError(
                 f"encode: values up to {np.max(np.abs(z)):.4g} at scale 2^{math.log2(scale):.1f} need "
                 f"coefficients of 2^{math.log2(biggest):.1f}, but level {level} holds only "
