@@ -50,6 +50,7 @@ import numpy as np
 from . import rns
 from .ciphertext import Ciphertext, Plaintext
 from .errors import ParameterError, SerializationError
+from .instrument import timed
 from .keys import GaloisKeys, PublicKey, RelinKey, SecretKey, SwitchingKey
 from .params import Parameters
 
@@ -172,6 +173,7 @@ def _body(obj: object) -> tuple[ObjectType, list[bytes | memoryview]]:
                              "Ciphertext, SecretKey, PublicKey, RelinKey, GaloisKeys or ServerBundle")
 
 
+@timed("serialize")
 def _encode(obj: Serializable) -> tuple[list[bytes | memoryview], bytes]:
     """Header and body parts of ``obj`` and the SHA-256 that follows them."""
     kind, body = _body(obj)
@@ -373,6 +375,7 @@ def _read_bundle(r: _Reader, fingerprint: str) -> ServerBundle:
                         members.get(ObjectType.GALOIS_KEYS))
 
 
+@timed("deserialize")
 def from_bytes(buf: bytes | bytearray | memoryview, params: Parameters | None = None,
                expected: type | tuple[type, ...] | None = None) -> Serializable:
     """The object serialized in ``buf`` (format in the module docstring), checked field by field.
