@@ -50,6 +50,8 @@ DESCRIPTIONS: dict[str, str] = {
     "sample_ternary": "ternary secret / mask sampling",
     "sample_gaussian": "discrete Gaussian error sampling",
     "sample_uniform": "uniform mod q sampling",
+    "serialize": "write the versioned binary format (to_bytes, save)",
+    "deserialize": "read and check the binary format (from_bytes, load)",
     instrument.COMPILE: "Numba: compile or load from cache on first call",
     UNTRACKED: "between operations: packing, loops, timer overhead",
 }
@@ -496,6 +498,7 @@ SAMPLED_ENTRIES: dict[tuple[str, str], str] = {
     ("embedding.py", "embed_inverse"): "encode_fft", ("embedding.py", "embed"): "decode_fft",
     ("sampling.py", "ternary"): "sample_ternary", ("sampling.py", "gaussian"): "sample_gaussian",
     ("sampling.py", "uniform_mod"): "sample_uniform",
+    ("serialization.py", "_encode"): "serialize", ("serialization.py", "from_bytes"): "deserialize",
 }
 
 

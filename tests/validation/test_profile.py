@@ -129,7 +129,7 @@ def test_numba_compilation_is_booked_apart_from_the_primitive() -> None:
 
 
 def test_the_engine_primitives_carry_their_hooks() -> None:
-    from ckks import basis_conversion, embedding, keyswitch, ntt, rns, sampling
+    from ckks import basis_conversion, embedding, keyswitch, ntt, rns, sampling, serialization
 
     hooked = {
         ntt.ntt_forward: "ntt", ntt.ntt_inverse: "intt", rns.mul: "mul", rns.mul_add_into: "mul_add",
@@ -138,7 +138,8 @@ def test_the_engine_primitives_carry_their_hooks() -> None:
         basis_conversion.divide_by_last_prime: "rescale", keyswitch.key_switch: "key_switch",
         embedding.embed: "decode_fft", embedding.embed_inverse: "encode_fft",
         sampling.ternary: "sample_ternary", sampling.gaussian: "sample_gaussian",
-        sampling.uniform_mod: "sample_uniform",
+        sampling.uniform_mod: "sample_uniform", serialization._encode: "serialize",
+        serialization.from_bytes: "deserialize",
     }
     for fn, name in hooked.items():
         assert getattr(fn, "primitive_name", None) == name, fn.__name__
