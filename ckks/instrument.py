@@ -272,6 +272,7 @@ def recording(compile_events: bool = True) -> Iterator[Recorder]:
     """Activate a fresh ``Recorder`` for the ``with`` block (in this context only) and yield it.
 
     ``compile_events``: also book Numba's compile / cache-load time as ``numba.compile`` (needs numba).
+    Numba's event listeners are process-wide: a compilation in another thread during the block counts too.
     """
     recorder = Recorder()
     token = _ACTIVE.set(recorder)
