@@ -8,6 +8,7 @@ import json
 import marshal
 import pstats
 import time
+from pathlib import Path
 
 import pytest
 
@@ -168,7 +169,8 @@ def test_profile_command_on_the_shipped_model(tmp_path) -> None:
     out = io.StringIO()
     json_path, speedscope_path = tmp_path / "p.json", tmp_path / "p.speedscope.json"
     with contextlib.redirect_stdout(out):
-        code = main(["--quiet", "profile", "--model", "models/clinical", "--batch-size", "64",
+        model = Path(__file__).resolve().parents[2] / "models" / "clinical"
+        code = main(["--quiet", "profile", "--model", str(model), "--batch-size", "64",
                      "--plain-weights", "--json", str(json_path), "--speedscope", str(speedscope_path)])
     assert code == 0
     text = out.getvalue()
