@@ -84,6 +84,9 @@ def from_ntt(a: np.ndarray, basis: RnsBasis) -> np.ndarray:
 def from_signed(values: np.ndarray, basis: RnsBasis) -> np.ndarray:
     """The RNS rows [v]_{q_i} of an int64 vector of coefficients."""
     v = np.asarray(values).astype(np.int64)
+    if v.size and int(np.max(np.abs(v))) < min(basis.moduli):  # small (errors, secrets): one conditional add
+        negative = v < 0
+        return np.stack([np.where(negative, v + np.int64(q), v).astype(np.uint64) for q in basis.moduli])
     return np.stack([np.mod(v, np.int64(q)).astype(np.uint64) for q in basis.moduli])
 
 
