@@ -73,16 +73,20 @@ def key_switch(d: np.ndarray, level: int, key: PreparedKey, params: Parameters) 
     d_coeff = d.copy()
     ntt_inverse(d_coeff, q_basis.tables)
     alpha = params.digit_size
-    digits = [list(range(j * alpha, min((j + 1) * alpha, n_q))) for j in range(params.digits) if j * alpha < n_q]
-    extended = np.empty((len(digits), len(qp_moduli), n), dtype=np.uint64)
-    for j, digit in enumerate(digits):
-        others = [i for i in range(len(qp_moduli)) if i not in digit]
-        extended[j, digit] = d[digit]
-        converted = fast_base_convert(d_coeff[digit], tuple(q_moduli[i] for i in digit),
-                                      tuple(qp_moduli[i] for i in others))
-        ntt_forward(converted, tuple(qp.tables[i] for i in others))
-        extended[j, others] = converted
+    n_rows = len(qp_moduli)
+    extended = np.empty((-(-n_q // alpha), n_rows, n), dtype=np.uint64)
+    for j, lo in enumerate(range(0, n_q, alpha)):
+        hi = min(lo + alpha, n_q)  # digit j: the primes q_lo .. q_{hi-1}; all other rows come by conversion
+        others = qp_moduli[:lo] + qp_moduli[hi:]
+        converted = fast_base_convert(d_coeff[lo:hi], q_moduli[lo:hi], others)
+        ntt_forward(converted, qp.tables[:lo] + qp.tables[hi:])
+        extended[j, :lo] = converted[:lo]
+        extended[j, lo:hi] = d[lo:hi]
+        extended[j, hi:] = converted[lo:]
     acc = np.empty((2, len(qp_moduli), n), dtype=np.uint64)
     _inner_product(extended, key.data, key.shoup, key_rows, qp.q, acc)
     p_basis = rns.rns_basis(params.special_moduli, n)
-    return np.stack([mod_down(acc[0], q_basis, p_basis), mod_down(acc[1], q_basis, p_basis)])
+    out = np.empty((2, n_q, n), dtype=np.uint64)
+    for c in range(2):
+        out[c] = mod_down(acc[c], q_basis, p_basis)
+    return out
