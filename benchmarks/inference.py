@@ -160,11 +160,13 @@ def _measured(run_engine: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted", "plain"),
-        frac_bits: int = 30, ckkslab_runner: Callable[..., dict[str, Any]] | None = None,
+        frac_bits: int = 30, repeats: int = 1, ckkslab_runner: Callable[..., dict[str, Any]] | None = None,
         helayers_runner: Callable[..., dict[str, Any]] | None = None,
         progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Both engines on the first ``batches`` x 4096 test records of ``model_dir``, for each weight mode.
 
+    Each engine and mode runs ``repeats`` times (keys, model, data made anew each time); each stage keeps
+    its minimum, the precision its worst run, the memory figures come from the first run (the cleanest).
     ckkslab calibrates its value ranges on the whole test split (a superset of the measured batch).
     When HElayers is unavailable, its columns are empty and ``"helayers_unavailable"`` says why.
     The runners are replaceable (tests): ``ckkslab_runner(network, x, encrypt_weights, calibration_x,
@@ -172,7 +174,8 @@ def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted"
     predictions, timings_s, sizes_bytes, params.
 
     Raises:
-        ValueError: ``batches`` < 1, more batches than the test split holds, or an unknown mode.
+        ValueError: ``batches`` or ``repeats`` < 1, more batches than the test split holds, an unknown
+            mode.
         FileNotFoundError: the model or its test split is missing.
     """
     import numpy as np
@@ -181,8 +184,9 @@ def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted"
     from nn.model import load_network
     from reference.errors import HelayersUnavailable
 
-    if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
-        raise ValueError(f"batches must be a positive integer, got {batches!r}")
+    for name, value in (("batches", batches), ("repeats", repeats)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
     unknown = [mode for mode in modes if mode not in MODES]
     if unknown:
         raise ValueError(f"unknown mode(s) {unknown}; choose from {list(MODES)}")
@@ -199,23 +203,29 @@ def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted"
     expected = network.forward(x)
     load_before = machine_load()
     helayers_unavailable: str | None = None
-    ours: dict[str, dict[str, Any]] = {}
-    theirs: dict[str, dict[str, Any] | None] = dict.fromkeys(modes)
+    ours: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+    theirs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
     with one_blas_thread():
         # ckkslab first, both modes: SEAL's memory pool keeps what HElayers allocated for the rest of the
         # process, which would inflate ckkslab's RSS (and only HElayers' second mode sees that pool).
-        for mode in modes:
-            say(f"{mode} weights: ckkslab on {records} records")
-            ours[mode] = _measured(lambda ew=MODES[mode]: run_ours(network, x, ew, x_all, frac_bits))
-        for mode in modes:
-            if helayers_unavailable is not None:
-                break
-            say(f"{mode} weights: HElayers-SEAL on {records} records")
-            try:
-                theirs[mode] = _measured(lambda ew=MODES[mode]: run_theirs(model_dir, x, ew, frac_bits))
-            except HelayersUnavailable as exc:
-                helayers_unavailable = str(exc)
-    results = {mode: _compare(mode, ours[mode], theirs[mode], expected, network) for mode in modes}
+        for rep in range(repeats):
+            for mode in modes:
+                say(f"{mode} weights: ckkslab on {records} records (run {rep + 1}/{repeats})")
+                ours[mode].append(_measured(lambda ew=MODES[mode]: run_ours(network, x, ew, x_all,
+                                                                             frac_bits)))
+        for rep in range(repeats):
+            for mode in modes:
+                if helayers_unavailable is not None:
+                    break
+                say(f"{mode} weights: HElayers-SEAL on {records} records (run {rep + 1}/{repeats})")
+                try:
+                    theirs[mode].append(_measured(lambda ew=MODES[mode]: run_theirs(model_dir, x, ew,
+                                                                                     frac_bits)))
+                except HelayersUnavailable as exc:
+                    helayers_unavailable = str(exc)
+    results = {mode: _compare(mode, _combine(ours[mode], expected, network),
+                              _combine(theirs[mode], expected, network) if theirs[mode] else None)
+               for mode in modes}
     return {
         "benchmark": "inference",
         "model": str(model_dir),
@@ -224,7 +234,8 @@ def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted"
         "batch_size": BATCH_SIZE,
         "frac_bits_requested": frac_bits,
         "calibration": f"ckkslab value ranges calibrated on the whole test split ({x_all.shape[0]} records)",
-        "statistic": "wall seconds of one run per engine and mode (summed over batches)",
+        "repeats": repeats,
+        "statistic": "wall seconds per stage, minimum over the repeats (summed over batches)",
         "threads": {"ckkslab": 1, "helayers": "OpenMP 1 (threads=1)", "blas": "1 (threadpoolctl)"},
         "machine": {"load_1min_before": load_before, "load_1min_after": machine_load(),
                     "cpu_count": os.cpu_count(), "platform": platform.platform(),
@@ -237,8 +248,20 @@ def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted"
     }
 
 
-def _compare(mode: str, ours: dict[str, Any], theirs: dict[str, Any] | None, expected: Any,
-             network: Any) -> dict[str, Any]:
+def _combine(runs: list[dict[str, Any]], expected: Any, network: Any) -> dict[str, Any]:
+    """One engine's repeated runs of one mode: stage minima, worst precision, first run's memory."""
+    combined = dict(runs[0])
+    combined["timings_s"] = {stage: min(r["timings_s"][stage] for r in runs) for stage in STAGES}
+    combined["timings_s_per_run"] = [r["timings_s"] for r in runs]
+    precisions = [precision(r["predictions"], expected, network) for r in runs]
+    combined["precision"] = max(precisions, key=lambda p: p["max_abs_error"])
+    combined["load_1min"] = {"before": runs[0]["load_1min"]["before"],
+                             "after": runs[-1]["load_1min"]["after"]}
+    del combined["predictions"]
+    return combined
+
+
+def _compare(mode: str, ours: dict[str, Any], theirs: dict[str, Any] | None) -> dict[str, Any]:
     """Stage rows (both times, ratio ours/theirs), sizes, memory, precision, and the target verdict."""
     stages = []
     for stage in (*STAGES, "total"):
@@ -258,8 +281,9 @@ def _compare(mode: str, ours: dict[str, Any], theirs: dict[str, Any] | None, exp
         "peak_rss_bytes": {name: None if r is None else r["peak_rss_bytes"] for name, r in engines.items()},
         "rss_on_entry_bytes": {name: None if r is None else r["rss_on_entry_bytes"]
                                for name, r in engines.items()},
-        "precision": {name: None if r is None else precision(r["predictions"], expected, network)
-                      for name, r in engines.items()},
+        "precision": {name: None if r is None else r["precision"] for name, r in engines.items()},
+        "timings_s_per_run": {name: None if r is None else r["timings_s_per_run"]
+                              for name, r in engines.items()},
         "params": {name: None if r is None else r["params"] for name, r in engines.items()},
         "extra": {name: None if r is None else r.get("extra") for name, r in engines.items()},
         "load_1min": {name: None if r is None else r["load_1min"] for name, r in engines.items()},
@@ -377,6 +401,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"number of {BATCH_SIZE}-record batches of the test split (default 1)")
     parser.add_argument("--modes", nargs="+", choices=tuple(MODES), default=list(MODES),
                         help="weight modes to run (default: encrypted plain)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run each engine and mode this many times and keep each stage's minimum "
+                        "(default 1)")
     parser.add_argument("--frac-bits", type=int, default=30,
                         help="fractional-part precision asked of both engines (default 30)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE",
@@ -386,7 +413,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_from_args(args: argparse.Namespace, quiet: bool = False) -> dict[str, Any]:
     """Run the benchmark the options describe, print the report, write ``--json``; return the result."""
     progress = None if quiet or not sys.stderr.isatty() else (lambda msg: print(msg, file=sys.stderr))
-    result = run(args.model, args.batches, tuple(args.modes), args.frac_bits, progress=progress)
+    result = run(args.model, args.batches, tuple(args.modes), args.frac_bits, args.repeats, progress=progress)
     print(format_table(result))
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2, default=_jsonable) + "\n")

@@ -145,12 +145,14 @@ def test_inference_table_and_json_with_stand_in_engines(monkeypatch, tmp_path, c
     monkeypatch.setattr(inference, "_ckkslab_runner", _fake_engine(0.3, 2.0**-35))
     monkeypatch.setattr(inference, "_helayers_runner", _fake_engine(1.0, 2.0**-33))
     out_json = tmp_path / "inference.json"
-    assert main(["bench", "inference", "--model", str(tmp_path), "--json", str(out_json)]) == 0
+    assert main(["bench", "inference", "--model", str(tmp_path), "--repeats", "2",
+                 "--json", str(out_json)]) == 0
     text = capsys.readouterr().out
 
     result = json.loads(out_json.read_text())
     assert result["benchmark"] == "inference" and result["records"] == 4096 and result["helayers_available"]
-    assert list(result["modes"]) == ["encrypted", "plain"]
+    assert list(result["modes"]) == ["encrypted", "plain"] and result["repeats"] == 2
+    assert all(len(entry["timings_s_per_run"]["helayers"]) == 2 for entry in result["modes"].values())
     blocks = text.split("\nweights ")[1:]
     assert len(blocks) == 2
     for block, (mode, entry) in zip(blocks, result["modes"].items(), strict=True):

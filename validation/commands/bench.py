@@ -69,7 +69,7 @@ def run_ops(args: argparse.Namespace) -> int:
 
 def run_inference(args: argparse.Namespace) -> int:
     """``ckkslab bench inference``."""
-    _check_positive(args, "batches")
+    _check_positive(args, "batches", "repeats")
     _benchmark("inference").run_from_args(args, quiet=args.quiet)
     return 0
 
