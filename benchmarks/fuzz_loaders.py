@@ -27,9 +27,10 @@ lengths) or anywhere, insertions, deletions, duplications, splices with other fo
 inputs are also edited as trees (a node replaced by a value of another type, 1e400, a 5000-digit integer,
 NaN, a 50000-deep nesting, a key deleted or renamed), CSV inputs as tables (a cell, a column, a header, a row,
 the delimiter), nn containers object by object (header tree, one resealed object, an object dropped or
-repeated). Half of the mutated ckks buffers are resealed (SHA-256 recomputed) so that the field validators
-are reached. Each loader also runs a fixed list of crafted edge cases (huge sparse HDF5 datasets, wrong
-dtypes, dangling links, deep JSON, ...) before its mutations.
+repeated). Three quarters of the mutated ckks buffers are resealed (SHA-256 recomputed) so that the field
+validators are reached, a third of those after setting the header's body length to the bytes present (so
+that an insertion or deletion reaches the body parser). Each loader also runs a fixed list of crafted edge
+cases (huge sparse HDF5 datasets, wrong dtypes, dangling links, deep JSON, ...) before its mutations.
 
 Every input ends in exactly one outcome:
 
@@ -173,6 +174,16 @@ def reseal(buf: bytes) -> bytes:
     if len(buf) < 40 + DIGEST:
         return buf
     return buf[:-DIGEST] + hashlib.sha256(buf[:-DIGEST]).digest()
+
+
+def refit(buf: bytes) -> bytes:
+    """A ckks buffer with its header's body length set to the bytes present, then resealed: an insertion or a
+    deletion in the body then reaches the body parser instead of the length check."""
+    if len(buf) < 40 + DIGEST:
+        return buf
+    out = bytearray(buf)
+    struct.pack_into("<Q", out, 32, len(buf) - 40 - DIGEST)
+    return reseal(bytes(out))
 
 
 def _span(draw: Draw, n: int, most: int = 64) -> tuple[int, int]:
@@ -451,8 +462,9 @@ def mutate(loader: Loader, draw: Draw, foreign: Sequence[bytes]) -> tuple[int, b
             buf = edited.encode("utf-8") if edited is not None else mutate_bytes(draw, buf, sizes, foreign)
         else:
             buf = mutate_bytes(draw, buf, sizes, foreign)
-    if loader.reseal and draw.int(0, 1):
-        buf = reseal(buf)
+    if loader.reseal:
+        how = draw.int(0, 3)  # 0: as mutated, 1: length refitted + resealed, 2-3: resealed
+        buf = reseal(buf) if how >= 2 else refit(buf) if how == 1 else buf
     return i, buf
 
 
@@ -536,12 +548,46 @@ def ckks_objects() -> dict[str, list[Any]]:
     }
 
 
+def ckks_problems(obj: Any) -> str:
+    """'' if every residue of ``obj`` is below its prime and every field is in range for PARAMS."""
+    p = PARAMS
+    qp = np.array(p.moduli + p.special_moduli, dtype=np.uint64)
+
+    def below(a: np.ndarray, moduli: np.ndarray) -> bool:
+        return bool(np.all(a < moduli.reshape(-1, 1)))
+
+    if isinstance(obj, (ckks.Plaintext, ckks.Ciphertext)):
+        if not (0 <= obj.level <= p.max_level and math.isfinite(obj.scale) and obj.scale > 0):
+            return f"level {obj.level} / scale {obj.scale}"
+        if not below(obj.data, qp[: obj.level + 1]):
+            return "a residue is not below its prime"
+    elif isinstance(obj, ckks.SecretKey):
+        if not np.all(np.abs(obj.coefficients.astype(np.int64)) <= 1):
+            return "secret key coefficients outside {-1, 0, 1}"
+    elif isinstance(obj, ckks.PublicKey):
+        return "" if below(obj.data, qp) else "a public key residue is not below its prime"
+    elif isinstance(obj, ckks.RelinKey):
+        return "" if below(obj.key.data, qp) else "a relinearization key residue is not below its prime"
+    elif isinstance(obj, ckks.GaloisKeys):
+        if any(g % 2 == 0 or not 1 < g < 2 * p.ring_degree for g in obj.keys):
+            return f"Galois elements {sorted(obj.keys)}"
+        if not all(below(k.data, qp) for k in obj.keys.values()):
+            return "a Galois key residue is not below its prime"
+    elif isinstance(obj, ckks.ServerBundle):
+        members = [m for m in (obj.public_key, obj.relin_key, obj.galois_keys) if m is not None]
+        return "; ".join(filter(None, (ckks_problems(m) for m in members)))
+    return ""
+
+
 def ckks_loaders() -> list[Loader]:
     loaders = []
     for name, objects in ckks_objects().items():
         seeds = [ckks.to_bytes(o) for o in objects]
 
         def check(i: int, buf: bytes, obj: Any) -> str:
+            problem = ckks_problems(obj)
+            if problem:
+                return f"invalid object: {problem}"
             again = ckks.to_bytes(obj)
             return "faithful" if again == buf else f"re-serializes to {len(again)} other bytes"
 
