@@ -68,14 +68,16 @@ def _conversion_constants(source: tuple[int, ...], target: tuple[int, ...]) -> t
 
 
 @timed("base_convert")
-def fast_base_convert(x: np.ndarray, source: tuple[int, ...], target: tuple[int, ...]) -> np.ndarray:
+def fast_base_convert(x: np.ndarray, source: tuple[int, ...], target: tuple[int, ...],
+                      out: np.ndarray | None = None) -> np.ndarray:
     """Conv_{S->T}: coefficients x (|S|, N) modulo the source primes -> (|T|, N) modulo the target primes.
 
     Result = x + u*S (mod each t_j) with |u| <= |S|/2 (CHKKS 2018, section 2.2), using the centered digits
     [x_i (S/s_i)^-1]_{s_i} in (-s_i/2, s_i/2]: centering halves the size of what key switching multiplies
-    by the key's noise and removes its mean.
+    by the key's noise and removes its mean. ``out`` (|T|, N), if given, receives the result.
     """
-    out = np.empty((len(target), x.shape[1]), dtype=np.uint64)
+    if out is None:
+        out = np.empty((len(target), x.shape[1]), dtype=np.uint64)
     _fast_base_convert(np.ascontiguousarray(x), *_conversion_constants(source, target), out)
     return out
 

@@ -272,11 +272,7 @@ class Evaluator:
         else:
             acc = np.zeros((3,) + shape, dtype=np.uint64)
             for ct, w in zip(cts, weights, strict=True):
-                (x0, x1), (w0, w1), (s0, s1) = ct.data, w.source.data, w.shoup
-                rns.mac_shoup_lazy(acc[0], x0, w0, s0, basis)
-                rns.mac_shoup_lazy(acc[1], x0, w1, s1, basis)
-                rns.mac_shoup_lazy(acc[1], x1, w0, s0, basis)
-                rns.mac_shoup_lazy(acc[2], x1, w1, s1, basis)
+                rns.mac_tensor_shoup_lazy(acc, ct.data, w.source.data, w.shoup, basis)
         for part in acc:
             rns.reduce_lazy(part, basis)
         return self._product("dot", acc, level, first_scale)

@@ -76,13 +76,11 @@ def key_switch(d: np.ndarray, level: int, key: PreparedKey, params: Parameters) 
     n_rows = len(qp_moduli)
     extended = np.empty((-(-n_q // alpha), n_rows, n), dtype=np.uint64)
     for j, lo in enumerate(range(0, n_q, alpha)):
-        hi = min(lo + alpha, n_q)  # digit j: the primes q_lo .. q_{hi-1}; all other rows come by conversion
-        others = qp_moduli[:lo] + qp_moduli[hi:]
-        converted = fast_base_convert(d_coeff[lo:hi], q_moduli[lo:hi], others)
-        ntt_forward(converted, qp.tables[:lo] + qp.tables[hi:])
-        extended[j, :lo] = converted[:lo]
-        extended[j, lo:hi] = d[lo:hi]
-        extended[j, hi:] = converted[lo:]
+        hi = min(lo + alpha, n_q)  # digit j: the primes q_lo .. q_{hi-1}; every other row by conversion
+        fast_base_convert(d_coeff[lo:hi], q_moduli[lo:hi], qp_moduli, out=extended[j])
+        ntt_forward(extended[j, :lo], qp.tables[:lo])
+        ntt_forward(extended[j, hi:], qp.tables[hi:])
+        extended[j, lo:hi] = d[lo:hi]  # the digit's own rows: d itself, already in NTT form
     acc = np.empty((2, len(qp_moduli), n), dtype=np.uint64)
     _inner_product(extended, key.data, key.shoup, key_rows, qp.q, acc)
     p_basis = rns.rns_basis(params.special_moduli, n)

@@ -183,6 +183,24 @@ def _mac_shoup_lazy(acc, a, b, b_shoup, q):
 
 
 @njit(cache=True)
+def _mac_tensor_shoup_lazy(acc, x, w, w_shoup, q):
+    for i in range(x.shape[1]):
+        qi = q[i]
+        two_q = qi + qi
+        for j in range(x.shape[2]):
+            x0, x1 = x[0, i, j], x[1, i, j]
+            w0, w1, s0, s1 = w[0, i, j], w[1, i, j], w_shoup[0, i, j], w_shoup[1, i, j]
+            v = acc[0, i, j] + shoup_mul_lazy(x0, w0, s0, qi)
+            acc[0, i, j] = v - two_q if v >= two_q else v
+            v = acc[1, i, j] + shoup_mul_lazy(x0, w1, s1, qi)
+            v = v - two_q if v >= two_q else v
+            v = v + shoup_mul_lazy(x1, w0, s0, qi)
+            acc[1, i, j] = v - two_q if v >= two_q else v
+            v = acc[2, i, j] + shoup_mul_lazy(x1, w1, s1, qi)
+            acc[2, i, j] = v - two_q if v >= two_q else v
+
+
+@njit(cache=True)
 def _reduce_lazy(acc, q):
     for i in range(acc.shape[0]):
         qi = q[i]
@@ -272,6 +290,14 @@ def mul_shoup(a: np.ndarray, b: np.ndarray, b_shoup: np.ndarray, basis: RnsBasis
 def mac_shoup_lazy(acc: np.ndarray, a: np.ndarray, b: np.ndarray, b_shoup: np.ndarray, basis: RnsBasis) -> None:
     """acc <- acc + a * b mod q_i in place, with acc kept lazily in [0, 2q) (finish with ``reduce_lazy``)."""
     _mac_shoup_lazy(acc, a, b, b_shoup, _rows(basis, a))
+
+
+@timed("mac_shoup")
+def mac_tensor_shoup_lazy(acc: np.ndarray, x: np.ndarray, w: np.ndarray, w_shoup: np.ndarray,
+                          basis: RnsBasis) -> None:
+    """The tensor product of two size-2 ciphertexts added into a size-3 accumulator, lazily in [0, 2q):
+    (acc0, acc1, acc2) += (x0 w0, x0 w1 + x1 w0, x1 w1), w fixed with Shoup companions, one pass over memory."""
+    _mac_tensor_shoup_lazy(acc, x, w, w_shoup, basis.q[: x.shape[1]])
 
 
 def reduce_lazy(acc: np.ndarray, basis: RnsBasis) -> None:
