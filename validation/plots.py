@@ -71,7 +71,8 @@ def timing_bars(comparison: Comparison, path: Path) -> Path | None:
     ax.set_xticks(positions, STAGES)
     ax.set_yscale("log")
     ax.set_ylabel("wall seconds (log scale)")
-    threads = {"ckkslab": "1 thread", "helayers": f"{comparison.options.threads} thread(s)"}
+    n = comparison.options.threads
+    threads = {"ckkslab": "1 thread", "helayers": f"{n} thread" + ("s" if n > 1 else "")}
     ax.set_title(f"Stage timings, {comparison.inputs.x.shape[0]} records ("
                  + ", ".join(f"{name} {threads[name]}" for name in runs) + ")")
     ax.legend()

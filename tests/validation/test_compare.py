@@ -215,7 +215,7 @@ def test_demo_quick_runs_the_three_engines(capsys, tiny, tmp_path, monkeypatch):
     assert "ckkslab vs plain" in printed and "helayers vs plain" in printed and "ckkslab/HElayers:" in printed
     report = json.loads((out / "clinical" / "report.json").read_text())
     assert set(report["engines"]) == {"plain", "ckkslab", "helayers"}
-    assert report["batch_size"] == 16 and report["batches"] == 1
+    assert report["batch_size"] == 16 and report["batches"] == 1 and report["encrypt_weights"] is False
     for pair in ("ckkslab_vs_plain", "helayers_vs_plain", "ckkslab_vs_helayers"):
         assert report["agreement"][pair]["decisions_equal"] == 16
     assert report["ratios"]["predict_ckkslab_over_helayers"] > 0
