@@ -267,8 +267,7 @@ class Evaluator:
         if kinds == {Plaintext}:
             acc = np.zeros((2,) + shape, dtype=np.uint64)
             for ct, w in zip(cts, weights, strict=True):
-                for c in range(2):
-                    rns.mac_shoup_lazy(acc[c], ct.data[c], w.source.data, w.shoup, basis)
+                rns.mac_plain_shoup_lazy(acc, ct.data, w.source.data, w.shoup, basis)
         else:
             acc = np.zeros((3,) + shape, dtype=np.uint64)
             for ct, w in zip(cts, weights, strict=True):

@@ -173,13 +173,15 @@ def _mul_shoup(a, b, b_shoup, q, out):
 
 
 @njit(cache=True)
-def _mac_shoup_lazy(acc, a, b, b_shoup, q):
-    for i in range(a.shape[0]):
+def _mac_plain_shoup_lazy(acc, x, w, w_shoup, q):
+    for i in range(x.shape[1]):
         qi = q[i]
         two_q = qi + qi
-        for j in range(a.shape[1]):
-            v = acc[i, j] + shoup_mul_lazy(a[i, j], b[i, j], b_shoup[i, j], qi)
-            acc[i, j] = v - two_q if v >= two_q else v
+        for j in range(x.shape[2]):
+            wi, si = w[i, j], w_shoup[i, j]
+            for c in range(x.shape[0]):
+                v = acc[c, i, j] + shoup_mul_lazy(x[c, i, j], wi, si, qi)
+                acc[c, i, j] = v - two_q if v >= two_q else v
 
 
 @njit(cache=True)
@@ -287,9 +289,11 @@ def mul_shoup(a: np.ndarray, b: np.ndarray, b_shoup: np.ndarray, basis: RnsBasis
 
 
 @timed("mac_shoup")
-def mac_shoup_lazy(acc: np.ndarray, a: np.ndarray, b: np.ndarray, b_shoup: np.ndarray, basis: RnsBasis) -> None:
-    """acc <- acc + a * b mod q_i in place, with acc kept lazily in [0, 2q) (finish with ``reduce_lazy``)."""
-    _mac_shoup_lazy(acc, a, b, b_shoup, _rows(basis, a))
+def mac_plain_shoup_lazy(acc: np.ndarray, x: np.ndarray, w: np.ndarray, w_shoup: np.ndarray,
+                         basis: RnsBasis) -> None:
+    """acc_c += x_c * w for every component c of a ciphertext x and a fixed plaintext w (Shoup companions),
+    in place, lazily in [0, 2q) (finish with ``reduce_lazy``)."""
+    _mac_plain_shoup_lazy(acc, x, w, w_shoup, basis.q[: x.shape[1]])
 
 
 @timed("mac_shoup")

@@ -167,15 +167,16 @@ def test_rowwise_operations_against_python(bits):
     assert rows(rns.mul_shoup(a, b, b_shoup, basis)) == [
         [x * y % q for x, y in zip(r, s, strict=True)] for r, s, q in zip(pa, pb, qs, strict=True)
     ]
-    lazy = acc.copy()
+    lazy = np.stack([acc, acc])  # a two-component accumulator: (acc, acc) += (a, a) * b, three times
     for _ in range(3):  # three lazy accumulations stay in [0, 2q) and reduce to the exact sum
-        rns.mac_shoup_lazy(lazy, a, b, b_shoup, basis)
-        assert all(int(v) < 2 * q for row, q in zip(lazy, qs, strict=True) for v in row)
-    rns.reduce_lazy(lazy, basis)
-    assert rows(lazy) == [
-        [(z + 3 * x * y) % q for x, y, z in zip(r, s, t, strict=True)]
-        for r, s, t, q in zip(pa, pb, pacc, qs, strict=True)
-    ]
+        rns.mac_plain_shoup_lazy(lazy, np.stack([a, a]), b, b_shoup, basis)
+        assert all(int(v) < 2 * q for part in lazy for row, q in zip(part, qs, strict=True) for v in row)
+    for part in lazy:
+        rns.reduce_lazy(part, basis)
+        assert rows(part) == [
+            [(z + 3 * x * y) % q for x, y, z in zip(r, s, t, strict=True)]
+            for r, s, t, q in zip(pa, pb, pacc, qs, strict=True)
+        ]
     # operands are not modified
     assert rows(a) == pa and rows(b) == pb
 
