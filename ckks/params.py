@@ -1,9 +1,9 @@
 """CKKS parameters: a literal the user writes, validated once into an immutable object.
 
-The chain Q = q_0 * ... * q_L holds the message (q_0, the base prime, keeps the integer part after the last
-rescale; q_1..q_L are divided away one per rescale), P = p_0 * ... * p_{K-1} are the special primes of hybrid
-key switching (Han-Ki, CT-RSA 2020). Security: log2(Q*P) must not exceed the Homomorphic Encryption Standard's
-bound for a uniform ternary secret (Albrecht et al., 2018, Table 1).
+The chain Q = q_0 * ... * q_L holds the message: each rescale divides away the last prime, and the primes left at
+the bottom keep the integer part. P = p_0 * ... * p_{K-1} are the special primes of hybrid key switching
+(Han-Ki, CT-RSA 2020). Security: log2(Q*P) must not exceed the Homomorphic Encryption Standard's bound for a
+uniform ternary secret (Albrecht et al., 2018, Table 1).
 """
 
 from __future__ import annotations
@@ -69,9 +69,9 @@ class Parameters:
         if max(self.moduli_bits[1:], default=self.moduli_bits[0]) < self.scale_bits - 1 and len(self.moduli_bits) > 1:
             raise ParameterError(f"scale 2^{self.scale_bits} is larger than the rescaling primes "
                                  f"{self.moduli_bits[1:]}: each rescale would shrink the scale")
-        if self.moduli_bits[0] <= self.scale_bits:
-            raise ParameterError(f"q_0 has {self.moduli_bits[0]} bits, not more than the scale's {self.scale_bits}:"
-                                 " no room for the integer part at level 0; make moduli_bits[0] larger")
+        if sum(self.moduli_bits) <= self.scale_bits:
+            raise ParameterError(f"the chain {self.moduli_bits} has no more bits than the scale 2^{self.scale_bits}:"
+                                 " a fresh ciphertext could not hold even the value 1; add primes or lower the scale")
         digits = self.digits
         if not 1 <= digits <= len(self.moduli_bits):
             raise ParameterError(f"key_switch_digits must be in [1, {len(self.moduli_bits)}], got {digits}")

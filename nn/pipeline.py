@@ -63,7 +63,7 @@ def plan_summary(plan: InferencePlan, network: PlainNetwork, encrypt_weights: bo
         "encrypt_weights": encrypt_weights,
         "batch_size": plan.batch_size,
         "threads": 1,
-        "depth": len(p.moduli_bits) - 1,
+        "depth": plan.depth,
         "input_dim": network.input_dim,
         "output_dim": network.output_dim,
     }

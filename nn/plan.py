@@ -2,12 +2,13 @@
 requested precision to CKKS parameters, packing and rotation keys, with the reasons printed.
 
 Budget (bits): a fresh ciphertext holds values |v| < 2^I at scale 2^S, so
-  q_0  = S + I + 1          (the integer part, a sign bit, at the last level),
-  q_1..q_D = S              (one prime per rescale, D = multiplicative depth),
+  base = S + I + 1           (what is left after the last rescale: the integer part and a sign bit; one prime,
+                              or two when it exceeds 60 bits, so a large I never forces a small S),
+  q_1..q_D = S               (one prime per rescale, D = multiplicative depth),
   P    = 60 K                (K special primes for key switching, K = 3, 2 or 1: the most that fit),
-and log2(Q*P) = (D + 1) S + I + 1 + 60 K must stay under the HE Standard bound for N. We take the smallest N whose
-slots hold the batch and whose bound leaves S >= F + 10 + log2(N)/2 (F = requested fractional bits: the noise
-of a few key switches is about 2^(log2(N)/2 + 10) at scale 1), and then the largest S that fits, up to 59 - I.
+and log2(Q*P) = (D + 1) S + I + 1 + 60 K must stay under the HE Standard bound for N. We take the smallest N
+whose slots hold the batch and whose bound leaves S >= F + 10 + log2(N)/2 (F = requested fractional bits: the
+noise of a few key switches is about 2^(log2(N)/2 + 10) at scale 1), and then the largest S that fits (<= 60).
 """
 
 from __future__ import annotations
@@ -62,13 +63,25 @@ class InferencePlan:
     frac_bits: int
     ranges: tuple[float, ...] = field(default=())
 
+    @property
+    def depth(self) -> int:
+        """Levels the network consumes: from the top level to the output's level."""
+        return self.layer_levels[0] - self.output_level if self.layer_levels else 0
+
+    @property
+    def output_level(self) -> int:
+        """The level of the network's output: the number of base primes minus one."""
+        return self.params.max_level - sum(1 for b in self.params.moduli_bits if b == self.params.scale_bits)
+
     def describe(self, network: PlainNetwork | None = None) -> str:
         """A human explanation: depth, bits per prime, log QP vs the bound, slots, packing, keys."""
         p = self.params
-        depth = len(p.moduli_bits) - 1
+        depth = self.depth
+        base = len(p.moduli_bits) - depth
         bound = HE_STANDARD_MAX_LOG_QP[p.security][p.ring_degree] if p.security else None
         lines = [
-            f"depth {depth} (one level per Dense and per x^2), so {depth + 1} chain primes",
+            f"depth {depth} (one level per Dense and per x^2): {depth} rescaling primes of 2^{p.scale_bits} and "
+            f"{base} base prime(s) of {sum(p.moduli_bits[:base])} bits in all for the integer part",
             f"values up to {self.value_bound:.3g} (observed max x margin) -> integer part {self.int_bits} bits; "
             f"requested fractional precision {self.frac_bits} bits",
             f"scale 2^{p.scale_bits}; chain {list(p.moduli_bits)} + special {list(p.special_moduli_bits)} bits",
@@ -181,10 +194,7 @@ def plan_inference(
         # paid for with chain bits: take the most (up to 3) that still leave the scale its minimum.
         choice = None
         for specials in (3, 2, 1) if security is not None else (1,):
-            s_max = min(
-                (bound - int_bits - 1 - specials * SPECIAL_PRIME_BITS) // (depth + 1),
-                MAX_PRIME_BITS - int_bits - 1,
-            )
+            s_max = min((bound - int_bits - 1 - specials * SPECIAL_PRIME_BITS) // (depth + 1), MAX_PRIME_BITS)
             if s_max >= s_min:
                 choice = (specials, s_max)
                 break
@@ -193,7 +203,7 @@ def plan_inference(
         specials, scale_bits = choice
         params = ckks.Parameters(
             ring_degree=n,
-            moduli_bits=(scale_bits + int_bits + 1,) + (scale_bits,) * depth,
+            moduli_bits=base_primes(scale_bits + int_bits + 1) + (scale_bits,) * depth,
             special_moduli_bits=(SPECIAL_PRIME_BITS,) * specials,
             scale_bits=scale_bits,
             security=security,
@@ -228,6 +238,13 @@ def plan_inference(
         f"no {security}-bit parameters fit depth {depth} with {int_bits} integer and {frac_bits} "
         f"fractional bits and {block} slots per block: lower frac_bits, the batch size, or the depth"
     )
+
+
+def base_primes(bits: int) -> tuple[int, ...]:
+    """Bit sizes of the primes below the rescaling chain: one prime, or two when ``bits`` exceeds 60."""
+    if bits <= MAX_PRIME_BITS:
+        return (bits,)
+    return ((bits + 1) // 2, bits // 2)
 
 
 def single_record_rotation_steps(width: int) -> tuple[int, ...]:

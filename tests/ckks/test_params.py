@@ -140,7 +140,7 @@ TOY = dict(ring_degree=64, moduli_bits=(50, 40), special_moduli_bits=(60,), scal
         (dict(special_moduli_bits=(70,)), "outside"),
         (dict(scale_bits=9), "scale_bits"),
         (dict(scale_bits=61, moduli_bits=(61, 61)), "scale_bits"),
-        (dict(moduli_bits=(40, 40)), "q_0"),  # q_0 not larger than the scale
+        (dict(moduli_bits=(30,)), "no more bits than the scale"),  # Q cannot hold the value 1 at scale 2^40
         (dict(moduli_bits=(50, 30)), "rescaling primes"),  # scale 2^40 larger than the rescaling prime
         (dict(key_switch_digits=0), "key_switch_digits"),
         (dict(key_switch_digits=3), "key_switch_digits"),
