@@ -108,3 +108,15 @@ def test_few_features_in_a_large_ring_still_wrap_around():
     assert plan.features_per_ciphertext * plan.block == plan.params.slots
     got = run(net, x, plan, encrypt_weights=False)
     assert np.max(np.abs(got - net.forward(x))) < 2.0**-12
+
+
+def test_large_values_take_two_base_primes_not_a_smaller_scale():
+    """12 integer bits: the base (scale + 13 bits) exceeds 60 bits and is split into two primes, so the scale
+    stays as large as the security bound allows instead of shrinking to 60 - 13."""
+    rng = np.random.default_rng(12)
+    net = small_network(rng, d_in=14, hidden=(20, 5))
+    plan = plan_inference(net, rng.uniform(0, 1, (64, 14)), batch_size=4096, int_bits=12)
+    base = len(plan.params.moduli_bits) - plan.depth
+    assert plan.depth == 5 and base == 2 and plan.output_level == 1
+    assert sum(plan.params.moduli_bits[:base]) == plan.params.scale_bits + 13 and plan.params.scale_bits > 47
+    assert plan.params.log_qp <= 438
