@@ -1,38 +1,17 @@
 """``ckkslab bench ops`` and ``ckkslab bench inference``: ckkslab against SEAL / HElayers in one process.
 
-The benchmarks themselves live in ``benchmarks/`` (scripts at the repository root, not an installed
-package): this module puts the repository root on ``sys.path`` when ``benchmarks`` is not importable, so
-the installed ``ckkslab`` command finds them from any directory of an editable install.
+The benchmarks themselves live in ``benchmarks/`` (runnable scripts, also installed as a package so that
+the ``ckkslab`` command finds them from any directory).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import sys
-from pathlib import Path
 from types import ModuleType
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
 def _benchmark(name: str) -> ModuleType:
-    """``benchmarks.<name>`` (importing only the standard library at module level).
-
-    Raises:
-        UserError: the ``benchmarks`` directory is not next to this package (a non-editable install).
-    """
-    try:
-        return importlib.import_module(f"benchmarks.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("benchmarks", f"benchmarks.{name}"):
-            raise
-    if not (REPO_ROOT / "benchmarks" / f"{name}.py").is_file():
-        from validation.cli import UserError
-
-        raise UserError(f"benchmarks/{name}.py is not found next to the installed package ({REPO_ROOT}); "
-                        "run from a source checkout (pip install -e .)")
-    sys.path.insert(0, str(REPO_ROOT))
+    """``benchmarks.<name>`` (an installed package; it imports only the standard library at module level)."""
     return importlib.import_module(f"benchmarks.{name}")
 
 
