@@ -10,6 +10,7 @@ import argparse
 import importlib
 from types import ModuleType
 
+
 def _benchmark(name: str) -> ModuleType:
     """``benchmarks.<name>`` (an installed package; it imports only the standard library at module level)."""
     return importlib.import_module(f"benchmarks.{name}")
