@@ -165,14 +165,6 @@ def _shoup_companions(a, q, q_neg_inv, r2, out):
 
 
 @njit(cache=True)
-def _mul_shoup(a, b, b_shoup, q, out):
-    for i in range(a.shape[0]):
-        qi = q[i]
-        for j in range(a.shape[1]):
-            out[i, j] = shoup_mul(a[i, j], b[i, j], b_shoup[i, j], qi)
-
-
-@njit(cache=True)
 def _mac_plain_shoup_lazy(acc, x, w, w_shoup, q):
     for i in range(x.shape[1]):
         qi = q[i]
@@ -277,14 +269,6 @@ def shoup_companions(a: np.ndarray, basis: RnsBasis) -> np.ndarray:
     flat_in, flat_out = a.reshape(-1, n, a.shape[-1]), out.reshape(-1, n, a.shape[-1])
     for block_in, block_out in zip(flat_in, flat_out, strict=True):
         _shoup_companions(block_in, basis.q[:n], basis.q_neg_inv[:n], basis.r2_mod_q[:n], block_out)
-    return out
-
-
-@timed("mul_shoup")
-def mul_shoup(a: np.ndarray, b: np.ndarray, b_shoup: np.ndarray, basis: RnsBasis) -> np.ndarray:
-    """a * b mod q_i pointwise, for a fixed b with its Shoup companion ``b_shoup``."""
-    out = np.empty_like(a)
-    _mul_shoup(a, b, b_shoup, _rows(basis, a), out)
     return out
 
 

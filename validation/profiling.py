@@ -40,7 +40,6 @@ DESCRIPTIONS: dict[str, str] = {
     "mul": "pointwise product mod q (Montgomery)",
     "mul_add": "pointwise multiply-accumulate",
     "mac_shoup": "pointwise multiply-accumulate by a fixed operand (Shoup, lazy)",
-    "mul_shoup": "pointwise product by a fixed operand (Shoup)",
     "base_convert": "fast base conversion (basis extension, CHKKS 2018)",
     "mod_down": "ModDown: divide by P after key switching",
     "rescale": "divide by the last prime (rescale)",
@@ -492,7 +491,7 @@ SAMPLED_ENTRIES: dict[tuple[str, str], str] = {
     ("ntt.py", "ntt_forward"): "ntt", ("ntt.py", "ntt_inverse"): "intt",
     ("rns.py", "mul"): "mul", ("rns.py", "mul_add_into"): "mul_add",
     ("rns.py", "mac_plain_shoup_lazy"): "mac_shoup", ("rns.py", "mac_tensor_shoup_lazy"): "mac_shoup",
-    ("rns.py", "mul_shoup"): "mul_shoup",
+
     ("basis_conversion.py", "fast_base_convert"): "base_convert",
     ("basis_conversion.py", "mod_down"): "mod_down",
     ("basis_conversion.py", "divide_by_last_prime"): "rescale", ("keyswitch.py", "key_switch"): "key_switch",
