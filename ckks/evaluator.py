@@ -133,15 +133,13 @@ class Evaluator:
         self._ct("add", a)
         self._check_pair("add", a, b, same_scale=True)
         basis = self._basis(a.level)
-        if isinstance(b, Plaintext):
-            out = a.data.copy()
-            out[0] = rns.add(a.data[0], b.data, basis)
-            return self._new(out, a.level, a.scale)
-        size = max(a.size, b.size)
-        out = np.zeros((size,) + a.data.shape[1:], dtype=np.uint64)
-        out[: a.size] = a.data
-        for i in range(b.size):
-            out[i] = rns.add(out[i], b.data[i], basis)
+        parts = [b.data] if isinstance(b, Plaintext) else list(b.data)
+        out = np.empty((max(a.size, len(parts)),) + a.data.shape[1:], dtype=np.uint64)
+        for i in range(out.shape[0]):
+            if i < a.size and i < len(parts):
+                rns.add(a.data[i], parts[i], basis, out=out[i])
+            else:  # the longer operand's extra components pass through
+                out[i] = a.data[i] if i < a.size else parts[i]
         return self._new(out, a.level, a.scale)
 
     def negate(self, a: Ciphertext) -> Ciphertext:

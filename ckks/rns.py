@@ -224,9 +224,9 @@ def _rows(basis: RnsBasis, a: np.ndarray) -> np.ndarray:
     return basis.q[: a.shape[0]]
 
 
-def add(a: np.ndarray, b: np.ndarray, basis: RnsBasis) -> np.ndarray:
-    """(a + b) mod q_i, row-wise."""
-    out = np.empty_like(a)
+def add(a: np.ndarray, b: np.ndarray, basis: RnsBasis, out: np.ndarray | None = None) -> np.ndarray:
+    """(a + b) mod q_i, row-wise (into ``out`` if given)."""
+    out = np.empty_like(a) if out is None else out
     _add(a, b, _rows(basis, a), out)
     return out
 
