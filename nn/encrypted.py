@@ -167,7 +167,9 @@ def encrypt_batch(
             )
         return [encryptor.encrypt(encoder.encode(sp.replicate(x[0], plan.block, plan.params.slots)))]
     packed = bp.pack(x, plan.block, plan.features_per_ciphertext, plan.params.slots)
-    return [encryptor.encrypt(encoder.encode(v)) for v in packed]
+    # Inputs, then each of them rotated left by every client rotation (the first layer's rotations, for free).
+    vectors = list(packed) + [np.roll(v, -step) for step in plan.client_rotations for v in packed]
+    return [encryptor.encrypt(encoder.encode(v)) for v in vectors]
 
 
 def prepare_weights(model: EncryptedModel, ev: ckks.Evaluator) -> dict[tuple[int, int, int, int], object]:
@@ -198,8 +200,14 @@ def _dense(
     if not by_output:
         start = time.perf_counter()
         for k, _m, j in layer.diagonals:
-            if (k, j) not in rotated:
-                rotated[(k, j)] = cts[k] if j == 0 else ev.rotate(cts[k], j * block)
+            if (k, j) in rotated:
+                continue
+            if j == 0:
+                rotated[(k, j)] = cts[k]
+            elif len(cts) > layer.inputs:  # the client sent in_k rotated by j*block after the inputs
+                rotated[(k, j)] = cts[model.plan.client_rotations.index(j * block) * layer.inputs + layer.inputs + k]
+            else:
+                rotated[(k, j)] = ev.rotate(cts[k], j * block)
         timer.add(f"{stage} rotate", start)
     outputs = []
     for m in range(layer.outputs):
@@ -304,8 +312,9 @@ def predict(
     timer = timer if timer is not None else StageTimer()
     prepared = prepared if prepared is not None else prepare_weights(model, ev)
     first = next((lay for lay in model.layers if isinstance(lay, CompiledDense)), None)
-    if first is not None and len(inputs) != first.inputs:
-        raise ValueError(f"predict: the model expects {first.inputs} input ciphertexts, got {len(inputs)}")
+    expected = first.inputs * (1 + len(model.plan.client_rotations)) if first is not None else len(inputs)
+    if len(inputs) != expected:
+        raise ValueError(f"predict: the model expects {expected} input ciphertexts, got {len(inputs)}")
     cts = inputs
     for index, layer in enumerate(model.layers):
         stage = f"layer {index + 1} ({layer.name})"

@@ -21,7 +21,7 @@ import numpy as np
 import ckks
 from ckks.params import HE_STANDARD_MAX_LOG_QP
 
-from . import single_packing
+from . import batch_packing, single_packing
 from .model import Dense, PlainNetwork, Polynomial
 
 SPECIAL_PRIME_BITS = 60
@@ -62,6 +62,9 @@ class InferencePlan:
     int_bits: int
     frac_bits: int
     ranges: tuple[float, ...] = field(default=())
+    # Batch packing: rotations of the input ciphertexts that the client encrypts and sends along, so that the
+    # first Dense layer needs no key switch for them (only when that at most doubles the data: p = 2).
+    client_rotations: tuple[int, ...] = ()
 
     @property
     def depth(self) -> int:
@@ -98,7 +101,9 @@ class InferencePlan:
                 if self.packing == "batch"
                 else ""
             ),
-            f"rotation keys for steps {list(self.rotation_steps) or 'none'}; key switching with {p.digits} digits",
+            f"rotation keys for steps {list(self.rotation_steps) or 'none'}; key switching with {p.digits} digits"
+            + (f"; the client also sends its inputs rotated by {list(self.client_rotations)}"
+               if self.client_rotations else ""),
         ]
         if network is not None:
             n_ct = (
@@ -221,6 +226,12 @@ def plan_inference(
         for layer in network.layers:
             levels.append(level)
             level -= layer_depth(layer)
+        dense = [lay for lay in network.layers if isinstance(lay, Dense)]
+        first_rotates_inputs = bool(dense) and not batch_packing.rotate_outputs(
+            batch_packing.ciphertext_count(network.input_dim, per_ct),
+            batch_packing.ciphertext_count(dense[0].weights.shape[1], per_ct),
+        )
+        client_rotations = (block,) if packing == "batch" and per_ct == 2 and first_rotates_inputs else ()
         return InferencePlan(
             params,
             packing,
@@ -233,6 +244,7 @@ def plan_inference(
             int_bits,
             frac_bits,
             ranges,
+            client_rotations,
         )
     raise PlanError(
         f"no {security}-bit parameters fit depth {depth} with {int_bits} integer and {frac_bits} "

@@ -120,3 +120,26 @@ def test_large_values_take_two_base_primes_not_a_smaller_scale():
     assert plan.depth == 5 and base == 2 and plan.output_level == 1
     assert sum(plan.params.moduli_bits[:base]) == plan.params.scale_bits + 13 and plan.params.scale_bits > 47
     assert plan.params.log_qp <= 438
+
+
+@pytest.mark.parametrize("encrypt_weights", [False, True])
+def test_client_sent_rotations_replace_the_first_layers_key_switches(encrypt_weights):
+    """Two feature blocks per ciphertext: the client also encrypts its inputs rotated by one block, the first
+    layer uses those instead of rotating, and the result still matches the plaintext network."""
+    rng = np.random.default_rng(13)
+    net = small_network(rng, d_in=6, hidden=(5,))
+    x = rng.uniform(-1, 1, (16, 6))
+    plan = plan_inference(net, x, batch_size=16, frac_bits=20, security=None, ring_degree=64)
+    assert plan.features_per_ciphertext == 2 and plan.client_rotations == (plan.block,)
+    keys = ckks.KeyGenerator(plan.params, seed=3)
+    encoder, encryptor = ckks.Encoder(plan.params), ckks.Encryptor(plan.params, keys.secret_key, seed=4)
+    inputs = enc.encrypt_batch(x, plan, encoder, encryptor)
+    assert len(inputs) == 2 * 3
+    model = enc.compile_model(net, plan, encoder, encryptor if encrypt_weights else None)
+    ev = ckks.Evaluator(plan.params, relin_key=keys.relin_key(), galois_keys=keys.galois_keys(plan.rotation_steps))
+    timer = enc.StageTimer()
+    outputs = enc.predict(model, inputs, ev, timer=timer)
+    got = enc.decrypt_batch(outputs, 16, plan, 1, encoder, ckks.Decryptor(plan.params, keys.secret_key))
+    assert np.max(np.abs(got - net.forward(x))) < 2.0**-12
+    with pytest.raises(ValueError, match="expects 6 input ciphertexts"):
+        enc.predict(model, inputs[:3], ev)
