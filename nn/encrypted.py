@@ -312,9 +312,11 @@ def predict(
     timer = timer if timer is not None else StageTimer()
     prepared = prepared if prepared is not None else prepare_weights(model, ev)
     first = next((lay for lay in model.layers if isinstance(lay, CompiledDense)), None)
-    expected = first.inputs * (1 + len(model.plan.client_rotations)) if first is not None else len(inputs)
-    if len(inputs) != expected:
-        raise ValueError(f"predict: the model expects {expected} input ciphertexts, got {len(inputs)}")
+    # The inputs, optionally followed by their client-sent rotations (see InferencePlan.client_rotations).
+    accepted = {first.inputs, first.inputs * (1 + len(model.plan.client_rotations))} if first else {len(inputs)}
+    if len(inputs) not in accepted:
+        raise ValueError(f"predict: the model expects {' or '.join(map(str, sorted(accepted)))} input "
+                         f"ciphertexts, got {len(inputs)}")
     cts = inputs
     for index, layer in enumerate(model.layers):
         stage = f"layer {index + 1} ({layer.name})"
