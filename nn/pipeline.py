@@ -113,7 +113,8 @@ def run_ckkslab(
 
     start = time.perf_counter()
     encoder = ckks.Encoder(plan.params)
-    encryptor = ckks.Encryptor(plan.params, public_key)
+    # The client owns the secret key: secret-key encryption (smaller noise, no division by P), as `ckkslab encrypt`.
+    encryptor = ckks.Encryptor(plan.params, keygen.secret_key)
     model = enc.compile_model(network, plan, encoder, encryptor if encrypt_weights else None)
     model_bytes = artifacts.model_to_bytes(model)
     clock("encrypt_model", start)
