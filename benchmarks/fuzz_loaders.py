@@ -43,11 +43,13 @@ Every input ends in exactly one outcome:
     ignorable   accepted, a valid object equal to the seed's, from other bytes (bytes the loader ignores);
     different   BUG: accepted, but the object is not what the bytes say or is invalid (non-finite weights or
                 features, inconsistent model container, ...), with the reason;
-    crash       BUG: any other exception, including MemoryError under the memory cap and a timeout.
+    crash       BUG: any other exception, including MemoryError under the memory cap, and a hang.
 
-Memory: the address space is capped at the current size + ``--mem-cap-mb`` (default 1024) while fuzzing, so a
-loader that believes a huge declared length fails loudly (MemoryError: a crash) instead of swapping the
-machine; the peak RSS growth of each loader is reported (``ru_maxrss``).
+Isolation: every input runs in a forked worker process; no answer within ``--timeout`` seconds (+2) counts as
+a crash (a hang: HDF5 can loop in C code, where no signal reaches Python) and the worker is replaced.
+Memory: the worker's address space is capped at its size + ``--mem-cap-mb`` (default 1024), so a loader that
+believes a huge declared length fails loudly (MemoryError: a crash) instead of swapping the machine; the
+peak RSS growth of every input is measured (VmHWM reset before each one) and the largest is reported.
 """
 
 from __future__ import annotations
@@ -696,10 +698,33 @@ def container_loaders() -> list[Loader]:
 
     return [
         Loader("nn.model_container", model_seeds, lambda i, b: artifacts.model_from_bytes(b, params),
-               (artifacts.ArtifactError,), check_model, kind="container"),
+               (artifacts.ArtifactError,), check_model, kind="container",
+               edge_cases=container_edge_cases(model_seeds[0])),
         Loader("nn.cipher_container", cipher_seeds, lambda i, b: artifacts.ciphertexts_with_info(b, params),
-               (artifacts.ArtifactError,), check_cipher, kind="container"),
+               (artifacts.ArtifactError,), check_cipher, kind="container",
+               edge_cases=container_edge_cases(cipher_seeds[0])),
     ]
+
+
+def container_edge_cases(seed: bytes) -> list[tuple[int, str, bytes]]:
+    """Headers that are not objects, absurd counts and sizes, a container of the other kind."""
+    header, blobs = split_container(seed)
+    magic, version = artifacts.MAGIC, struct.pack("<H", artifacts.VERSION)
+    cases = [(name, join_container(text.decode("utf-8", errors="replace"), blobs))
+             for name, text in json_edge_cases() if name not in ("invalid-utf8", "utf16", "nul")]
+    cases += [
+        ("invalid-utf8-header", magic + version + struct.pack("<I", 4) + b'"\xff"' + struct.pack("<I", 0)),
+        ("count-2^32-1", magic + version + struct.pack("<I", len(header)) + header.encode()
+         + struct.pack("<I", 2**32 - 1)),
+        ("object-size-2^64-1", magic + version + struct.pack("<I", len(header)) + header.encode()
+         + struct.pack("<IQ", 1, 2**64 - 1)),
+        ("header-length-2^32-1", magic + version + struct.pack("<I", 2**32 - 1)),
+        ("other-kind", join_container(json.dumps({**json.loads(header), "kind": "other"}, sort_keys=True),
+                                      blobs)),
+        ("no-objects", join_container(header, [])),
+        ("magic-only", magic),
+    ]
+    return [(0, name, data) for name, data in cases]
 
 
 def plan_problems(plan: Any) -> str:
@@ -749,6 +774,7 @@ def plan_loader() -> Loader:
 
     named = (workflow.WorkflowError, artifacts.ArtifactError, ckks.CkksError)
     return Loader("nn.plan_json", seeds, load, named, check, kind="json",
+                  edge_cases=[(0, name, data) for name, data in json_edge_cases()],
                   cleanup=lambda: shutil.rmtree(work, ignore_errors=True))
 
 
@@ -855,6 +881,9 @@ def h5_edge_cases_model(directory: Path) -> list[tuple[str, bytes]]:
     build("empty-file", lambda h: None)
     build("soft-link-dangling", lambda h: keras2(h, lambda g, k, b: (
         g.__setitem__(k, h5py.SoftLink("/nowhere")), g.create_dataset(b, data=[0.0]))))
+    shipped_h5 = bytearray((SHIPPED_MODEL / "model.h5").read_bytes())
+    shipped_h5[2472:2480] = bytes(8)  # HDF5 1.14.6 loops forever on this one (found by the fuzzing)
+    cases.append(("shipped-8-zero-bytes-at-2472", bytes(shipped_h5)))
     build("scalar-kernel", lambda h: keras2(h, lambda g, k, b: (g.create_dataset(k, data=1.0),
                                                                g.create_dataset(b, data=[0.0]))))
     return cases
@@ -1141,7 +1170,7 @@ class Result:
     counts: Counter = field(default_factory=Counter)
     examples: dict[str, dict[str, str]] = field(default_factory=dict)
     seconds: float = 0.0
-    rss_growth_mb: float = 0.0
+    rss_growth_mb: float = 0.0  # the largest peak-RSS growth of one input
 
     def add(self, outcome: str, detail: str, buf: bytes, label: str) -> None:
         self.inputs += 1
@@ -1159,44 +1188,115 @@ class Result:
                 "bugs": self.examples}
 
 
+class Isolated:
+    """Runs ``classify`` in a forked worker process, so that a hang inside C code (an HDF5 loop that no
+    signal interrupts) is caught: no answer within ``timeout`` seconds counts as a crash, and the worker is
+    killed and forked again. The worker also measures each input's peak RSS growth (VmHWM reset before every
+    input).
+    """
+
+    def __init__(self, loader: Loader, timeout: float, mem_cap_mb: int = 1024) -> None:
+        import multiprocessing
+
+        self.loader, self.timeout, self.mem_cap_mb = loader, timeout, mem_cap_mb
+        self.context = multiprocessing.get_context("fork")
+        self.restarts = 0
+        self._start()
+
+    def _start(self) -> None:
+        parent, child = self.context.Pipe()
+        self.process = self.context.Process(target=_worker, args=(self.loader, child, self.timeout,
+                                                                   self.mem_cap_mb), daemon=True)
+        self.process.start()
+        child.close()
+        self.conn = parent
+
+    def _restart(self) -> None:
+        self.process.kill()
+        self.process.join()
+        self.conn.close()
+        self.restarts += 1
+        self._start()
+
+    def classify(self, i: int, buf: bytes) -> tuple[str, str, float]:
+        """(outcome, detail, peak RSS growth in MB) of one input."""
+        self.conn.send((i, buf))
+        if not self.conn.poll(self.timeout + 2):
+            self._restart()
+            return "crash", f"hang: no answer after {self.timeout + 2:g} s (worker killed) at ?", 0.0
+        try:
+            return self.conn.recv()
+        except EOFError:
+            code = self.process.exitcode
+            self._restart()
+            return "crash", f"the worker died (exit code {code}) at ?", 0.0
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, BrokenPipeError):
+            self.conn.send(None)
+        self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+    def __enter__(self) -> Isolated:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _worker(loader: Loader, conn: Any, timeout: float, mem_cap_mb: int) -> None:
+    with memory_cap(mem_cap_mb):
+        while True:
+            message = conn.recv()
+            if message is None:
+                return
+            i, buf = message
+            reset_peak_rss()
+            rss = current_rss_mb()
+            outcome, detail = classify(loader, i, buf, timeout)
+            conn.send((outcome, detail, max(0.0, peak_rss_mb() - rss)))
+
+
 def run_loader(loader: Loader, count: int, seed: int, foreign: Sequence[bytes], timeout: float,
-               crash_dir: Path | None = None, progress: bool = False) -> Result:
-    """``count`` mutated inputs (after the edge cases) through ``loader``."""
+               crash_dir: Path | None = None, progress: bool = False, mem_cap_mb: int = 1024) -> Result:
+    """``count`` inputs through ``loader``: its edge cases, then mutations; each in an ``Isolated`` worker."""
     result = Result(loader.name)
     draw = NumpyDraw(seed)
-    reset_peak_rss()
-    rss0, t0 = current_rss_mb(), time.perf_counter()
+    t0 = time.perf_counter()
     cases: Iterator[tuple[int, str, bytes]] = iter(loader.edge_cases)
-    for n in range(count):
-        case = next(cases, None)
-        if case is None:
-            i, buf = mutate(loader, draw, foreign)
-            label = f"mutation #{n} of seed {i}"
-        else:
-            i, name, buf = case
-            label = f"edge case {name}"
-        outcome, detail = classify(loader, i, buf, timeout)
-        result.add(outcome, detail, buf, label)
-        if crash_dir is not None and outcome in BUGS and result.counts[outcome] <= 20:
-            crash_dir.mkdir(parents=True, exist_ok=True)
-            (crash_dir / f"{loader.name}-{outcome}-{result.counts[outcome]}.bin").write_bytes(buf)
-        if progress and n and n % 5000 == 0:
-            print(f"  {loader.name}: {n}/{count} ({time.perf_counter() - t0:.0f} s) "
-                  f"{dict(result.counts)}", file=sys.stderr, flush=True)
+    with Isolated(loader, timeout, mem_cap_mb) as runner:
+        for n in range(count):
+            case = next(cases, None)
+            if case is None:
+                i, buf = mutate(loader, draw, foreign)
+                label = f"mutation #{n} of seed {i}"
+            else:
+                i, name, buf = case
+                label = f"edge case {name}"
+            outcome, detail, grown = runner.classify(i, buf)
+            result.add(outcome, detail, buf, label)
+            result.rss_growth_mb = max(result.rss_growth_mb, grown)
+            if crash_dir is not None and outcome in BUGS and result.counts[outcome] <= 20:
+                crash_dir.mkdir(parents=True, exist_ok=True)
+                (crash_dir / f"{loader.name}-{outcome}-{result.counts[outcome]}.bin").write_bytes(buf)
+            if progress and n and n % 5000 == 0:
+                print(f"  {loader.name}: {n}/{count} ({time.perf_counter() - t0:.0f} s) "
+                      f"{dict(result.counts)}", file=sys.stderr, flush=True)
     result.seconds = time.perf_counter() - t0
-    result.rss_growth_mb = max(0.0, peak_rss_mb() - rss0)
     return result
 
 
 def table(results: Sequence[Result]) -> str:
     head = (f"{'loader':<22}{'inputs':>9}{'rejected':>10}{'identical':>10}{'faithful':>10}{'ignorable':>10}"
-            f"{'different':>10}{'crash':>8}{'seconds':>9}{'dRSS MB':>9}")
+            f"{'different':>10}{'crash':>8}{'seconds':>9}{'max dRSS MB':>12}")
     lines = [head, "-" * len(head)]
     for r in results:
         c = r.counts
         lines.append(f"{r.loader:<22}{r.inputs:>9}{c['rejected']:>10}{c['identical']:>10}{c['faithful']:>10}"
                      f"{c['ignorable']:>10}{c['different']:>10}{c['crash']:>8}{r.seconds:>9.1f}"
-                     f"{r.rss_growth_mb:>9.1f}")
+                     f"{r.rss_growth_mb:>12.1f}")
     return "\n".join(lines)
 
 
@@ -1206,8 +1306,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loaders", default=None,
                         help="comma-separated loader names or prefixes (default all)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the mutation generator (default 1)")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per input before it counts as a "
-                        "hang (default 10)")
+    parser.add_argument("--timeout", type=float, default=3.0, help="seconds per input before it counts as a "
+                        "hang (default 3; a normal input takes milliseconds)")
     parser.add_argument("--mem-cap-mb", type=int, default=1024, help="address space allowed above the start "
                         "(default 1024; 0 = no cap)")
     parser.add_argument("--json", type=Path, default=None, help="write the results as JSON")
@@ -1227,15 +1327,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     print(f"fuzzing {len(loaders)} loaders x {args.per_loader} inputs, seed {args.seed}, memory cap "
           f"+{args.mem_cap_mb} MB, python {sys.version.split()[0]}", flush=True)
-    with memory_cap(args.mem_cap_mb):
-        for k, loader in enumerate(loaders):
-            result = run_loader(loader, args.per_loader, args.seed * 1000 + k, foreign, args.timeout,
-                                args.crash_dir, progress=True)
-            results.append(result)
-            print(table([result]).splitlines()[-1], flush=True)
-            for key, example in result.examples.items():
-                print(f"    {example['count']:>6} x {key}  (first: {example['input']}, {example['size']} "
-                      "bytes)", flush=True)
+    for k, loader in enumerate(loaders):
+        result = run_loader(loader, args.per_loader, args.seed * 1000 + k, foreign, args.timeout,
+                            args.crash_dir, progress=True, mem_cap_mb=args.mem_cap_mb)
+        results.append(result)
+        print(table([result]).splitlines()[-1], flush=True)
+        for key, example in result.examples.items():
+            print(f"    {example['count']:>6} x {key}  (first: {example['input']}, {example['size']} "
+                  "bytes)", flush=True)
     for ld in loaders:
         if ld.cleanup is not None:
             ld.cleanup()
