@@ -84,7 +84,7 @@ class Recorder:
         primitives: name -> PrimitiveStats.
         stages: stage path (a tuple of stage names, outermost first; () = outside any stage) -> StageStats.
         paths: (stage names..., timed caller names..., name) -> [calls, self seconds]: the call tree that
-            ``validation.profiling`` exports to speedscope / pstats.
+            ``validation.profile_exports`` writes speedscope / pstats.
         wall: seconds from entering to leaving ``recording()``.
     """
 

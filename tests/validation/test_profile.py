@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ckks import instrument
-from validation import profiling
+from validation import profile_exports, profile_sampling, profiling
 from validation.cli import main
 
 
@@ -81,9 +81,9 @@ def test_marks_close_sub_stages_and_the_call_tree_sums_to_the_wall() -> None:
     assert rec.stages[("predict", "layer 1 rescale")].calls == {"work": 1}
     rows = profiling.hotspot_rows(rec, ("predict",))
     assert sum(r["self_s"] for r in rows) == pytest.approx(rec.stages[("predict",)].wall, rel=1e-12)
-    tree = profiling.call_tree(rec)
+    tree = profile_exports.call_tree(rec)
     assert sum(seconds for _, seconds in tree.values()) == pytest.approx(rec.wall, rel=1e-9)
-    speedscope = profiling.to_speedscope(rec)
+    speedscope = profile_exports.to_speedscope(rec)
     profile = speedscope["profiles"][0]
     assert len(profile["samples"]) == len(profile["weights"])
     assert sum(profile["weights"]) == pytest.approx(rec.wall, rel=1e-9)
@@ -98,7 +98,7 @@ def test_pstats_export_is_readable_and_totals_the_wall(tmp_path) -> None:
         with instrument.stage("s"):
             outer()
     path = tmp_path / "run.pstats"
-    profiling.write_pstats(rec, path)
+    profile_exports.write_pstats(rec, path)
     stats = pstats.Stats(str(path))
     assert stats.total_tt == pytest.approx(rec.wall, rel=1e-9)
     raw = marshal.loads(path.read_bytes())
@@ -157,10 +157,10 @@ def test_sampled_stacks_are_attributed_to_the_same_entries() -> None:
         "main (cli.py:1);Dispatcher._compile_for_args (numba/core/dispatcher.py:420);mul (ckks/rns.py:238) 1",
         "main (cli.py:1);pack (nn/batch_packing.py:40) 10",
     ])
-    shares = profiling.attribute_samples(collapsed)
+    shares = profile_sampling.attribute_samples(collapsed)
     assert shares == pytest.approx({"ntt": 0.5, "intt": 10 / 60, "key_switch": 5 / 60, "op.encrypt": 4 / 60,
                                     "mul": 1 / 60, "(untracked)": 10 / 60})
-    only_rotate = profiling.attribute_samples(collapsed, lambda frames: "rotate" in frames[1])
+    only_rotate = profile_sampling.attribute_samples(collapsed, lambda frames: "rotate" in frames[1])
     assert only_rotate == pytest.approx({"intt": 10 / 15, "key_switch": 5 / 15})
 
 

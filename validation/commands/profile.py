@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Profile one encrypted inference and print the tables."""
-    from validation import profiling
+    from validation import profile_exports, profiling
     from validation.cli import UserError
 
     if args.batch_size < 1:
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json is not None:
         profiling.write_json(profiling.to_json(result), args.json)
     if args.speedscope is not None:
-        args.speedscope.write_text(json.dumps(profiling.to_speedscope(rec)) + "\n")
+        args.speedscope.write_text(json.dumps(profile_exports.to_speedscope(rec)) + "\n")
     if args.pstats is not None:
-        profiling.write_pstats(rec, args.pstats)
+        profile_exports.write_pstats(rec, args.pstats)
     return 0
