@@ -166,12 +166,27 @@ def _layer_specs(model_json: dict[str, Any]) -> tuple[list[dict[str, Any]], int 
     return layers, input_dim
 
 
+# The largest weight array read: far beyond any network this project encrypts (a Dense of 2^11 x 2^11), small
+# enough that a file declaring a huge sparse dataset is refused before anything is allocated.
+MAX_WEIGHTS_PER_ARRAY = 1 << 22
+
+
+def _read_array(dataset: h5py.Dataset, layer: str) -> np.ndarray:
+    """A weight array as float64, refused by name (before reading) if it declares more than 2^22 values."""
+    if not isinstance(dataset, h5py.Dataset):
+        raise ModelFormatError(f"model.h5: the weights of layer '{layer}' are not an array")
+    if dataset.size > MAX_WEIGHTS_PER_ARRAY:
+        raise ModelFormatError(f"model.h5: layer '{layer}' declares a weight array of shape {dataset.shape} "
+                               f"(more than {MAX_WEIGHTS_PER_ARRAY} values); refusing to read it")
+    return np.asarray(dataset, dtype=np.float64)
+
+
 def _keras2_weights(root: h5py.Group, name: str) -> list[np.ndarray]:
     if name not in root:
         raise ModelFormatError(f"model.h5 has no weights for layer '{name}'")
     group = root[name]
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("weight_names", [])]
-    return [np.asarray(group[n], dtype=np.float64) for n in names]
+    return [_read_array(group[n], name) for n in names]
 
 
 def _keras3_weights(layers_group: h5py.Group, name: str) -> list[np.ndarray]:
@@ -185,7 +200,7 @@ def _keras3_weights(layers_group: h5py.Group, name: str) -> list[np.ndarray]:
     if group is None or "vars" not in group:
         raise ModelFormatError(f"model.h5 has no weights for layer '{name}'")
     variables = group["vars"]
-    return [np.asarray(variables[str(i)], dtype=np.float64) for i in range(len(variables))]
+    return [_read_array(variables[str(i)], name) for i in range(len(variables))]
 
 
 def _read_weights(path: Path, names: list[str]) -> dict[str, list[np.ndarray]]:

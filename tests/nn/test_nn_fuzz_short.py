@@ -291,8 +291,6 @@ def test_model_h5_reproducers(case, model_dir):
         load_network(model_dir)
 
 
-@bug("model.py _keras2_weights reads a kernel whatever its declared size: a 2^40 x 20 sparse dataset raises "
-     "MemoryError, a 2^20 x 20 one allocates ~500 MB before the shape check refuses it")
 @pytest.mark.parametrize("rows", [2**20, 2**40])
 def test_model_h5_huge_declared_kernel_is_refused_before_reading(rows, model_dir):
     def fill(g, k, b):
