@@ -302,7 +302,7 @@ def load_xy(directory: str | Path, split: str = "test") -> tuple[np.ndarray, np.
         DataSchemaError: a dataset is missing, or the shapes are not (n, d) and (n, 1).
     """
     directory = Path(directory)
-    arrays = []
+    shapes, paths = [], []
     for name in (f"x_{split}", f"y_{split}"):
         path = directory / f"{name}.h5"
         if not path.is_file():
@@ -310,14 +310,19 @@ def load_xy(directory: str | Path, split: str = "test") -> tuple[np.ndarray, np.
         with h5py.File(path, "r") as handle:
             if name not in handle:
                 raise DataSchemaError(f"{path} has no dataset '{name}' (found {list(handle.keys())})")
+            shapes.append(handle[name].shape)
+        paths.append((path, name))
+    (x_shape, y_shape) = shapes
+    # Shapes first, from the headers: a file declaring a huge dataset is refused before anything is read.
+    if len(x_shape) != 2 or y_shape not in ((x_shape[0],), (x_shape[0], 1)):
+        raise DataSchemaError(f"{directory}: x_{split} must be (n, d) and y_{split} (n, 1); "
+                              f"got {x_shape} and {y_shape}")
+    arrays = []
+    for path, name in paths:
+        with h5py.File(path, "r") as handle:
             arrays.append(np.asarray(handle[name], dtype=np.float64))
     x, y = arrays
-    if y.ndim == 1:
-        y = y.reshape(-1, 1)
-    if x.ndim != 2 or y.shape != (x.shape[0], 1):
-        raise DataSchemaError(f"{directory}: x_{split} must be (n, d) and y_{split} (n, 1); "
-                              f"got {x.shape} and {y.shape}")
-    return x, y
+    return x, y.reshape(-1, 1)
 
 
 def save_splits(directory: str | Path, splits: Splits, record: dict[str, Any]) -> None:

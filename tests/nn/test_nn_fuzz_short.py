@@ -405,7 +405,10 @@ DATA_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", [pytest.param(k, marks=bug(v[1], CURRENT[k]))
+DATA_FIXED = {"strings"}  # refused by the shape check that load_xy now makes before reading
+
+
+@pytest.mark.parametrize("case", [pytest.param(k, marks=() if k in DATA_FIXED else bug(v[1], CURRENT[k]))
                                   for k, v in DATA_CASES.items()])
 def test_data_h5_reproducers(case, data_dir):
     DATA_CASES[case][0](data_dir)
@@ -428,8 +431,6 @@ def test_data_h5_every_8_byte_overwrite_is_refused_by_name(loaders, runners):
     assert not crashes, sorted(crashes)
 
 
-@bug("data.py load_xy reads a dataset whatever its declared size: 2^40 rows raise MemoryError, 2^23 rows "
-     "allocate ~200 MB before the x/y shape check refuses them (the file is 1.4 KB)")
 @pytest.mark.parametrize("rows", [2**23, 2**40])
 def test_data_h5_huge_declared_dataset_is_refused_before_reading(rows, data_dir):
     x_dataset(data_dir, lambda h: h.create_dataset("x_test", shape=(rows, 3), dtype="f8", chunks=(4096, 3)))
