@@ -299,7 +299,7 @@ def load_xy(directory: str | Path, split: str = "test") -> tuple[np.ndarray, np.
 
     Raises:
         FileNotFoundError: a file is missing.
-        DataSchemaError: a dataset is missing, or the shapes are not (n, d) and (n, 1).
+        DataSchemaError: a file is not HDF5, a dataset is missing, or the shapes are not (n, d) and (n, 1).
     """
     directory = Path(directory)
     shapes, paths = [], []
@@ -307,7 +307,11 @@ def load_xy(directory: str | Path, split: str = "test") -> tuple[np.ndarray, np.
         path = directory / f"{name}.h5"
         if not path.is_file():
             raise FileNotFoundError(f"no {path.name} in {directory}")
-        with h5py.File(path, "r") as handle:
+        try:
+            handle = h5py.File(path, "r")
+        except OSError as exc:
+            raise DataSchemaError(f"{path} is not a readable HDF5 file ({exc})") from None
+        with handle:
             if name not in handle:
                 raise DataSchemaError(f"{path} has no dataset '{name}' (found {list(handle.keys())})")
             shapes.append(handle[name].shape)

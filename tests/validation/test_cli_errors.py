@@ -146,9 +146,7 @@ CLI: list[CliEntry] = [
     C("cli-evaluate-missing-split", "evaluate: --split without its x_<split>.h5",
       lambda s: ["evaluate", "--model", M, "--split", "nosuch"], r"no x_nosuch\.h5"),
     C("cli-evaluate-data-not-hdf5", "evaluate: an x_test.h5 that is not HDF5",
-      lambda s: ["evaluate", "--model", M, "--data", not_hdf5(s)], r"x_test\.h5",
-      bug=("nn/data.py load_xy: h5py.File raises OSError, which validation/cli.py main does not catch "
-           "(traceback)", OSError)),
+      lambda s: ["evaluate", "--model", M, "--data", not_hdf5(s)], r"x_test\.h5"),
     C("cli-evaluate-layer-not-object", "evaluate: a model.json whose layer list holds a non-object",
       lambda s: ["evaluate", "--model", s.model(lambda j: j.replace('"layers": [', '"layers": [7, ', 1))],
       r"layer", bug=("nn/model.py _layer_specs: AttributeError escapes main as a traceback", AttributeError)),
@@ -261,11 +259,6 @@ def test_a_real_ckkslab_process_prints_one_line_and_exits_2(tmp_path):
     assert "Traceback" not in done.stderr and done.stdout == ""
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: validation/cli.py main catches "
-                                       "CkksError/ValueError/FileNotFoundError/"
-                   "UserError only: an OSError from h5py (here: x_test.h5 that is not HDF5) prints a "
-                   "traceback "
-                   "and exits 1")
 def test_a_real_ckkslab_process_on_a_corrupted_data_file(tmp_path):
     (tmp_path / "x_test.h5").write_bytes(b"x,y\n1,2\n")
     shutil.copy(CLINICAL / "y_test.h5", tmp_path / "y_test.h5")
