@@ -884,6 +884,9 @@ def h5_edge_cases_model(directory: Path) -> list[tuple[str, bytes]]:
     shipped_h5 = bytearray((SHIPPED_MODEL / "model.h5").read_bytes())
     shipped_h5[2472:2480] = bytes(8)  # HDF5 1.14.6 loops forever on this one (found by the fuzzing)
     cases.append(("shipped-8-zero-bytes-at-2472", bytes(shipped_h5)))
+    shipped_h5 = bytearray((SHIPPED_MODEL / "model.h5").read_bytes())
+    shipped_h5[11233] = 0x05  # was 0x01: h5py segfaults reading an attribute (found by the fuzzing)
+    cases.append(("shipped-byte-11233-set-to-5", bytes(shipped_h5)))
     build("scalar-kernel", lambda h: keras2(h, lambda g, k, b: (g.create_dataset(k, data=1.0),
                                                                g.create_dataset(b, data=[0.0]))))
     return cases
@@ -1227,9 +1230,10 @@ class Isolated:
         try:
             return self.conn.recv()
         except EOFError:
+            self.process.join(1)
             code = self.process.exitcode
             self._restart()
-            return "crash", f"the worker died (exit code {code}) at ?", 0.0
+            return "crash", f"worker died: exit code {code} (-11: a segmentation fault) at ?", 0.0
 
     def close(self) -> None:
         with contextlib.suppress(OSError, BrokenPipeError):

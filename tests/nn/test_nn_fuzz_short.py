@@ -119,7 +119,8 @@ EDGE_BUGS = {
     "nn.model_h5": bug("nn/model.py: KeyError / OSError from h5py, MemoryError on a 2^40-row sparse kernel, "
                        "~500 MB allocated for a 2^20-row one, NaN kernel accepted, a hang (HDF5 loops "
                        "forever) "
-                       "on 8 zero bytes at offset 2472 of the shipped clinical model.h5"),
+                       "on 8 zero bytes at offset 2472 and a segfault on byte 11233 set to 5 of the shipped "
+                       "clinical model.h5"),
     "nn.model_meta": bug("nn/model.py _read_decision: AttributeError, RecursionError, ValueError, "
                          "UnicodeDecodeError"),
     "nn.data_h5": bug("nn/data.py load_xy: OSError / KeyError / TypeError / MemoryError from h5py, ~200 MB "
@@ -345,6 +346,20 @@ def test_model_h5_hang_reproducer(loaders, runners):
         pytest.skip("the shipped model.h5 changed: the offset of this reproducer no longer applies")
     buf = bytearray(seed)
     buf[2472:2480] = bytes(8)
+    outcome, detail, _ = runners("nn.model_h5").classify(0, bytes(buf))
+    assert outcome != "crash", detail
+
+
+@bug("nn/model.py _keras2_weights / h5py 3.14 + HDF5 1.14.6: load_network kills the process with a "
+     "segmentation fault (SIGSEGV while reading the 'weight_names' attribute) on the shipped clinical "
+     "model.h5 with ONE byte changed, offset 11233 from 0x01 to 0x05; only a subprocess can contain it")
+def test_model_h5_segfault_reproducer(loaders, runners):
+    seed = loaders["nn.model_h5"].seeds[0]
+    if hashlib.sha256(seed).hexdigest() != SHIPPED_MODEL_H5_SHA256:
+        pytest.skip("the shipped model.h5 changed: the offset of this reproducer no longer applies")
+    buf = bytearray(seed)
+    assert buf[11233] == 0x01
+    buf[11233] = 0x05
     outcome, detail, _ = runners("nn.model_h5").classify(0, bytes(buf))
     assert outcome != "crash", detail
 
