@@ -294,8 +294,12 @@ def mutate_json_tree(draw: Draw, text: str, sort_keys: bool = False) -> str | No
             parent = parent[k]
         del parent[path[-1]]
     elif kind == 4 and isinstance(node, (int, float)) and not isinstance(node, bool):  # a nearby number
-        whole = int(node) if math.isfinite(node) else 0
-        tree = _set(tree, path, choice(draw, (node + 1, node - 1, -node, node * 2**20, node / 3, whole)))
+        try:  # a 5000-digit integer has no float: int / 3 and isfinite overflow
+            whole = int(node) if math.isfinite(node) else 0
+            nearby = (node + 1, node - 1, -node, node * 2**20, node / 3, whole)
+        except OverflowError:
+            nearby = (node + 1, node - 1, -node, 0)
+        tree = _set(tree, path, choice(draw, nearby))
     elif kind == 4 and isinstance(node, list) and node:  # duplicate or drop an element
         if draw.int(0, 1):
             node.append(node[draw.int(0, len(node) - 1)])
@@ -1304,6 +1308,11 @@ def table(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
+def loader_seed(seed: int, name: str) -> int:
+    """The mutation seed of one loader: the same whichever loaders a run selects."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "little")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-loader", type=int, default=10000, help="inputs per loader (default 10000)")
@@ -1331,9 +1340,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     print(f"fuzzing {len(loaders)} loaders x {args.per_loader} inputs, seed {args.seed}, memory cap "
           f"+{args.mem_cap_mb} MB, python {sys.version.split()[0]}", flush=True)
-    for k, loader in enumerate(loaders):
-        result = run_loader(loader, args.per_loader, args.seed * 1000 + k, foreign, args.timeout,
-                            args.crash_dir, progress=True, mem_cap_mb=args.mem_cap_mb)
+    for loader in loaders:
+        result = run_loader(loader, args.per_loader, loader_seed(args.seed, loader.name), foreign,
+                            args.timeout, args.crash_dir, progress=True, mem_cap_mb=args.mem_cap_mb)
         results.append(result)
         print(table([result]).splitlines()[-1], flush=True)
         for key, example in result.examples.items():
