@@ -360,7 +360,8 @@ def mutate_csv_table(draw: Draw, text: str) -> str:
         if draw.int(0, 1):
             rows = rows[:1]
         elif rows[0]:
-            rows[0][c] = rows[0][c].upper() if draw.int(0, 1) else choice(draw, CSV_POOL)
+            h = draw.int(0, len(rows[0]) - 1)
+            rows[0][h] = rows[0][h].upper() if draw.int(0, 1) else choice(draw, CSV_POOL)
     elif kind == 8:  # another delimiter
         out = io.StringIO()
         csv.writer(out, delimiter=choice(draw, (";", "\t", "|"))).writerows(rows)
@@ -1084,20 +1085,17 @@ BUILDERS: dict[str, Callable[[], list[Loader]]] = {
 
 
 def build_loaders(names: Sequence[str] | None = None) -> list[Loader]:
-    """Every loader (or those whose name or group prefix is in ``names``)."""
-    groups = {"ckks": "ckks", "nn.model_container": "containers", "nn.cipher_container": "containers",
-              "nn.plan_json": "plan", "nn.model_json": "model", "nn.model_h5": "model",
-              "nn.model_meta": "model",
-              "nn.data_h5": "data", "nn.csv": "csv", "nn.csv_zip": "csv"}
-    wanted = None if names is None else {groups.get(n, groups.get(n.split(".")[0], n)) for n in names}
-    loaders = []
-    for group, builder in BUILDERS.items():
-        if wanted is None or group in wanted:
-            loaders += builder()
-    if names is not None:
-        loaders = [ld for ld in loaders if ld.name in names or ld.name.split(".")[0] in names
-                   or any(ld.name.startswith(n) for n in names)]
-    return loaders
+    """Every loader, or those named in ``names`` by full name (``nn.csv``) or prefix (``ckks``, ``nn``)."""
+    loaders = [ld for builder in BUILDERS.values() for ld in builder()]
+    if names is None:
+        return loaders
+    kept = []
+    for ld in loaders:
+        if any(ld.name == n or ld.name.startswith(n + ".") for n in names):
+            kept.append(ld)
+        elif ld.cleanup is not None:
+            ld.cleanup()
+    return kept
 
 
 def foreign_samples(loaders: Sequence[Loader]) -> list[bytes]:
@@ -1330,6 +1328,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = None if args.loaders is None else [n.strip() for n in args.loaders.split(",") if n.strip()]
     loaders = build_loaders(names)
+    if not loaders:
+        parser.error(f"--loaders {args.loaders!r} names no loader (see --list)")
     if args.list:
         for ld in loaders:
             print(f"{ld.name:<22} {len(ld.seeds)} seed(s), {len(ld.edge_cases)} edge case(s), named: "
