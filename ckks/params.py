@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -23,6 +24,21 @@ HE_STANDARD_MAX_LOG_QP: dict[int, dict[int, int]] = {
     256: {1024: 14, 2048: 29, 4096: 58, 8192: 118, 16384: 237, 32768: 476},
 }
 MIN_RING_DEGREE, MAX_RING_DEGREE = 16, 1 << 16
+
+
+def _is_integer(value: object) -> bool:
+    """An integer (Python or numpy), not a bool, a float or a string that would convert to one."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _bit_sizes(name: str, sizes: object) -> tuple[int, ...]:
+    """``sizes`` as a tuple of ints, or ParameterError: a truncating int() would hide 40.5 or '40'."""
+    if isinstance(sizes, str | bytes) or not isinstance(sizes, tuple | list):
+        raise ParameterError(f"{name} must be a list of prime bit sizes, got {sizes!r}")
+    bad = [b for b in sizes if not _is_integer(b)]
+    if bad:
+        raise ParameterError(f"{name}: every prime bit size must be an integer, got {bad[0]!r}")
+    return tuple(int(b) for b in sizes)
 
 
 @dataclass(frozen=True)
@@ -51,12 +67,19 @@ class Parameters:
     key_switch_digits: int | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "moduli_bits", tuple(int(b) for b in self.moduli_bits))
-        object.__setattr__(self, "special_moduli_bits", tuple(int(b) for b in self.special_moduli_bits))
+        object.__setattr__(self, "moduli_bits", _bit_sizes("moduli_bits", self.moduli_bits))
+        object.__setattr__(self, "special_moduli_bits", _bit_sizes("special_moduli_bits", self.special_moduli_bits))
+        for name in ("scale_bits", "security", "key_switch_digits"):
+            value = getattr(self, name)
+            if not (_is_integer(value) or (value is None and name != "scale_bits")):
+                raise ParameterError(f"{name} must be an integer, got {value!r}")
+            if value is not None:
+                object.__setattr__(self, name, int(value))
         n = self.ring_degree
-        if not isinstance(n, int) or n < MIN_RING_DEGREE or n > MAX_RING_DEGREE or n & (n - 1):
+        if not _is_integer(n) or n < MIN_RING_DEGREE or n > MAX_RING_DEGREE or n & (n - 1):
             raise ParameterError(f"ring_degree must be a power of two in [{MIN_RING_DEGREE}, {MAX_RING_DEGREE}],"
                                  f" got {n!r}")
+        object.__setattr__(self, "ring_degree", int(n))
         if not self.moduli_bits:
             raise ParameterError("moduli_bits is empty: at least one prime (q_0) is needed")
         if not self.special_moduli_bits:
