@@ -19,7 +19,7 @@ from .errors import (
     ValueRangeError,
 )
 from .evaluator import Evaluator
-from .keys import GaloisKeys, KeyGenerator, PublicKey, RelinKey, SecretKey, SwitchingKey
+from .keys import GaloisKeys, KeyGenerator, PublicKey, RelinKey, SecretKey, SwitchingKey, made_from
 from .params import Parameters
 from .serialization import ServerBundle, from_bytes, load, save, to_bytes
 
@@ -27,5 +27,5 @@ __all__ = [
     "Ciphertext", "CkksError", "Decryptor", "Encoder", "Encryptor", "Evaluator", "GaloisKeys", "KeyGenerator",
     "LevelMismatchError", "MissingKeyError", "OutOfLevelsError", "ParameterError", "Parameters", "Plaintext",
     "PublicKey", "RelinKey", "ScaleMismatchError", "SecretKey", "SerializationError", "ServerBundle",
-    "SwitchingKey", "ValueRangeError", "from_bytes", "load", "save", "to_bytes",
+    "SwitchingKey", "ValueRangeError", "from_bytes", "load", "made_from", "save", "to_bytes",
 ]

@@ -10,6 +10,7 @@ from s' = s^2, the Galois key of g from s' = s(X^g). None of these objects conta
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,7 +19,7 @@ from . import automorphism, rns
 from .errors import MissingKeyError, ParameterError
 from .params import Parameters
 from .progress import Progress
-from .sampling import RandomSource, gaussian, ternary, uniform_mod
+from .sampling import GAUSSIAN_SIGMA, GAUSSIAN_TAIL, RandomSource, gaussian, ternary, uniform_mod
 
 
 @dataclass
@@ -156,3 +157,31 @@ class KeyGenerator:
                 keys.keys[g] = self.switching_key(s_g)
                 bar.advance()
         return keys
+
+
+def made_from(secret_key: SecretKey, public_key: PublicKey, relin_key: RelinKey, params: Parameters) -> bool:
+    """Whether the public key and the relinearization key were generated from ``secret_key``.
+
+    KeyGen leaves b + a*s = e for the public key and b_0 + a_0*s - P*s^2 = e_0 for digit 0 of the
+    relinearization key (its gadget is 1 modulo q_0), with every |e_i| <= 19, the Gaussian's tail cut. Under
+    another secret s' both sides gain a*(s' - s), uniform modulo q_0: all N coefficients would have to fall in
+    [-19, 19] by chance, probability (39 / q_0)^N. Checked modulo q_0 only: two NTT products.
+    """
+    q0 = rns.rns_basis(params.moduli[:1], params.ring_degree)
+    s = secret_key.ntt[:1]
+    p_prod = 1
+    for p in params.special_moduli:
+        p_prod *= p
+    public_error = rns.add(public_key.data[0, :1], rns.mul(public_key.data[1, :1], s, q0), q0)
+    digit = relin_key.key.data[0]
+    s_squared_times_p = rns.mul_scalar(rns.mul(s, s, q0), rns.scalar_residues(p_prod, q0), q0)
+    relin_error = rns.sub(rns.add(digit[0, :1], rns.mul(digit[1, :1], s, q0), q0), s_squared_times_p, q0)
+    return _is_small(public_error, q0) and _is_small(relin_error, q0)
+
+
+def _is_small(poly_ntt: np.ndarray, basis: rns.RnsBasis) -> bool:
+    """Whether the polynomial (NTT form, one prime q) has every coefficient in [-bound, bound] modulo q."""
+    bound = math.ceil(GAUSSIAN_TAIL * GAUSSIAN_SIGMA)
+    q = np.uint64(basis.moduli[0])
+    coefficients = rns.from_ntt(poly_ntt, basis)[0]
+    return bool(np.all((coefficients <= bound) | (coefficients >= q - np.uint64(bound))))

@@ -307,7 +307,8 @@ def predict(
     ``prepared``: the result of ``prepare_weights(model, ev)``, made once per model (computed here if absent).
 
     Raises:
-        ValueError: if the number of input ciphertexts does not match the model.
+        ckks.ValueRangeError: if the number of input ciphertexts does not match the model (a batch
+            encrypted with another plan).
     """
     timer = timer if timer is not None else StageTimer()
     prepared = prepared if prepared is not None else prepare_weights(model, ev)
@@ -315,8 +316,9 @@ def predict(
     # The inputs, optionally followed by their client-sent rotations (see InferencePlan.client_rotations).
     accepted = {first.inputs, first.inputs * (1 + len(model.plan.client_rotations))} if first else {len(inputs)}
     if len(inputs) not in accepted:
-        raise ValueError(f"predict: the model expects {' or '.join(map(str, sorted(accepted)))} input "
-                         f"ciphertexts, got {len(inputs)}")
+        raise ckks.ValueRangeError(f"predict: the model expects {' or '.join(map(str, sorted(accepted)))} "
+                                   f"input ciphertexts, got {len(inputs)}: encrypt the batch with this "
+                                   "model's plan")
     cts = inputs
     for index, layer in enumerate(model.layers):
         stage = f"layer {index + 1} ({layer.name})"
@@ -336,14 +338,17 @@ def decrypt_batch(
     output_dim: int,
     encoder: ckks.Encoder,
     decryptor: ckks.Decryptor,
+    flood_bits: float | None = None,
 ) -> np.ndarray:
     """Decrypt, decode and unpack the scores of n records: (n, output_dim).
+
+    ``flood_bits``: add 2^flood_bits-sized noise at decryption (``ckks.Decryptor.decrypt``, Li-Micciancio).
 
     Raises:
         ckks.ValueRangeError: if a score lies beyond the planned range (a sign that an intermediate value
             overflowed the modulus: the result would be meaningless).
     """
-    slots = np.stack([encoder.decode(decryptor.decrypt(ct)) for ct in outputs])
+    slots = np.stack([encoder.decode(decryptor.decrypt(ct, flood_bits=flood_bits)) for ct in outputs])
     if model_plan.packing == "single":
         scores = slots[:1, :output_dim]
     else:

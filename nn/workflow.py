@@ -13,6 +13,7 @@ Each step loads only what its party has; every file is checked against the conte
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -85,16 +86,44 @@ def keygen(
     return plan
 
 
-def _client_keys(workspace: str | Path) -> tuple[InferencePlan, ckks.SecretKey]:
+def keys_id(bundle_bytes: bytes) -> str:
+    """The identity of a client's keys: SHA-256 of its context/bundle.ckks (public, like the bundle).
+
+    The client writes it next to its ciphertexts; the server and the client check it, so that data, evaluation
+    keys and secret key of different clients (same parameters, so no fingerprint differs) are not mixed into
+    garbage that decrypts without an error.
+    """
+    return hashlib.sha256(bundle_bytes).hexdigest()[:32]
+
+
+def _bundle(data: bytes, path: Path) -> ckks.ServerBundle:
+    bundle = ckks.from_bytes(data)
+    if not isinstance(bundle, ckks.ServerBundle):
+        raise WorkflowError(f"{path} is not a server bundle")
+    return bundle
+
+
+def _client_keys(workspace: str | Path) -> tuple[InferencePlan, ckks.SecretKey, str]:
+    """The plan, the secret key, and the id of the bundle, checked to hold this secret key's public keys."""
     plan = load_plan(workspace)
-    path = _paths(workspace)["secret"]
-    _read(path, "the secret key", "ckkslab keygen")
-    return plan, ckks.load(path, params=plan.params)
+    paths = _paths(workspace)
+    _read(paths["secret"], "the secret key", "ckkslab keygen")
+    secret = ckks.load(paths["secret"], params=plan.params)
+    if not isinstance(secret, ckks.SecretKey):
+        raise WorkflowError(f"{paths['secret']} is not a secret key: the client needs the SecretKey, got "
+                            f"{type(secret).__name__}")
+    data = _read(paths["bundle"], "the context bundle", "ckkslab keygen")
+    bundle = _bundle(data, paths["bundle"])
+    if bundle.params.fingerprint != plan.params.fingerprint or not ckks.made_from(
+            secret, bundle.public_key, bundle.relin_key, plan.params):
+        raise WorkflowError(f"{paths['bundle']} was made with other keys than {paths['secret']}: copy this "
+                            "client's bundle back, or run `ckkslab keygen` again")
+    return plan, secret, keys_id(data)
 
 
 def encrypt_model(workspace: str | Path, network: PlainNetwork) -> int:
     """Client (model owner): encrypt the weights with the secret key; returns the file size."""
-    plan, secret = _client_keys(workspace)
+    plan, secret, _ = _client_keys(workspace)
     model = enc.compile_model(network, plan, ckks.Encoder(plan.params), ckks.Encryptor(plan.params, secret))
     data = artifacts.model_to_bytes(model)
     _paths(workspace)["model"].write_bytes(data)
@@ -111,9 +140,9 @@ def encode_model(workspace: str | Path, network: PlainNetwork) -> int:
 
 def encrypt_data(workspace: str | Path, x: np.ndarray) -> int:
     """Client: pack and encrypt one batch of records; returns the file size."""
-    plan, secret = _client_keys(workspace)
+    plan, secret, keys = _client_keys(workspace)
     cts = enc.encrypt_batch(x, plan, ckks.Encoder(plan.params), ckks.Encryptor(plan.params, secret))
-    data = artifacts.ciphertexts_to_bytes(cts, {"records": int(np.asarray(x).shape[0])})
+    data = artifacts.ciphertexts_to_bytes(cts, {"records": int(np.asarray(x).shape[0]), "keys": keys})
     _paths(workspace)["data"].write_bytes(data)
     return len(data)
 
@@ -121,13 +150,15 @@ def encrypt_data(workspace: str | Path, x: np.ndarray) -> int:
 def predict(workspace: str | Path, timer: enc.StageTimer | None = None) -> int:
     """Server: load the bundle (no secret key), the model and the data; write the encrypted predictions."""
     paths = _paths(workspace)
-    bundle = ckks.from_bytes(_read(paths["bundle"], "the context bundle", "ckkslab keygen"))
-    if not isinstance(bundle, ckks.ServerBundle):
-        raise WorkflowError(f"{paths['bundle']} is not a server bundle")
+    bundle_bytes = _read(paths["bundle"], "the context bundle", "ckkslab keygen")
+    bundle = _bundle(bundle_bytes, paths["bundle"])
     model = artifacts.model_from_bytes(_read(paths["model"], "the model", "ckkslab encrypt"), bundle.params)
     inputs, info = artifacts.ciphertexts_with_info(
         _read(paths["data"], "the data", "ckkslab encrypt"), bundle.params
     )
+    if info.get("keys") != keys_id(bundle_bytes):
+        raise WorkflowError(f"{paths['data']} was encrypted under another key than the evaluation keys in "
+                            f"{paths['bundle']}: use the data and the bundle of the same client")
     ev = ckks.Evaluator(bundle.params, relin_key=bundle.relin_key, galois_keys=bundle.galois_keys)
     outputs = enc.predict(model, inputs, ev, enc.prepare_weights(model, ev), timer)
     info = {**info, "output_dim": model.output_dim}
@@ -136,9 +167,13 @@ def predict(workspace: str | Path, timer: enc.StageTimer | None = None) -> int:
     return len(data)
 
 
-def decrypt(workspace: str | Path, network: PlainNetwork | None = None) -> tuple[np.ndarray, Path]:
-    """Client: decrypt the predictions; write scores (and probabilities/decisions if ``network`` is given)."""
-    plan, secret = _client_keys(workspace)
+def decrypt(workspace: str | Path, network: PlainNetwork | None = None,
+            flood_bits: float | None = None) -> tuple[np.ndarray, Path]:
+    """Client: decrypt the predictions; write scores (and probabilities/decisions if ``network`` is given).
+
+    ``flood_bits``: noise-flooded decryption (``ckks.Decryptor.decrypt``), for scores that will be shared.
+    """
+    plan, secret, keys = _client_keys(workspace)
     paths = _paths(workspace)
     outputs, info = artifacts.ciphertexts_with_info(
         _read(paths["predictions"], "the predictions", "ckkslab predict"), plan.params
@@ -147,8 +182,11 @@ def decrypt(workspace: str | Path, network: PlainNetwork | None = None) -> tuple
         n, output_dim = int(info["records"]), int(info["output_dim"])
     except (KeyError, TypeError, ValueError):
         raise WorkflowError(f"{paths['predictions']} does not say how many records it holds") from None
+    if info.get("keys") != keys:
+        raise WorkflowError(f"{paths['predictions']} were made with other keys than {paths['secret']} (another "
+                            "client's data or evaluation keys): they would decrypt to garbage")
     scores = enc.decrypt_batch(
-        outputs, n, plan, output_dim, ckks.Encoder(plan.params), ckks.Decryptor(plan.params, secret)
+        outputs, n, plan, output_dim, ckks.Encoder(plan.params), ckks.Decryptor(plan.params, secret), flood_bits
     )
     columns = [scores]
     header = [f"score_{i}" for i in range(output_dim)]

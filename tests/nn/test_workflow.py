@@ -41,6 +41,23 @@ def test_files_flow_matches_plaintext(tmp_path, network, encrypt_weights):
     np.testing.assert_array_equal(table[:, 2], network.decide(network.forward(x))[1])
 
 
+def test_flooded_decryption_adds_fresh_noise_of_the_requested_size(tmp_path, network):
+    """decrypt(flood_bits=b): each slot moves by about 2^b sqrt(N/2) / scale from the unflooded score, with
+    fresh noise at every call; b = scale_bits - 16 makes that about 2^-13.5 here."""
+    x = np.random.default_rng(5).uniform(-1, 1, (8, 5))
+    plan = toy_keygen(tmp_path, network, x)
+    workflow.encode_model(tmp_path, network)
+    workflow.encrypt_data(tmp_path, x)
+    workflow.predict(tmp_path)
+    exact, _ = workflow.decrypt(tmp_path, network)
+    bits = plan.params.scale_bits - 16
+    first, _ = workflow.decrypt(tmp_path, network, flood_bits=bits)
+    second, _ = workflow.decrypt(tmp_path, network, flood_bits=bits)
+    assert 2.0**-20 < np.max(np.abs(first - exact)) < 2.0**-8
+    assert not np.array_equal(first, second)
+    assert np.max(np.abs(first - network.forward(x))) < 2.0**-8
+
+
 def test_server_files_hold_no_secret_key(tmp_path, network):
     x = np.random.default_rng(2).uniform(-1, 1, (8, 5))
     plan = toy_keygen(tmp_path, network, x)

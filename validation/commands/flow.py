@@ -86,7 +86,8 @@ def _decrypt(args: argparse.Namespace) -> int:
     from nn import workflow
     from nn.model import load_network
 
-    scores, path = workflow.decrypt(args.workspace, load_network(args.model) if args.model else None)
+    network = load_network(args.model) if args.model else None
+    scores, path = workflow.decrypt(args.workspace, network, flood_bits=args.flood_bits)
     print(f"decrypted {scores.shape[0]} scores -> {path}")
     return 0
 
@@ -143,4 +144,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_common(p, model=False)
     p.add_argument("--model", help="model directory (its ckkslab.json says how scores become decisions)")
+    p.add_argument("--flood-bits", type=float, default=None, metavar="B",
+                   help="noise-flooded decryption: add noise of 2^B at scale 1 before decoding, so that the "
+                   "scores can be shared without leaking the key's error (Li-Micciancio); see SECURITY.md for "
+                   "B and its measured precision cost")
     p.set_defaults(func=_decrypt)
