@@ -77,13 +77,14 @@ def bias_vector(bias: np.ndarray, m: int, block: int, per_ct: int, slots: int) -
     return out
 
 
-def nonzero_diagonals(weights: np.ndarray, block: int, per_ct: int, slots: int) -> list[tuple[int, int, int]]:
-    """The (k, m, j) whose block diagonal is not all zero: only those cost a product."""
+def diagonals_to_multiply(weights: np.ndarray, block: int, per_ct: int, slots: int
+                          ) -> list[tuple[int, int, int]]:
+    """The (k, m, j) whose block diagonal is not all zero: only those cost a product. An output ciphertext m
+    whose weights are all zero keeps its (0, m, 0), zeros: the product is the ciphertext its bias is added to."""
     d_in, d_out = weights.shape
     found = []
     for m in range(ciphertext_count(d_out, per_ct)):
-        for k in range(ciphertext_count(d_in, per_ct)):
-            for j in range(per_ct):
-                if np.any(block_diagonal(weights, k, m, j, block, per_ct, slots)):
-                    found.append((k, m, j))
+        keys = [(k, m, j) for k in range(ciphertext_count(d_in, per_ct)) for j in range(per_ct)
+                if np.any(block_diagonal(weights, k, m, j, block, per_ct, slots))]
+        found += keys or [(0, m, 0)]
     return found

@@ -46,12 +46,13 @@ def diagonal(weights: np.ndarray, i: int, w: int) -> np.ndarray:
 
 
 def giant_step_diagonals(weights: np.ndarray, w: int, slots: int) -> dict[tuple[int, int], np.ndarray]:
-    """The slot vectors rot(diag_{g n1 + b}, -g n1), keyed (g, b), replicated, skipping all-zero ones."""
+    """The slot vectors rot(diag_{g n1 + b}, -g n1), keyed (g, b), replicated, skipping all-zero ones (all
+    but diagonal 0 for an all-zero matrix: its product is the ciphertext the bias is added to)."""
     n1 = baby_steps(w)
     out = {}
     for i in range(w):
         g, b = divmod(i, n1)
         d = diagonal(weights, i, w)
-        if np.any(d):
+        if np.any(d) or (i == 0 and not np.any(weights)):
             out[(g, b)] = replicate(np.roll(d, g * n1), w, slots)  # rot(., -g n1) = roll right by g n1
     return out

@@ -14,7 +14,7 @@ def simulate_dense(x, weights, bias, block, per_ct, slots):
     packed = bp.pack(x, block, per_ct, slots)
     n_out = bp.ciphertext_count(weights.shape[1], per_ct)
     out = np.zeros((n_out, slots))
-    for k, m, j in bp.nonzero_diagonals(weights, block, per_ct, slots):
+    for k, m, j in bp.diagonals_to_multiply(weights, block, per_ct, slots):
         rotated = np.roll(packed[k], -j * block)  # rotate left by j*block: slot i <- slot i + j*block
         out[m] += rotated * bp.block_diagonal(weights, k, m, j, block, per_ct, slots)
     for m in range(n_out):
@@ -48,10 +48,12 @@ def test_pack_unpack_round_trip_and_layout():
     np.testing.assert_array_equal(bp.unpack(packed, 4, 3, 8, 2), x)
 
 
-def test_zero_diagonals_are_skipped():
+def test_zero_diagonals_are_skipped_but_every_output_keeps_one():
     w = np.zeros((4, 4))
     w[0, 0] = 1.0  # only feature 0 -> neuron 0: block 0 of input 0 to block 0 of output 0, shift 0
-    assert bp.nonzero_diagonals(w, 8, 2, 16) == [(0, 0, 0)]
+    # output ciphertext 1 (neurons 2, 3) has no nonzero weight: it keeps the zero diagonal (0, 1, 0)
+    assert bp.diagonals_to_multiply(w, 8, 2, 16) == [(0, 0, 0), (0, 1, 0)]
+    assert not np.any(bp.block_diagonal(w, 0, 1, 0, 8, 2, 16))
 
 
 def test_rotating_outputs_equals_rotating_inputs():
@@ -62,7 +64,7 @@ def test_rotating_outputs_equals_rotating_inputs():
     x, w, b = rng.normal(size=(n, 12)), rng.normal(size=(12, 3)), rng.normal(size=3)
     packed = bp.pack(x, block, per_ct, slots)
     out = np.zeros((1, slots))
-    for k, m, j in bp.nonzero_diagonals(w, block, per_ct, slots):
+    for k, m, j in bp.diagonals_to_multiply(w, block, per_ct, slots):
         pre = np.roll(bp.block_diagonal(w, k, m, j, block, per_ct, slots), j * block)
         out[m] += np.roll(packed[k] * pre, -j * block)
     out[0] += bp.bias_vector(b, 0, block, per_ct, slots)
