@@ -735,7 +735,7 @@ def container_edge_cases(seed: bytes) -> list[tuple[int, str, bytes]]:
 def plan_problems(plan: Any) -> str:
     """'' if every plan field has the type and range the rest of nn relies on."""
     p = plan.params
-    ints = ("batch_size", "block", "features_per_ciphertext", "int_bits", "frac_bits")
+    ints = ("batch_size", "block", "features_per_ciphertext", "int_bits", "frac_bits", "input_dim")
     if any(not isinstance(getattr(plan, k), int) or isinstance(getattr(plan, k), bool) or getattr(plan, k) < 1
            for k in ints):
         return "an integer field is not a positive integer"
@@ -1089,12 +1089,15 @@ def build_loaders(names: Sequence[str] | None = None) -> list[Loader]:
     loaders = [ld for builder in BUILDERS.values() for ld in builder()]
     if names is None:
         return loaders
-    kept = []
-    for ld in loaders:
-        if any(ld.name == n or ld.name.startswith(n + ".") for n in names):
-            kept.append(ld)
-        elif ld.cleanup is not None:
-            ld.cleanup()
+    kept = [ld for ld in loaders if any(ld.name == n or ld.name.startswith(n + ".") for n in names)]
+    # A loader's cleanup may remove a directory its siblings read (the model files, the CSV work directory):
+    # those of the loaders left out run with the first kept loader's, after the run.
+    cleanups = [ld.cleanup for ld in loaders if ld.cleanup is not None and (ld not in kept or ld is kept[0])]
+    if kept:
+        kept[0].cleanup = lambda: [cleanup() for cleanup in cleanups]
+    else:
+        for cleanup in cleanups:
+            cleanup()
     return kept
 
 
@@ -1317,8 +1320,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loaders", default=None,
                         help="comma-separated loader names or prefixes (default all)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the mutation generator (default 1)")
-    parser.add_argument("--timeout", type=float, default=3.0, help="seconds per input before it counts as a "
-                        "hang (default 3; a normal input takes milliseconds)")
+    parser.add_argument("--timeout", type=float, default=8.0, help="seconds per input before it counts as a "
+                        "hang (default 8: above the 5 s after which the loaders' HDF5 sandbox refuses a file it "
+                        "cannot finish reading; a normal input takes milliseconds)")
     parser.add_argument("--mem-cap-mb", type=int, default=1024, help="address space allowed above the start "
                         "(default 1024; 0 = no cap)")
     parser.add_argument("--json", type=Path, default=None, help="write the results as JSON")

@@ -2,58 +2,154 @@
 
 Container: magic ``CKKSLAB-NN``, format version (u16), JSON header length (u32) and JSON header (what the
 objects are: plan, layer structure), object count (u32), then each object as u64 length + ``ckks`` serialized
-bytes (which carry their own header, checksum and parameter fingerprint). Every field is checked on load;
-a bad file raises ``ArtifactError`` naming what is wrong.
+bytes (which carry their own header, checksum and parameter fingerprint).
+
+Every field is checked on load, so that a loaded object is exactly what the file says or ``ArtifactError``
+names what is wrong: the header holds exactly the fields the writer puts there, each of its type; the plan
+is one ``plan_inference`` could have made; the layers have the plan's levels and depths, their diagonal keys
+fit the packing, their widths chain from ``input_dim`` to ``output_dim``, and their weights are at their
+level.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import struct
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
 import ckks
 
+from . import batch_packing, single_packing
 from .encrypted import CompiledActivation, CompiledDense, EncryptedModel
-from .plan import InferencePlan
+from .jsonfile import parse_json
+from .model import Polynomial
+from .plan import InferencePlan, PlanError, layer_depth, plan_problem
 
 MAGIC = b"CKKSLAB-NN"
 VERSION = 1
 MAX_HEADER = 1 << 20
+PARAMS_FIELDS = ("ring_degree", "moduli_bits", "special_moduli_bits", "scale_bits", "security",
+                 "key_switch_digits")
+MODEL_FIELDS = ("kind", "plan", "layers", "encrypted_weights", "input_dim", "output_dim")
+DENSE_FIELDS = ("type", "name", "level", "inputs", "outputs", "diagonals")
+ACTIVATION_FIELDS = ("type", "name", "level", "coeffs")
+CIPHERTEXTS_FIELDS = ("kind", "info")
+REMEDY = {
+    "model": "write the model again with `ckkslab encrypt` (or `ckkslab predict --model` for plain weights)",
+    "ciphertexts": "write it again with `ckkslab encrypt` (data) or `ckkslab predict` (predictions)",
+}
 
 
 class ArtifactError(ValueError):
     """A model or data file is truncated, corrupted, of another kind, or made for other parameters."""
 
 
+# ----- JSON values of a given type --------------------------------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@contextmanager
+def _advice(remedy: str) -> Iterator[None]:
+    """Append what to do (``remedy``) to the message of an ArtifactError raised inside."""
+    try:
+        yield
+    except ArtifactError as exc:
+        raise ArtifactError(f"{exc}: {remedy}") from None
+
+
+def _fields(value: Any, names: Sequence[str], what: str) -> dict[str, Any]:
+    """``value`` if it is a JSON object with exactly the keys ``names``."""
+    if not isinstance(value, dict):
+        raise ArtifactError(f"{what} must be a JSON object, got {_show(value)}")
+    missing = [n for n in names if n not in value]
+    unknown = sorted(set(value) - set(names))
+    if missing or unknown:
+        problems = [f"lacks {missing}"] if missing else []
+        problems += [f"has unknown fields {unknown}"] if unknown else []
+        raise ArtifactError(f"{what} {' and '.join(problems)}")
+    return value
+
+
+def _integer(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ArtifactError(f"{what} must be an integer, got {_show(value)}")
+    return value
+
+
+def _number(value: Any, what: str) -> float:
+    """A finite float64, or an integer that converts to one exactly (2^64 + 1 does not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ArtifactError(f"{what} must be a finite number, got {_show(value)}")
+    if float(value) != value:
+        raise ArtifactError(f"{what} must be a number a float64 holds exactly, got {_show(value)}")
+    return float(value)
+
+
+def _string(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ArtifactError(f"{what} must be a string, got {_show(value)}")
+    return value
+
+
+def _list(read: Callable[[Any, str], Any]) -> Callable[[Any, str], tuple]:
+    """A reader of a JSON list whose every item ``read`` accepts."""
+
+    def read_list(value: Any, what: str) -> tuple:
+        if not isinstance(value, list):
+            raise ArtifactError(f"{what} must be a list, got {_show(value)}")
+        return tuple(read(item, f"item {i} of {what}") for i, item in enumerate(value))
+
+    return read_list
+
+
+# ----- the plan ---------------------------------------------------------------------------------------------
+
+PLAN_READERS: dict[str, Callable[[Any, str], Any]] = {
+    "packing": _string, "batch_size": _integer, "block": _integer, "features_per_ciphertext": _integer,
+    "rotation_steps": _list(_integer), "layer_levels": _list(_integer), "value_bound": _number,
+    "int_bits": _integer, "frac_bits": _integer, "input_dim": _integer, "ranges": _list(_number),
+    "client_rotations": _list(_integer),
+}
+
+
 def plan_to_dict(plan: InferencePlan) -> dict[str, Any]:
     """The plan as JSON-able values (parameters as their literal)."""
     d = asdict(plan)
-    d["params"] = {
-        k: getattr(plan.params, k)
-        for k in (
-            "ring_degree",
-            "moduli_bits",
-            "special_moduli_bits",
-            "scale_bits",
-            "security",
-            "key_switch_digits",
-        )
-    }
+    d["params"] = {k: getattr(plan.params, k) for k in PARAMS_FIELDS}
     return d
 
 
-def plan_from_dict(d: dict[str, Any]) -> InferencePlan:
-    """The inverse of ``plan_to_dict`` (parameters re-validated)."""
+def plan_from_dict(d: Any, what: str = "the plan") -> InferencePlan:
+    """The inverse of ``plan_to_dict``, for a plan read from a file named by ``what``.
+
+    Checked: exactly the fields ``plan_to_dict`` writes, each of its JSON type; the parameters by
+    ``ckks.Parameters``; and that the fields fit each other (``nn.plan.plan_problem``).
+
+    Raises:
+        ArtifactError: naming ``what`` and the first problem found.
+    """
+    fields = _fields(d, ("params", *PLAN_READERS), what)
+    values = {name: read(fields[name], f"{name} in {what}") for name, read in PLAN_READERS.items()}
+    params = _fields(fields["params"], PARAMS_FIELDS, f"params in {what}")
     try:
-        params = ckks.Parameters(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in d["params"].items()}
-        )
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k != "params"}
-        return InferencePlan(params=params, **fields)
-    except (KeyError, TypeError) as exc:
-        raise ArtifactError(f"the plan in the file is malformed: {exc}") from None
+        plan = InferencePlan(params=ckks.Parameters(**params), **values)
+    except ckks.CkksError as exc:
+        raise ArtifactError(f"the parameters in {what} are invalid: {exc}") from None
+    problem = plan_problem(plan)
+    if problem:
+        raise ArtifactError(f"{what} is inconsistent: {problem}")
+    return plan
+
+
+# ----- the container ----------------------------------------------------------------------------------------
 
 
 def _pack(kind: str, header: dict[str, Any], objects: list[bytes]) -> bytes:
@@ -64,7 +160,8 @@ def _pack(kind: str, header: dict[str, Any], objects: list[bytes]) -> bytes:
     return b"".join(parts)
 
 
-def _unpack(data: bytes, kind: str) -> tuple[dict[str, Any], list[bytes]]:
+def _unpack(data: bytes, kind: str, fields: Sequence[str]) -> tuple[dict[str, Any], list[bytes]]:
+    """The header (a JSON object of exactly ``fields``, ``kind`` included) and the object blobs."""
     view = memoryview(data)
     if bytes(view[: len(MAGIC)]) != MAGIC:
         raise ArtifactError(f"not a ckkslab {kind} file (bad magic)")
@@ -76,7 +173,7 @@ def _unpack(data: bytes, kind: str) -> tuple[dict[str, Any], list[bytes]]:
             raise ArtifactError(f"{kind} file has format version {version}; this ckkslab reads {VERSION}")
         if length > MAX_HEADER or offset + length > len(view):
             raise ArtifactError(f"{kind} file is truncated or its header length {length} is invalid")
-        header = json.loads(bytes(view[offset : offset + length]))
+        text = bytes(view[offset : offset + length])
         offset += length
         (count,) = struct.unpack_from("<I", view, offset)
         offset += 4
@@ -88,15 +185,18 @@ def _unpack(data: bytes, kind: str) -> tuple[dict[str, Any], list[bytes]]:
                 raise ArtifactError(f"{kind} file is truncated (object of {size} bytes past the end)")
             objects.append(bytes(view[offset : offset + size]))
             offset += size
-    except (struct.error, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except struct.error as exc:
         raise ArtifactError(f"{kind} file is truncated or corrupted ({exc})") from None
     if offset != len(view):
         raise ArtifactError(f"{kind} file has {len(view) - offset} unexpected trailing bytes")
-    if not isinstance(header, dict) or header.get("kind") != kind:
-        raise ArtifactError(
-            f"expected a {kind} file, got a {header.get('kind') if isinstance(header, dict) else '?'} file"
-        )
-    return header, objects
+    with _advice(REMEDY[kind]):
+        header = parse_json(text, f"the {kind} file's header", ArtifactError)
+    found = header.get("kind") if isinstance(header, dict) else None
+    if found != kind:
+        found = found[:40] if isinstance(found, str) else "?"
+        raise ArtifactError(f"expected a {kind} file, got a {found} file")
+    with _advice(REMEDY[kind]):
+        return _fields(header, fields, f"the {kind} file's header"), objects
 
 
 def _load(blob: bytes, params: ckks.Parameters, expected: type) -> Any:
@@ -109,8 +209,12 @@ def _load(blob: bytes, params: ckks.Parameters, expected: type) -> Any:
     return obj
 
 
+# ----- ciphertexts ------------------------------------------------------------------------------------------
+
+
 def ciphertexts_to_bytes(cts: list[ckks.Ciphertext], info: dict[str, Any] | None = None) -> bytes:
-    """An encrypted batch (or encrypted predictions) as one buffer, with public ``info`` (e.g. record count)."""
+    """An encrypted batch (or encrypted predictions) as one buffer, with public ``info`` (e.g. record
+    count)."""
     return _pack("ciphertexts", {"info": info or {}}, [ckks.to_bytes(ct) for ct in cts])
 
 
@@ -123,15 +227,17 @@ def ciphertexts_from_bytes(data: bytes, params: ckks.Parameters) -> list[ckks.Ci
     return ciphertexts_with_info(data, params)[0]
 
 
-def ciphertexts_with_info(
-    data: bytes, params: ckks.Parameters
-) -> tuple[list[ckks.Ciphertext], dict[str, Any]]:
-    """The ciphertexts and the ``info`` dictionary stored with them."""
-    header, objects = _unpack(data, "ciphertexts")
-    info = header.get("info", {})
-    if not isinstance(info, dict):
-        raise ArtifactError("ciphertexts file: malformed info")
-    return [_load(blob, params, ckks.Ciphertext) for blob in objects], info
+def ciphertexts_with_info(data: bytes, params: ckks.Parameters) -> tuple[list[ckks.Ciphertext], dict]:
+    """The ciphertexts and the ``info`` dictionary stored with them (the header holds exactly ``kind`` and
+    ``info``, a JSON object)."""
+    header, objects = _unpack(data, "ciphertexts", CIPHERTEXTS_FIELDS)
+    if not isinstance(header["info"], dict):
+        raise ArtifactError(f"the ciphertexts file's info must be a JSON object, got "
+                            f"{_show(header['info'])}: {REMEDY['ciphertexts']}")
+    return [_load(blob, params, ckks.Ciphertext) for blob in objects], header["info"]
+
+
+# ----- the model --------------------------------------------------------------------------------------------
 
 
 def model_to_bytes(model: EncryptedModel) -> bytes:
@@ -139,30 +245,16 @@ def model_to_bytes(model: EncryptedModel) -> bytes:
     layers, objects = [], []
     for layer in model.layers:
         if isinstance(layer, CompiledActivation):
-            layers.append(
-                {"type": "activation", "name": layer.name, "level": layer.level, "coeffs": list(layer.coeffs)}
-            )
+            layers.append({"type": "activation", "name": layer.name, "level": layer.level,
+                           "coeffs": list(layer.coeffs)})
             continue
         keys = sorted(layer.diagonals)
-        layers.append(
-            {
-                "type": "dense",
-                "name": layer.name,
-                "level": layer.level,
-                "inputs": layer.inputs,
-                "outputs": layer.outputs,
-                "diagonals": [list(k) for k in keys],
-            }
-        )
+        layers.append({"type": "dense", "name": layer.name, "level": layer.level, "inputs": layer.inputs,
+                       "outputs": layer.outputs, "diagonals": [list(k) for k in keys]})
         objects += [ckks.to_bytes(layer.diagonals[k]) for k in keys]
         objects += [ckks.to_bytes(layer.biases[m]) for m in range(layer.outputs)]
-    header = {
-        "plan": plan_to_dict(model.plan),
-        "layers": layers,
-        "encrypted_weights": model.encrypted_weights,
-        "input_dim": model.input_dim,
-        "output_dim": model.output_dim,
-    }
+    header = {"plan": plan_to_dict(model.plan), "layers": layers, "input_dim": model.input_dim,
+              "output_dim": model.output_dim, "encrypted_weights": model.encrypted_weights}
     return _pack("model", header, objects)
 
 
@@ -170,44 +262,143 @@ def model_from_bytes(data: bytes, params: ckks.Parameters) -> EncryptedModel:
     """The inverse of ``model_to_bytes``; ``params`` are the server's (from its bundle).
 
     Raises:
-        ArtifactError: bad file, or a model made for other parameters.
+        ArtifactError: bad file, a model made for other parameters, or a header whose fields, layers and
+            weight objects do not fit each other and the plan (see ``_layers`` and ``_check_widths``).
     """
-    header, objects = _unpack(data, "model")
-    try:
-        plan = plan_from_dict(header["plan"])
-        if plan.params.fingerprint != params.fingerprint:
-            raise ArtifactError(
-                "the model was made for other parameters than this context: use the context "
-                "bundle written by the same `ckkslab keygen`"
-            )
-        weight_type = ckks.Ciphertext if header["encrypted_weights"] else ckks.Plaintext
-        layers: list[CompiledDense | CompiledActivation] = []
-        position = 0
-        for spec in header["layers"]:
-            if spec["type"] == "activation":
-                layers.append(CompiledActivation(spec["name"], spec["level"], tuple(spec["coeffs"])))
-                continue
-            keys = [tuple(k) for k in spec["diagonals"]]
-            needed = len(keys) + spec["outputs"]
-            if position + needed > len(objects):
-                raise ArtifactError("the model file holds fewer weight objects than its header lists")
-            diagonals = {k: _load(objects[position + i], params, weight_type) for i, k in enumerate(keys)}
-            position += len(keys)
-            biases = {m: _load(objects[position + m], params, weight_type) for m in range(spec["outputs"])}
-            position += spec["outputs"]
-            layers.append(
-                CompiledDense(spec["name"], spec["level"], diagonals, biases, spec["inputs"], spec["outputs"])
-            )
-        if position != len(objects):
-            raise ArtifactError("the model file holds more weight objects than its header lists")
-        return EncryptedModel(
-            plan,
-            layers,
-            bool(header["encrypted_weights"]),
-            int(header["input_dim"]),
-            int(header["output_dim"]),
+    header, objects = _unpack(data, "model", MODEL_FIELDS)
+    with _advice(REMEDY["model"]):
+        plan = plan_from_dict(header["plan"], "the model file's plan")
+    if plan.params.fingerprint != params.fingerprint:
+        raise ArtifactError(
+            "the model was made for other parameters than this context: use the context "
+            "bundle written by the same `ckkslab keygen`"
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, ArtifactError):
-            raise
-        raise ArtifactError(f"the model file's header is malformed: {exc}") from None
+    with _advice(REMEDY["model"]):
+        return _model(header, objects, plan)
+
+
+def _model(header: dict[str, Any], objects: list[bytes], plan: InferencePlan) -> EncryptedModel:
+    """The model the header describes: its fields of their types, its layers (``_layers``) and widths
+    (``_check_widths``) fitting the plan."""
+    encrypted = header["encrypted_weights"]
+    if not isinstance(encrypted, bool):
+        raise ArtifactError(f"the model file's encrypted_weights must be true or false: {_show(encrypted)}")
+    input_dim = _integer(header["input_dim"], "the model file's input_dim")
+    output_dim = _integer(header["output_dim"], "the model file's output_dim")
+    if min(input_dim, output_dim) < 1:
+        raise ArtifactError(f"the model file's input_dim {input_dim} and output_dim {output_dim} must be "
+                            "positive")
+    weights = _Weights(objects, plan.params, ckks.Ciphertext if encrypted else ckks.Plaintext)
+    layers = _layers(header["layers"], plan, weights)
+    _check_widths(layers, plan, input_dim, output_dim)
+    return EncryptedModel(plan, layers, encrypted, input_dim, output_dim)
+
+
+class _Weights:
+    """The container's objects, taken in order, each loaded as ``kind`` at a given level."""
+
+    def __init__(self, blobs: list[bytes], params: ckks.Parameters, kind: type) -> None:
+        self.blobs, self.params, self.kind, self.position = blobs, params, kind, 0
+
+    def take(self, count: int, level: int, what: str) -> list[ckks.Plaintext | ckks.Ciphertext]:
+        if self.position + count > len(self.blobs):
+            raise ArtifactError(f"{what} needs {count} weight objects: the file holds fewer than its header "
+                                "lists")
+        blobs = self.blobs[self.position : self.position + count]
+        self.position += count
+        taken = [_load(blob, self.params, self.kind) for blob in blobs]
+        if any(obj.level != level for obj in taken):
+            raise ArtifactError(f"the weights of {what} are not at its level {level}")
+        return taken
+
+
+def _layers(specs: Any, plan: InferencePlan, weights: _Weights) -> list[CompiledDense | CompiledActivation]:
+    """The compiled layers: one per plan level, each at its plan level and consuming the levels the plan
+    gives it (a Dense one; an activation what its degree needs), every weight object used once."""
+    if not isinstance(specs, list) or len(specs) != len(plan.layer_levels):
+        count = len(specs) if isinstance(specs, list) else _show(specs)
+        raise ArtifactError(f"the model file lists {count} layers, its plan {len(plan.layer_levels)}")
+    levels = list(plan.layer_levels) + [plan.output_level]
+    layers: list[CompiledDense | CompiledActivation] = []
+    for index, spec in enumerate(specs):
+        what = f"the model file's layer {index + 1}"
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        if kind not in ("dense", "activation"):
+            raise ArtifactError(f"{what} is neither a dense nor an activation layer")
+        spec = _fields(spec, DENSE_FIELDS if kind == "dense" else ACTIVATION_FIELDS, what)
+        name = _string(spec["name"], f"the name of {what}")
+        what = f"{what} ({name[:40]!r})"
+        level, depth = levels[index], levels[index] - levels[index + 1]
+        if _integer(spec["level"], f"the level of {what}") != level:
+            raise ArtifactError(f"{what} is at level {spec['level']}, the plan puts it at {level}")
+        if kind == "activation":
+            layers.append(_activation(spec["coeffs"], name, level, depth, what))
+        else:
+            layers.append(_dense(spec, name, level, depth, plan, weights, what))
+    if weights.position != len(weights.blobs):
+        raise ArtifactError("the model file holds more weight objects than its header lists")
+    return layers
+
+
+def _activation(coeffs: Any, name: str, level: int, depth: int, what: str) -> CompiledActivation:
+    """A polynomial of degree 1 or 2 whose depth is the plan's."""
+    values = _list(_number)(coeffs, f"the coefficients of {what}")
+    try:
+        needed = layer_depth(Polynomial(values, name))
+    except PlanError as exc:
+        raise ArtifactError(f"{what}: {exc}") from None
+    if needed != depth:
+        raise ArtifactError(f"{what} needs {needed} level(s) for {list(values)}, the plan gives it {depth}")
+    return CompiledActivation(name, level, values)
+
+
+def _dense(spec: dict[str, Any], name: str, level: int, depth: int, plan: InferencePlan, weights: _Weights,
+           what: str) -> CompiledDense:
+    """A Dense layer of one level, its diagonal keys within the packing, its weights at its level."""
+    if depth != 1:
+        raise ArtifactError(f"{what} is a Dense layer (one level), the plan gives it {depth}")
+    inputs = _integer(spec["inputs"], f"the inputs of {what}")
+    outputs = _integer(spec["outputs"], f"the outputs of {what}")
+    if min(inputs, outputs) < 1 or (plan.packing == "single" and (inputs, outputs) != (1, 1)):
+        raise ArtifactError(f"{what} takes {inputs} and gives {outputs} ciphertexts: impossible with "
+                            f"{plan.packing} packing")
+    keys = _list(_list(_integer))(spec["diagonals"], f"the diagonal keys of {what}")
+    bounds = _key_bounds(plan, inputs, outputs)
+    for key in keys:
+        if len(key) != len(bounds) or not all(0 <= i < b for i, b in zip(key, bounds, strict=False)):
+            raise ArtifactError(f"{what}: diagonal key {list(key)} is outside {list(bounds)}")
+    if list(keys) != sorted(set(keys)):
+        raise ArtifactError(f"{what}: the diagonal keys are not listed once each, in order")
+    diagonals = dict(zip(keys, weights.take(len(keys), level, what), strict=True))
+    biases = dict(enumerate(weights.take(outputs, level, what)))
+    return CompiledDense(name, level, diagonals, biases, inputs, outputs)
+
+
+def _key_bounds(plan: InferencePlan, inputs: int, outputs: int) -> tuple[int, ...]:
+    """Exclusive bounds of a diagonal key: (input, output, block shift) for batch packing, (giant step,
+    baby step) for single-record packing (n1 baby steps divide the block: both are powers of two)."""
+    if plan.packing == "batch":
+        return inputs, outputs, plan.features_per_ciphertext
+    n1 = single_packing.baby_steps(plan.block)
+    return plan.block // n1, n1
+
+
+def _check_widths(layers: list[CompiledDense | CompiledActivation], plan: InferencePlan, input_dim: int,
+                  output_dim: int) -> None:
+    """Batch packing: the Dense layers' ciphertext counts chain from input_dim's to output_dim's;
+    single-record packing: the input and output fit the block."""
+    if plan.packing == "single":
+        if max(input_dim, output_dim) > plan.block:
+            raise ArtifactError(f"the model file's input_dim {input_dim} / output_dim {output_dim} exceed "
+                                f"the block of {plan.block} slots")
+        return
+    per_ct = plan.features_per_ciphertext
+    count = batch_packing.ciphertext_count(input_dim, per_ct)
+    for layer in (lay for lay in layers if isinstance(lay, CompiledDense)):
+        if layer.inputs != count:
+            raise ArtifactError(f"the model file's layer {layer.name[:40]!r} takes {layer.inputs} "
+                                f"ciphertexts, it is given {count}")
+        count = layer.outputs
+    if count != batch_packing.ciphertext_count(output_dim, per_ct):
+        raise ArtifactError(f"the model file's network ends with {count} ciphertexts, its output_dim "
+                            f"{output_dim} needs {batch_packing.ciphertext_count(output_dim, per_ct)}")

@@ -17,8 +17,12 @@ min-max map of each feature to [0, 1] with the minimum and maximum of the traini
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import zipfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,9 @@ from typing import Any
 import h5py
 import numpy as np
 import pandas as pd
+
+from nn.hdf5_sandbox import HDF5_ERRORS, read_isolated
+from nn.jsonfile import parse_json
 
 GENDER_CODES = {"Female": 0, "Male": 1, "Other": 2}
 SMOKING_CODES = {"never": 0, "No Info": 1, "not current": 2, "ever": 2, "former": 2, "current": 3}
@@ -53,6 +60,15 @@ SPLITS = ("train", "val", "test")
 
 class DataSchemaError(ValueError):
     """A table or an x/y file does not have the columns, values or shapes the pipeline expects."""
+
+
+# The largest CSV read, plain or as declared by its zip entry (a zip bomb is refused before it is unzipped);
+# the real table is 3.8 MB zipped.
+MAX_CSV_BYTES = 1 << 30
+# What a damaged CSV or zip raises: ValueError (pandas, UnicodeDecodeError), BadZipFile, zlib.error, EOFError,
+# NotImplementedError (unknown compression), RuntimeError (encrypted entry), MemoryError.
+TABLE_ERRORS = (ValueError, zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+                RuntimeError, MemoryError)
 
 
 def _required_columns(schema: str) -> set[str]:
@@ -98,15 +114,36 @@ def load_table(path: str | Path) -> tuple[pd.DataFrame, str]:
     if not path.is_file():
         raise FileNotFoundError(f"no table at {path}")
     try:
-        table = pd.read_csv(path)
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise DataSchemaError(f"{path} is not a readable CSV (or a zip with one CSV): {exc}") from exc
+        table = _read_csv(path)
+    except DataSchemaError:
+        raise
+    except TABLE_ERRORS as exc:
+        raise DataSchemaError(f"{path} is not a readable CSV (or a zip with one CSV): {exc}") from None
     schema = detect_schema([str(c) for c in table.columns])
     _check_values(table, schema)
     return table, schema
 
 
+def _read_csv(path: Path) -> pd.DataFrame:
+    """The table in a CSV file, or in the only file of a ``.zip``; sizes checked before reading."""
+    if path.suffix.lower() != ".zip":
+        if path.stat().st_size > MAX_CSV_BYTES:
+            raise DataSchemaError(f"{path} is larger than {MAX_CSV_BYTES >> 30} GiB: not a diabetes table")
+        return pd.read_csv(path)
+    with zipfile.ZipFile(path) as archive:
+        # Not ZipInfo.is_dir(): it raises IndexError on an entry with an empty name.
+        entries = [entry for entry in archive.infolist() if not entry.filename.endswith("/")]
+        if len(entries) != 1:
+            raise DataSchemaError(f"{path} holds {len(entries)} files; it must hold exactly one CSV")
+        if entries[0].file_size > MAX_CSV_BYTES:
+            raise DataSchemaError(f"{path}: {entries[0].filename} declares {entries[0].file_size} bytes once "
+                                  f"unzipped (more than {MAX_CSV_BYTES >> 30} GiB); refusing to unzip it")
+        with archive.open(entries[0]) as csv:
+            return pd.read_csv(csv)
+
+
 def _check_values(table: pd.DataFrame, schema: str) -> None:
+    """Every feature and the label present, numeric and finite (gender and smoking_history: known codes)."""
     for column in (*SCHEMA_FEATURES[schema], LABEL):
         values = table[column]
         if values.isna().any():
@@ -120,6 +157,10 @@ def _check_values(table: pd.DataFrame, schema: str) -> None:
                                       f"known: {list(codes)}")
         elif not pd.api.types.is_numeric_dtype(values):
             raise DataSchemaError(f"column '{column}' is not numeric (dtype {values.dtype})")
+        elif not np.all(np.isfinite(values.to_numpy(dtype=np.float64))):
+            rows = np.flatnonzero(~np.isfinite(values.to_numpy(dtype=np.float64)))[:5].tolist()
+            raise DataSchemaError(f"column '{column}' has infinite values (rows {rows}); replace them with "
+                                  "measured values or drop those records")
     labels = set(np.unique(table[LABEL].to_numpy()))
     if not labels <= {0, 1}:
         raise DataSchemaError(f"column '{LABEL}' must hold 0 or 1, found {sorted(labels)[:5]}")
@@ -294,39 +335,79 @@ def save_xy(directory: str | Path, split: str, x: np.ndarray, y: np.ndarray) -> 
             handle.create_dataset(name, data=values, track_times=False)
 
 
+# The most values one x or y file may hold (checked from the header, before reading): 16 times the full
+# 100,000-record table of 14 features.
+MAX_XY_VALUES = 1 << 24
+
+
 def load_xy(directory: str | Path, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
     """Read ``x_<split>.h5`` / ``y_<split>.h5`` from a model or data directory as float64 arrays.
 
+    The files are read in a child process (``nn.hdf5_sandbox``): a corrupted file that crashes or hangs the
+    HDF5 library is refused like any other.
+
     Raises:
         FileNotFoundError: a file is missing.
-        DataSchemaError: a file is not HDF5, a dataset is missing, or the shapes are not (n, d) and (n, 1).
+        DataSchemaError: a file is not HDF5 or is corrupted, a dataset is missing or not numeric, the shapes
+            are not (n, d) and (n, 1) or hold more than ``MAX_XY_VALUES`` values, a feature is NaN or
+            infinite, or a label is not 0 or 1.
     """
     directory = Path(directory)
-    shapes, paths = [], []
-    for name in (f"x_{split}", f"y_{split}"):
-        path = directory / f"{name}.h5"
+    x_path, y_path = directory / f"x_{split}.h5", directory / f"y_{split}.h5"
+    for path in (x_path, y_path):
         if not path.is_file():
             raise FileNotFoundError(f"no {path.name} in {directory}")
-        try:
-            handle = h5py.File(path, "r")
-        except OSError as exc:
-            raise DataSchemaError(f"{path} is not a readable HDF5 file ({exc})") from None
-        with handle:
-            if name not in handle:
-                raise DataSchemaError(f"{path} has no dataset '{name}' (found {list(handle.keys())})")
-            shapes.append(handle[name].shape)
-        paths.append((path, name))
-    (x_shape, y_shape) = shapes
-    # Shapes first, from the headers: a file declaring a huge dataset is refused before anything is read.
-    if len(x_shape) != 2 or y_shape not in ((x_shape[0],), (x_shape[0], 1)):
-        raise DataSchemaError(f"{directory}: x_{split} must be (n, d) and y_{split} (n, 1); "
+    return read_isolated(lambda: _read_xy(x_path, y_path, split), f"{x_path} and {y_path.name}",
+                         DataSchemaError)
+
+
+def _read_xy(x_path: Path, y_path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """x (n, d) and y (n, 1), shapes checked from the headers before anything is read, values after."""
+    x_name, y_name = f"x_{split}", f"y_{split}"
+    with _dataset(x_path, x_name) as dataset:
+        x_shape = dataset.shape
+    with _dataset(y_path, y_name) as dataset:
+        y_shape = dataset.shape
+    if len(x_shape) != 2 or x_shape[1] == 0 or y_shape not in ((x_shape[0],), (x_shape[0], 1)):
+        raise DataSchemaError(f"{x_path.parent}: {x_name} must be (n, d) and {y_name} (n, 1); "
                               f"got {x_shape} and {y_shape}")
-    arrays = []
-    for path, name in paths:
-        with h5py.File(path, "r") as handle:
-            arrays.append(np.asarray(handle[name], dtype=np.float64))
-    x, y = arrays
-    return x, y.reshape(-1, 1)
+    if x_shape[0] * x_shape[1] > MAX_XY_VALUES:
+        raise DataSchemaError(f"{x_path} declares {x_shape[0]} x {x_shape[1]} values (more than "
+                              f"{MAX_XY_VALUES}); refusing to read it")
+    with _dataset(x_path, x_name) as dataset:
+        x = np.asarray(dataset[()], dtype=np.float64)
+    with _dataset(y_path, y_name) as dataset:
+        y = np.asarray(dataset[()], dtype=np.float64).reshape(-1, 1)
+    bad = np.flatnonzero(~np.all(np.isfinite(x), axis=1))
+    if bad.size:
+        raise DataSchemaError(f"{x_path} holds NaN or infinity (records {bad[:5].tolist()}); remove or "
+                              "repair those records")
+    if not np.all(np.isin(y, (0.0, 1.0))):
+        raise DataSchemaError(f"{y_path} holds labels other than 0 and 1")
+    return x, y
+
+
+@contextlib.contextmanager
+def _dataset(path: Path, name: str) -> Iterator[h5py.Dataset]:
+    """The numeric dataset ``name`` of the HDF5 file ``path``; what h5py raises on a corrupted file becomes a
+    DataSchemaError naming the file."""
+    try:
+        handle = h5py.File(path, "r")
+    except HDF5_ERRORS as exc:
+        raise DataSchemaError(f"{path} is not a readable HDF5 file ({exc})") from None
+    try:
+        with handle:
+            dataset = handle.get(name)
+            if not isinstance(dataset, h5py.Dataset):
+                raise DataSchemaError(f"{path} has no dataset '{name}' (found {list(handle.keys())[:10]})")
+            if dataset.shape is None or dataset.dtype.kind not in "fiu":
+                raise DataSchemaError(f"{path}: dataset '{name}' is not an array of numbers")
+            yield dataset
+    except DataSchemaError:
+        raise
+    except HDF5_ERRORS as exc:
+        raise DataSchemaError(f"{path} is corrupted ({type(exc).__name__}: {exc}); write it again with "
+                              "`ckkslab data`") from None
 
 
 def save_splits(directory: str | Path, splits: Splits, record: dict[str, Any]) -> None:
@@ -347,10 +428,9 @@ def load_splits(directory: str | Path) -> tuple[Splits, dict[str, Any]]:
     path = Path(directory) / "preprocessing.json"
     if not path.is_file():
         raise FileNotFoundError(f"no preprocessing.json in {directory} (write it with `ckkslab data`)")
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataSchemaError(f"{path} is not valid JSON: {exc}") from exc
+    record = parse_json(path.read_bytes(), str(path), DataSchemaError)
+    if not isinstance(record, dict) or not isinstance(record.get("feature_scaling"), dict):
+        raise DataSchemaError(f"{path} holds no 'feature_scaling' object: write it again with `ckkslab data`")
     xs, ys = {}, {}
     for split in SPLITS:
         xs[split], ys[split] = load_xy(directory, split)

@@ -21,8 +21,8 @@ import ckks
 
 from . import batch_packing as bp
 from . import single_packing as sp
-from .model import Dense, PlainNetwork, Polynomial
-from .plan import InferencePlan, layer_depth
+from .model import SQUARE, Dense, PlainNetwork, Polynomial
+from .plan import InferencePlan, layer_depth, network_problem
 
 
 @dataclass
@@ -76,7 +76,7 @@ def layer_scales(network: PlainNetwork, plan: InferencePlan) -> list[float]:
         scales.append(scale)
         if isinstance(layer, Dense):
             scale = scale * float(moduli[level]) / moduli[level]
-        elif layer_depth(layer) == 1 and len(layer.coeffs) == 2:  # linear: c1 * x (scale q_l), rescale
+        elif layer_depth(layer) == 1 and tuple(layer.coeffs) != SQUARE:  # linear: c1 * x (scale q_l), rescale
             scale = scale * float(moduli[level]) / moduli[level]
         elif layer_depth(layer) == 1:  # x^2
             scale = scale * scale / moduli[level]
@@ -95,7 +95,16 @@ def compile_model(
 
     Batch packing: block diagonals keyed (k, m, j) (see ``batch_packing``); single-record packing: the
     pre-rotated diagonals keyed (g, b) of the baby-step / giant-step method (see ``single_packing``).
+
+    Raises:
+        ArtifactError: ``network`` is not the network ``plan`` was made for (layers, depths, widths).
     """
+    problem = network_problem(network, plan)
+    if problem:
+        from .artifacts import ArtifactError  # imported here: nn.artifacts imports this module
+
+        raise ArtifactError(f"the model is not the network the plan was made for: {problem}: run "
+                            "`ckkslab keygen` with the model the server uses")
     slots = plan.params.slots
     moduli = plan.params.moduli
     scales = layer_scales(network, plan)
@@ -126,7 +135,7 @@ def compile_model(
                 level,
                 w_scale,
             )
-            for key in bp.nonzero_diagonals(layer.weights, block, p, slots)
+            for key in bp.diagonals_to_multiply(layer.weights, block, p, slots)
         }
         biases = {
             m: put(bp.bias_vector(layer.bias, m, block, p, slots), level, b_scale) for m in range(n_out)
@@ -141,8 +150,9 @@ def encrypt_batch(
     """Pack up to ``batch_size`` records (n, d) into ciphertexts at the top level and default scale.
 
     Raises:
-        ckks.ValueRangeError: empty batch, too many records, non-finite values, or values beyond the planned
-            range (the network's intermediate values could overflow).
+        ckks.ValueRangeError: empty batch, too many records, another number of features than the plan's
+            network takes, non-finite values, or values beyond the planned range (the network's intermediate
+            values could overflow).
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] == 0:
@@ -152,6 +162,10 @@ def encrypt_batch(
     if x.shape[0] > plan.block:
         raise ckks.ValueRangeError(
             f"encrypt_batch: {x.shape[0]} records exceed the planned batch of {plan.block}"
+        )
+    if x.shape[1] != plan.input_dim:
+        raise ckks.ValueRangeError(
+            f"encrypt_batch: the records have {x.shape[1]} features, the plan's network takes {plan.input_dim}"
         )
     if not np.all(np.isfinite(x)):
         raise ckks.ValueRangeError("encrypt_batch: the records contain NaN or infinity")

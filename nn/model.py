@@ -14,7 +14,6 @@ decryption), and ``"threshold"`` the decision threshold; absent means probabilit
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,10 @@ from typing import Any
 
 import h5py
 import numpy as np
+
+from nn.data import DataSchemaError
+from nn.hdf5_sandbox import HDF5_ERRORS, read_isolated
+from nn.jsonfile import parse_json
 
 SQUARE = (0.0, 0.0, 1.0)
 METADATA_FILE = "ckkslab.json"
@@ -98,18 +101,22 @@ class PlainNetwork:
         return sum(1 if isinstance(layer, Dense) else layer.depth for layer in self.layers)
 
     def _check_input(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
+        try:
+            x = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise DataSchemaError(f"input must be an array of numbers: {exc}") from None
         if x.ndim != 2 or x.shape[1] != self.input_dim:
-            raise ValueError(f"input must be (n, {self.input_dim}); got shape {x.shape}")
+            raise DataSchemaError(f"input must be (n, {self.input_dim}); got shape {x.shape}: give records "
+                                  f"of the {self.input_dim} features the model was trained on")
         if not np.all(np.isfinite(x)):
-            raise ValueError("input holds NaN or infinite values")
+            raise DataSchemaError("input holds NaN or infinite values: remove or repair those records")
         return x
 
     def forward_trace(self, x: np.ndarray) -> list[np.ndarray]:
         """The input and the output of every layer, in order (for range calibration).
 
         Raises:
-            ValueError: ``x`` is not (n, input_dim) or not finite.
+            DataSchemaError: ``x`` is not (n, input_dim) numbers, or not finite.
         """
         values = [self._check_input(x)]
         for layer in self.layers:
@@ -120,7 +127,7 @@ class PlainNetwork:
         """The network's float64 output (n, output_dim).
 
         Raises:
-            ValueError: ``x`` is not (n, input_dim) or not finite.
+            DataSchemaError: ``x`` is not (n, input_dim) numbers, or not finite.
         """
         return self.forward_trace(x)[-1]
 
@@ -146,86 +153,177 @@ class PlainNetwork:
         return probabilities, (probabilities > self.decision.threshold).astype(np.int64)
 
 
-def _layer_specs(model_json: dict[str, Any]) -> tuple[list[dict[str, Any]], int | None]:
-    if model_json.get("class_name") != "Sequential":
-        found = model_json.get("class_name")
-        raise ModelFormatError(f"only Sequential models are supported, found '{found}'")
-    config = model_json.get("config")
-    layers = config.get("layers") if isinstance(config, dict) else config
-    if not isinstance(layers, list) or not layers:
-        raise ModelFormatError("model.json holds no layer list")
-    input_dim = None
-    for spec in layers:
-        cfg = spec.get("config", {})
-        shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
-        if shape is not None and input_dim is None:
-            input_dim = int(shape[-1])
-    build = config.get("build_input_shape") if isinstance(config, dict) else None
-    if input_dim is None and build:
-        input_dim = int(build[-1])
-    return layers, input_dim
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ModelFormatError(f"cannot read {path}: {exc.strerror}") from None
 
 
-# The largest weight array read: far beyond any network this project encrypts (a Dense of 2^11 x 2^11), small
-# enough that a file declaring a huge sparse dataset is refused before anything is allocated.
+# The largest weight array read, and the widest layer: far beyond any network this project encrypts (a Dense
+# of 2^11 x 2^11), small enough that a file declaring a huge sparse dataset is refused before anything is
+# allocated.
 MAX_WEIGHTS_PER_ARRAY = 1 << 22
 
 
-def _read_array(dataset: h5py.Dataset, layer: str) -> np.ndarray:
-    """A weight array as float64, refused by name (before reading) if it declares more than 2^22 values."""
-    if not isinstance(dataset, h5py.Dataset):
-        raise ModelFormatError(f"model.h5: the weights of layer '{layer}' are not an array")
+def _positive_int(value: Any, what: str) -> int:
+    """``value`` if it is an integer in [1, MAX_WEIGHTS_PER_ARRAY] (JSON true and false are not integers)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_WEIGHTS_PER_ARRAY:
+        raise ModelFormatError(f"{what} must be a positive integer of at most {MAX_WEIGHTS_PER_ARRAY}, "
+                               f"not {value!r:.40}; re-export model.json")
+    return value
+
+
+def _input_width(shape: Any, what: str) -> int:
+    """The last entry of a Keras input shape such as ``[null, 14]``."""
+    if not isinstance(shape, list) or not shape:
+        raise ModelFormatError(f"{what} must be a list such as [null, 14], not {shape!r:.40}")
+    return _positive_int(shape[-1], f"the last entry of {what}")
+
+
+def _check_layer_spec(spec: Any, i: int, path: Path) -> None:
+    """A layer entry is an object with a string ``class_name``, an object ``config`` (if any) and a string
+    ``name`` in it (if any; a Dense layer must have one: its weights are found by name)."""
+    if (not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str)
+            or not isinstance(spec.get("config", {}), dict)):
+        raise ModelFormatError(f"{path}: layer {i} is not an object with a string 'class_name' and an "
+                               "object 'config'; re-export model.json")
+    cfg = spec.get("config", {})
+    if not isinstance(cfg.get("name", "?"), str) or (spec["class_name"] == "Dense" and "name" not in cfg):
+        raise ModelFormatError(f"{path}: layer {i} ({spec['class_name']}) has no string 'name' in its "
+                               "config; re-export model.json")
+
+
+def _layer_specs(model_json: Any, path: Path) -> tuple[list[dict[str, Any]], int | None]:
+    """The layer entries of a Sequential ``model.json`` and its input width (None when it gives none).
+
+    Checked: the top level is an object of class Sequential; ``config.layers`` (or ``config`` itself, as old
+    Keras writes it) is a non-empty list of layer entries (see ``_check_layer_spec``); the input shape, from
+    the first layer that gives one or from ``build_input_shape``, ends with a positive integer.
+    """
+    if not isinstance(model_json, dict):
+        raise ModelFormatError(f"{path} does not describe a Keras model (it is not a JSON object)")
+    if model_json.get("class_name") != "Sequential":
+        found = model_json.get("class_name")
+        raise ModelFormatError(f"only Sequential models are supported, found {found!r:.40}")
+    config = model_json.get("config")
+    layers = config.get("layers") if isinstance(config, dict) else config
+    if not isinstance(layers, list) or not layers:
+        raise ModelFormatError(f"{path} holds no layer list")
+    input_dim = None
+    for i, spec in enumerate(layers):
+        _check_layer_spec(spec, i, path)
+        cfg = spec.get("config", {})
+        shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
+        if shape is not None and input_dim is None:
+            input_dim = _input_width(shape, f"{path}: the input shape of layer {i}")
+    build = config.get("build_input_shape") if isinstance(config, dict) else None
+    if input_dim is None and build:
+        input_dim = _input_width(build, f"{path}: build_input_shape")
+    return layers, input_dim
+
+
+def _read_array(dataset: Any, layer: str, path: str) -> np.ndarray:
+    """A weight array as float64: a numeric dataset of at most 2^22 values (checked from the header, before
+    reading), every value finite."""
+    if not isinstance(dataset, h5py.Dataset) or dataset.shape is None or dataset.dtype.kind not in "fiu":
+        raise ModelFormatError(f"{path}: the weights of layer '{layer}' are not an array of numbers")
     if dataset.size > MAX_WEIGHTS_PER_ARRAY:
-        raise ModelFormatError(f"model.h5: layer '{layer}' declares a weight array of shape {dataset.shape} "
+        raise ModelFormatError(f"{path}: layer '{layer}' declares a weight array of shape {dataset.shape} "
                                f"(more than {MAX_WEIGHTS_PER_ARRAY} values); refusing to read it")
-    return np.asarray(dataset, dtype=np.float64)
+    values = np.asarray(dataset[()], dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        raise ModelFormatError(f"{path}: the weights of layer '{layer}' hold NaN or infinite values; "
+                               "retrain the model or fix its weights")
+    return values
+
+
+def _text_attribute(obj: h5py.HLObject, key: str) -> list[str] | None:
+    """An attribute holding a string or a 1-D array of strings (UTF-8 bytes or str), else None."""
+    value = obj.attrs.get(key)
+    items = value.tolist() if isinstance(value, np.ndarray) and value.ndim == 1 else [value]
+    if not all(isinstance(item, str | bytes) for item in items):
+        return None
+    try:
+        return [item.decode("utf-8") if isinstance(item, bytes) else item for item in items]
+    except UnicodeDecodeError:
+        return None
+
+
+def _read_arrays(arrays: list[Any], layer: str, path: str) -> list[np.ndarray]:
+    if len(arrays) > 2:
+        raise ModelFormatError(f"{path}: layer '{layer}' has {len(arrays)} weight arrays; a Dense layer "
+                               "has a kernel and a bias")
+    return [_read_array(array, layer, path) for array in arrays]
 
 
 def _keras2_weights(root: h5py.Group, name: str) -> list[np.ndarray]:
-    if name not in root:
-        raise ModelFormatError(f"model.h5 has no weights for layer '{name}'")
-    group = root[name]
-    names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("weight_names", [])]
-    return [_read_array(group[n], name) for n in names]
+    """tf-keras 2: group ``<name>`` lists its arrays in the attribute ``weight_names``."""
+    path, group = root.file.filename, root.get(name)
+    if not isinstance(group, h5py.Group):
+        raise ModelFormatError(f"{path} has no weights for layer '{name}'")
+    names = _text_attribute(group, "weight_names")
+    if names is None:
+        raise ModelFormatError(f"{path}: layer '{name}' has no list of strings 'weight_names'")
+    return _read_arrays([group.get(n) for n in names], name, path)
 
 
 def _keras3_weights(layers_group: h5py.Group, name: str) -> list[np.ndarray]:
-    group = layers_group.get(name)
-    if group is None:  # fall back on the layer name Keras 3 records on each vars group
-        for candidate in layers_group.values():
-            vars_group = candidate.get("vars")
-            if vars_group is not None and vars_group.attrs.get("name") == name:
-                group = candidate
-                break
-    if group is None or "vars" not in group:
-        raise ModelFormatError(f"model.h5 has no weights for layer '{name}'")
-    variables = group["vars"]
-    return [_read_array(variables[str(i)], name) for i in range(len(variables))]
+    """Keras 3: ``layers/<name>/vars/<i>``, or else the group whose ``vars`` records the layer's name in its
+    attribute ``name`` (Keras 3 writes it on each vars group)."""
+    path, group = layers_group.file.filename, layers_group.get(name)
+    if not isinstance(group, h5py.Group):
+        group = next((candidate for candidate in layers_group.values()
+                      if isinstance(candidate, h5py.Group) and isinstance(candidate.get("vars"), h5py.Group)
+                      and _text_attribute(candidate["vars"], "name") == [name]), None)
+    variables = group.get("vars") if group is not None else None
+    if not isinstance(variables, h5py.Group):
+        raise ModelFormatError(f"{path} has no weights for layer '{name}'")
+    return _read_arrays([variables.get(str(i)) for i in range(len(variables))], name, path)
+
+
+def _weights_in(handle: h5py.File, path: Path, names: list[str]) -> dict[str, list[np.ndarray]]:
+    """The weights of layers ``names`` in the tf-keras 2 layout (attribute ``layer_names``) or Keras 3's."""
+    root = handle.get("model_weights", handle)  # a full tf-keras save keeps the weights in a group
+    if not isinstance(root, h5py.Group):
+        raise ModelFormatError(f"{path}: 'model_weights' is not a group")
+    if "layer_names" in root.attrs:
+        return {name: _keras2_weights(root, name) for name in names}
+    layers_group = root.get("layers")
+    if isinstance(layers_group, h5py.Group):
+        return {name: _keras3_weights(layers_group, name) for name in names}
+    raise ModelFormatError(f"{path} is neither a Keras 2 nor a Keras 3 weights file")
 
 
 def _read_weights(path: Path, names: list[str]) -> dict[str, list[np.ndarray]]:
+    """The weight arrays of every Dense layer in ``names``; run in a child process (``nn.hdf5_sandbox``)."""
     try:
         handle = h5py.File(path, "r")
-    except OSError as exc:
-        raise ModelFormatError(f"{path} is not an HDF5 file: {exc}") from exc
-    with handle:
-        root = handle["model_weights"] if "model_weights" in handle else handle
-        if "layer_names" in root.attrs:
-            return {name: _keras2_weights(root, name) for name in names}
-        if "layers" in root:
-            return {name: _keras3_weights(root["layers"], name) for name in names}
-        raise ModelFormatError(f"{path} is neither a Keras 2 nor a Keras 3 weights file")
+    except HDF5_ERRORS as exc:
+        raise ModelFormatError(f"{path} is not an HDF5 file: {exc}") from None
+    try:
+        with handle:
+            return _weights_in(handle, path, names)
+    except ModelFormatError:
+        raise
+    except HDF5_ERRORS as exc:
+        raise ModelFormatError(f"{path} is corrupted ({type(exc).__name__}: {exc}); re-export the "
+                               "weights") from None
 
 
 def _dense(spec: dict[str, Any], weights: list[np.ndarray]) -> Dense:
+    """A Dense layer: linear activation, a positive integer ``units``, a boolean ``use_bias``, and a kernel
+    (in, units) and a bias (units,) in model.h5."""
     cfg = spec["config"]
-    name = cfg.get("name", "?")
+    name = cfg["name"]
     activation = cfg.get("activation", "linear")
     if activation not in (None, "linear"):
-        raise ModelFormatError(f"Dense layer '{name}' has activation '{activation}'; only linear Dense "
+        raise ModelFormatError(f"Dense layer '{name}' has activation {activation!r:.40}; only linear Dense "
                                "layers are supported (HElayers ignores it): use a SquareActivation layer")
-    units = int(cfg["units"])
+    units = _positive_int(cfg.get("units"), f"the units of Dense layer '{name}'")
     use_bias = cfg.get("use_bias", True)
+    if not isinstance(use_bias, bool):
+        raise ModelFormatError(f"Dense layer '{name}': use_bias must be true or false, not {use_bias!r:.40}")
     if len(weights) != (2 if use_bias else 1):
         raise ModelFormatError(f"Dense layer '{name}' has {len(weights)} weight arrays in model.h5")
     kernel = weights[0]
@@ -237,36 +335,43 @@ def _dense(spec: dict[str, Any], weights: list[np.ndarray]) -> Dense:
 
 
 def _polynomial(spec: dict[str, Any]) -> Polynomial:
+    """x^2, or a PolyActivation whose ``coeffs`` (or ``coefs``) is a non-empty list of numbers."""
     cfg = spec.get("config", {})
     name = cfg.get("name", "?")
     if spec["class_name"] == "SquareActivation":
         return Polynomial(coeffs=SQUARE, name=name)
     coeffs = cfg.get("coeffs", cfg.get("coefs"))
-    if not isinstance(coeffs, list) or not coeffs or not all(isinstance(c, int | float) for c in coeffs):
+    if (not isinstance(coeffs, list) or not coeffs
+            or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in coeffs)):
         raise ModelFormatError(f"PolyActivation layer '{name}' needs a list of numbers 'coeffs' "
                                "in its config")
     return Polynomial(coeffs=tuple(float(c) for c in coeffs), name=name)
 
 
 def _read_decision(directory: Path) -> tuple[Decision, dict[str, Any]]:
+    """ckkslab.json, if present: an object whose ``output`` is "probability" or "logit" and whose
+    ``threshold`` is a finite number."""
     path = directory / METADATA_FILE
     if not path.is_file():
         return Decision(), {}
-    try:
-        metadata = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelFormatError(f"{path} is not valid JSON: {exc}") from exc
+    metadata = parse_json(_read_bytes(path), str(path), ModelFormatError)
+    if not isinstance(metadata, dict):
+        raise ModelFormatError(f"{path} must hold a JSON object such as "
+                               '{"output": "logit", "threshold": 0.5}')
     output = metadata.get("output", "probability")
     threshold = metadata.get("threshold", 0.5)
     if output not in ("probability", "logit"):
-        raise ModelFormatError(f"{path}: output must be 'probability' or 'logit', not {output!r}")
-    if not isinstance(threshold, int | float) or not math.isfinite(threshold):
-        raise ModelFormatError(f"{path}: threshold must be a finite number, not {threshold!r}")
+        raise ModelFormatError(f"{path}: output must be 'probability' or 'logit', not {output!r:.40}")
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not math.isfinite(threshold):
+        raise ModelFormatError(f"{path}: threshold must be a finite number, not {threshold!r:.40}")
     return Decision(output=output, threshold=float(threshold)), metadata
 
 
 def load_network(model_dir: str | Path) -> PlainNetwork:
     """Load ``model.json`` + ``model.h5`` (+ optional ``ckkslab.json``) from ``model_dir``.
+
+    model.h5 is read in a child process (``nn.hdf5_sandbox``): a corrupted file that crashes or hangs the
+    HDF5 library is refused like any other.
 
     Raises:
         ModelFormatError: a file is missing or malformed, a layer or activation is unsupported (named),
@@ -277,28 +382,22 @@ def load_network(model_dir: str | Path) -> PlainNetwork:
     for path in (json_path, weights_path):
         if not path.is_file():
             raise ModelFormatError(f"{directory} has no {path.name}")
-    try:
-        model_json = json.loads(json_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelFormatError(f"{json_path} is not valid JSON: {exc}") from exc
-    if not isinstance(model_json, dict):
-        raise ModelFormatError(f"{json_path} does not describe a Keras model")
-    specs, input_dim = _layer_specs(model_json)
-    kinds = []
+    specs, input_dim = _layer_specs(parse_json(_read_bytes(json_path), str(json_path), ModelFormatError),
+                                    json_path)
     for spec in specs:
-        kind = spec.get("class_name")
-        if kind not in ("InputLayer", "Dense", "SquareActivation", "PolyActivation"):
+        if spec["class_name"] not in ("InputLayer", "Dense", "SquareActivation", "PolyActivation"):
             name = spec.get("config", {}).get("name", "?")
-            raise ModelFormatError(f"unsupported layer '{name}' of type '{kind}': only Dense, "
-                                   "SquareActivation and PolyActivation layers are supported")
-        kinds.append(kind)
-    dense_names = [spec["config"]["name"] for spec, kind in zip(specs, kinds, strict=True) if kind == "Dense"]
-    weights = _read_weights(weights_path, dense_names)
+            raise ModelFormatError(f"unsupported layer {name!r:.40} of type {spec['class_name']!r:.40}: only "
+                                   "Dense, SquareActivation and PolyActivation layers are supported")
+    decision, metadata = _read_decision(directory)  # before model.h5: reading it costs a process
+    dense_names = [spec["config"]["name"] for spec in specs if spec["class_name"] == "Dense"]
+    weights = read_isolated(lambda: _read_weights(weights_path, dense_names), str(weights_path),
+                            ModelFormatError)
     layers: list[Dense | Polynomial] = []
-    for spec, kind in zip(specs, kinds, strict=True):
-        if kind == "Dense":
+    for spec in specs:
+        if spec["class_name"] == "Dense":
             layers.append(_dense(spec, weights[spec["config"]["name"]]))
-        elif kind != "InputLayer":
+        elif spec["class_name"] != "InputLayer":
             layers.append(_polynomial(spec))
     if not layers:
         raise ModelFormatError(f"{json_path} has no Dense or activation layer")
@@ -307,5 +406,4 @@ def load_network(model_dir: str | Path) -> PlainNetwork:
         if first_dense is None:
             raise ModelFormatError(f"{json_path} gives no input shape")
         input_dim = first_dense.weights.shape[0]
-    decision, metadata = _read_decision(directory)
     return PlainNetwork(layers, input_dim, decision, metadata)

@@ -22,7 +22,7 @@ import ckks
 from ckks.params import HE_STANDARD_MAX_LOG_QP
 
 from . import batch_packing, single_packing
-from .model import Dense, PlainNetwork, Polynomial
+from .model import SQUARE, Dense, PlainNetwork, Polynomial
 
 SPECIAL_PRIME_BITS = 60
 MAX_PRIME_BITS = 60
@@ -33,8 +33,9 @@ class PlanError(ValueError):
 
 
 def layer_depth(layer: Dense | Polynomial) -> int:
-    """Levels a layer consumes: 1 for Dense (plaintext/ciphertext weights, one rescale), 1 for x^2 and for
-    a linear polynomial, 2 for a general degree-2 polynomial (c2*x + c1, then times x)."""
+    """Levels a layer consumes: 1 for Dense (plaintext/ciphertext weights, one rescale), 1 for exactly x^2
+    and for a linear polynomial (c2 = 0), 2 for any other degree-2 polynomial (c2*x + c1, then times x; 2 x^2
+    too), as ``nn.encrypted`` evaluates them."""
     if isinstance(layer, Dense):
         return 1
     degree = len(layer.coeffs) - 1
@@ -44,7 +45,8 @@ def layer_depth(layer: Dense | Polynomial) -> int:
         )
     if degree < 1:
         raise PlanError(f"layer {layer.name!r}: a constant activation carries no information")
-    return 1 if degree == 1 or layer.coeffs[:2] == (0.0, 0.0) else 2
+    linear = degree == 1 or layer.coeffs[2] == 0.0
+    return 1 if linear or tuple(layer.coeffs) == SQUARE else 2
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class InferencePlan:
     value_bound: float  # max |value| observed in any layer on the calibration data, times the margin
     int_bits: int
     frac_bits: int
+    input_dim: int  # features per record: what encrypt_batch accepts and the network the plan was made for
     ranges: tuple[float, ...] = field(default=())
     # Batch packing: rotations of the input ciphertexts that the client encrypts and sends along, so that the
     # first Dense layer needs no key switch for them (only when that at most doubles the data: p = 2).
@@ -218,10 +221,9 @@ def plan_inference(
             per_ct = min(slots // block, 1 << math.ceil(math.log2(width)))
             # Blocks tile the slots exactly, so a rotation by j blocks wraps around block p - 1 to block 0.
             block = slots // per_ct
-            steps = tuple(j * block for j in range(1, per_ct))
         else:
             per_ct = 1
-            steps = single_record_rotation_steps(width)
+        steps = packing_rotation_steps(packing, block, per_ct)
         levels, level = [], params.max_level
         for layer in network.layers:
             levels.append(level)
@@ -243,6 +245,7 @@ def plan_inference(
             value_bound,
             int_bits,
             frac_bits,
+            network.input_dim,
             ranges,
             client_rotations,
         )
@@ -263,3 +266,110 @@ def single_record_rotation_steps(width: int) -> tuple[int, ...]:
     """Baby steps 1..n1-1 and giant steps n1, 2 n1, ... for the diagonal method on a width x width matrix."""
     n1 = single_packing.baby_steps(width)
     return tuple(sorted(set(range(1, n1)) | set(range(n1, width, n1))))
+
+
+def packing_rotation_steps(packing: str, block: int, per_ct: int) -> tuple[int, ...]:
+    """The rotation steps a packing needs: j blocks for j < per_ct (batch), the baby and giant steps of a
+    block x block matrix (single record)."""
+    if packing == "batch":
+        return tuple(j * block for j in range(1, per_ct))
+    return single_record_rotation_steps(block)
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n >= 1 and n & (n - 1) == 0
+
+
+def _packing_problem(plan: InferencePlan) -> str:
+    slots = plan.params.slots
+    if plan.packing not in ("batch", "single"):
+        return f"packing {plan.packing!r} is neither 'batch' nor 'single'"
+    sizes = (plan.batch_size, plan.block, plan.features_per_ciphertext, plan.input_dim)
+    if min(sizes) < 1 or not _is_power_of_two(plan.block):
+        return (f"batch_size {plan.batch_size}, block {plan.block}, features_per_ciphertext "
+                f"{plan.features_per_ciphertext} and input_dim {plan.input_dim} must be positive, the block a "
+                "power of two")
+    if plan.packing == "batch" and plan.block * plan.features_per_ciphertext != slots:
+        return (f"{plan.features_per_ciphertext} blocks of {plan.block} slots do not tile the {slots} slots "
+                "exactly")
+    if plan.packing == "batch" and plan.batch_size > plan.block:
+        return f"a batch of {plan.batch_size} records does not fit a block of {plan.block} slots"
+    if plan.packing == "single" and (plan.features_per_ciphertext != 1 or plan.block > slots):
+        return (f"single-record packing holds one block of at most {slots} slots, not "
+                f"{plan.features_per_ciphertext} of {plan.block}")
+    if plan.packing == "single" and plan.input_dim > plan.block:
+        return f"single-record packing: {plan.input_dim} features do not fit the block of {plan.block} slots"
+    needed = packing_rotation_steps(plan.packing, plan.block, plan.features_per_ciphertext)
+    if plan.rotation_steps != needed:
+        return f"rotation steps {list(plan.rotation_steps)} are not the {list(needed)} this packing needs"
+    allowed = ((), (plan.block,)) if plan.packing == "batch" and plan.features_per_ciphertext == 2 else ((),)
+    if plan.client_rotations not in allowed:
+        return f"client rotations {list(plan.client_rotations)} are not allowed by this packing"
+    return ""
+
+
+def _level_problem(plan: InferencePlan) -> str:
+    if plan.output_level < 0:
+        return f"the chain {list(plan.params.moduli_bits)} has no base prime below its scale-sized primes"
+    chain = list(plan.layer_levels) + [plan.output_level]
+    if chain[0] != plan.params.max_level:
+        return f"the first layer is at level {chain[0]}, not at the top of the chain {plan.params.max_level}"
+    if any(a - b not in (1, 2) for a, b in zip(chain, chain[1:], strict=False)):
+        return (f"layer levels {list(plan.layer_levels)} do not step down by 1 or 2 per layer to the output "
+                f"level {plan.output_level}")
+    if len(plan.ranges) != len(plan.layer_levels) + 1:
+        return f"{len(plan.ranges)} observed ranges for {len(plan.layer_levels)} layers (one per boundary)"
+    return ""
+
+
+def _precision_problem(plan: InferencePlan) -> str:
+    p = plan.params
+    if not (math.isfinite(plan.value_bound) and plan.value_bound > 0):
+        return f"value_bound {plan.value_bound} is not a positive number"
+    if any(not (math.isfinite(r) and r >= 0) for r in plan.ranges):
+        return f"observed ranges {list(plan.ranges)} are not all non-negative numbers"
+    needed = max(1, math.ceil(math.log2(max(plan.value_bound, 1.0))) + 1)
+    if plan.int_bits < needed:
+        return f"int_bits {plan.int_bits} cannot hold values up to value_bound {plan.value_bound:.3g}"
+    if not 8 <= plan.frac_bits <= p.scale_bits:
+        return f"frac_bits {plan.frac_bits} is outside [8, scale_bits = {p.scale_bits}]"
+    base = sum(p.moduli_bits[: plan.output_level + 1])
+    if base < p.scale_bits + plan.int_bits + 1:
+        return (f"the base primes ({base} bits) cannot hold the scale 2^{p.scale_bits} and {plan.int_bits} "
+                "integer bits")
+    return ""
+
+
+def plan_problem(plan: InferencePlan) -> str:
+    """Why a plan read from a file is not one ``plan_inference`` could make ('' if it is).
+
+    Checked: the packing is 'batch' or 'single' and its blocks fit the slots (batch: they tile them exactly
+    and a block holds the batch); the rotation steps are exactly the packing's, client rotations only the
+    one it allows; the layer levels step down the chain by 1 or 2 from the top level to the output level;
+    one observed range per layer boundary; value_bound positive and held by int_bits; frac_bits within the
+    scale; the base primes hold the scale and the integer part. Field types are the reader's job.
+    """
+    return _packing_problem(plan) or _level_problem(plan) or _precision_problem(plan)
+
+
+def network_problem(network: PlainNetwork, plan: InferencePlan) -> str:
+    """What makes ``network`` another network than the one ``plan`` was made for, '' if nothing: its number
+    of layers, the levels each one consumes (the plan's levels step down by each layer's depth) and, for
+    single-record packing, its widths (each within the block)."""
+    if network.input_dim != plan.input_dim:
+        return f"the network takes {network.input_dim} features, the plan was made for {plan.input_dim}"
+    if len(network.layers) != len(plan.layer_levels):
+        return f"the network has {len(network.layers)} layers, the plan was made for {len(plan.layer_levels)}"
+    levels = list(plan.layer_levels) + [plan.output_level]
+    for index, layer in enumerate(network.layers):
+        try:
+            depth = layer_depth(layer)
+        except PlanError as exc:
+            return str(exc)
+        if depth != levels[index] - levels[index + 1]:
+            return (f"layer {layer.name!r} consumes {depth} level(s), the plan gives layer {index + 1} "
+                    f"{levels[index] - levels[index + 1]}")
+    widths = [network.input_dim] + [lay.weights.shape[1] for lay in network.layers if isinstance(lay, Dense)]
+    if plan.packing == "single" and max(widths) > plan.block:
+        return f"a layer of width {max(widths)} does not fit the plan's block of {plan.block} slots"
+    return ""

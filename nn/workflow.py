@@ -23,6 +23,7 @@ import ckks
 
 from . import artifacts
 from . import encrypted as enc
+from .jsonfile import parse_json
 from .model import PlainNetwork
 from .plan import InferencePlan, plan_inference
 
@@ -51,12 +52,18 @@ def _read(path: Path, what: str, step: str) -> bytes:
 
 
 def load_plan(workspace: str | Path) -> InferencePlan:
-    """The plan the client wrote at keygen."""
+    """The plan the client wrote at keygen.
+
+    Raises:
+        WorkflowError: no plan yet, or a plan.json that is not UTF-8 JSON of a valid plan (see
+            ``artifacts.plan_from_dict``); the message names the problem.
+    """
     path = _paths(workspace)["plan"]
+    data = _read(path, "the plan", "ckkslab keygen")
     try:
-        return artifacts.plan_from_dict(json.loads(_read(path, "the plan", "ckkslab keygen")))
-    except json.JSONDecodeError as exc:
-        raise WorkflowError(f"{path} is not valid JSON: {exc}") from None
+        return artifacts.plan_from_dict(parse_json(data, str(path), artifacts.ArtifactError), str(path))
+    except artifacts.ArtifactError as exc:
+        raise WorkflowError(f"{exc}; run `ckkslab keygen` again to rewrite it") from None
 
 
 def keygen(

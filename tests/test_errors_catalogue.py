@@ -290,33 +290,29 @@ CATALOGUE: list[Entry] = [
       lambda w: load_network(model_dir(w, h5_bytes=b"not hdf5")), ModelFormatError, r"is not an HDF5 file"),
     E("model-json-not-utf8", "model.json that is not UTF-8 text",
       lambda w: load_network(write(model_dir(w), "model.json", b'{"a": "\xff"}')), ModelFormatError,
-      r"model.json",
-      bug=("nn/model.py load_network: read_text() raises UnicodeDecodeError", UnicodeDecodeError)),
+      r"model\.json is not UTF-8 text"),
     E("model-layer-not-object", "a layer entry that is not an object",
       lambda w: load_network(model_dir(w, lambda s: s["config"]["layers"].insert(1, 7))), ModelFormatError,
-      r"layer", bug=("nn/model.py _layer_specs: spec.get on an int raises AttributeError", AttributeError)),
+      r"layer 1 is not an object", r"re-export model\.json"),
     E("model-h5-corrupt", "model.h5 whose HDF5 structure is corrupted (opens, fails on read)",
       lambda w: load_network(model_dir(w, h5_bytes=overwrite((CLINICAL / "model.h5").read_bytes(), 112,
                                                                bytes(8)))),
-      ModelFormatError, r"model\.h5",
-      bug=("nn/model.py _read_weights: only h5py.File() is wrapped; group lookups raise RuntimeError",
-           RuntimeError)),
+      ModelFormatError, r"model\.h5 is corrupted", r"re-export the weights"),
     E("model-nan-weights", "NaN or infinite weights in model.h5",
       lambda w: load_network(nan_weights_dir(w)), ModelFormatError, r"NaN|finite",
-      bug=("nn/model.py load_network accepts non-finite weights", DID_NOT_RAISE)),
+      r"retrain the model or fix its weights"),
     E("model-bad-metadata", "ckkslab.json with an unknown output kind",
       lambda w: load_network(write(model_dir(w), "ckkslab.json", b'{"output": "softmax"}')), ModelFormatError,
       r"output must be 'probability' or 'logit', not 'softmax'"),
     E("model-metadata-not-object", "ckkslab.json that is JSON but not an object",
-      lambda w: load_network(write(model_dir(w), "ckkslab.json", b"[]")), ModelFormatError, r"ckkslab\.json",
-      bug=("nn/model.py _read_decision: metadata.get on a list raises AttributeError", AttributeError)),
+      lambda w: load_network(write(model_dir(w), "ckkslab.json", b"[]")), ModelFormatError,
+      r"ckkslab\.json must hold a JSON object"),
     E("network-input-width", "records with another number of features than the model's input",
       lambda w: w.net.forward(np.zeros((2, 5))), (ModelFormatError, DataSchemaError, ckks.ValueRangeError),
-      r"\(n, 3\); got shape \(2, 5\)",
-      bug=("nn/model.py PlainNetwork._check_input raises a plain ValueError (no named class)", ValueError)),
+      r"\(n, 3\); got shape \(2, 5\)", r"give records of the 3 features"),
     E("network-nan-input", "NaN or infinite records given to the plaintext network",
       lambda w: w.net.forward(np.full((2, 3), np.nan)), (DataSchemaError, ckks.ValueRangeError), r"NaN",
-      bug=("nn/model.py PlainNetwork._check_input raises a plain ValueError (no named class)", ValueError)),
+      r"remove or repair those records"),
     # ---------------------------------------------------------------- nn: planning
     E("plan-frac-bits", "fractional precision outside [8, 50]",
       lambda w: plan_inference(w.net, w.x, frac_bits=60), PlanError, r"frac_bits must be in \[8, 50\], "
@@ -351,9 +347,7 @@ CATALOGUE: list[Entry] = [
     E("batch-wrong-width", "records with another number of features than the model's input",
       lambda w: enc.encrypt_batch(np.zeros((2, 5)), w.plan, w.penc,
                                   ckks.Encryptor(w.plan.params, w.pdec.secret_key)),
-      ckks.ValueRangeError, r"5 features",
-      bug=("nn/encrypted.py encrypt_batch does not know the model's input width: 5 features are packed and "
-           "encrypted; predict fails later with a plain ValueError about ciphertext counts", DID_NOT_RAISE)),
+      ckks.ValueRangeError, r"5 features, the plan's network takes 3"),
     E("predict-input-count", "a batch with another number of ciphertexts than the model takes",
       lambda w: enc.predict(w.model, w.inputs[:0] + w.inputs + w.inputs, w.pev), (ckks.ValueRangeError,
                                                                                  artifacts.ArtifactError),
@@ -364,10 +358,7 @@ CATALOGUE: list[Entry] = [
     E("server-model-not-the-plans", "a server model (plain weights) that is not the network the plan was "
                                     "made for",
       lambda w: enc.compile_model(PlainNetwork(w.net.layers[:1], 3), w.plan, w.penc), artifacts.ArtifactError,
-      r"layers",
-      bug=("nn/encrypted.py compile_model: zip(strict=True) raises 'zip() argument 2 is shorter than "
-           "argument 1'",
-           ValueError)),
+      r"the network has 1 layers, the plan was made for 3", r"run `ckkslab keygen` with the model the"),
     # ---------------------------------------------------------------- nn: files
     E("artifact-not-ckkslab", "a model or data file that is not a ckkslab file",
       lambda w: artifacts.model_from_bytes(b"PK\x03\x04" + bytes(100), w.plan.params),
@@ -383,14 +374,25 @@ CATALOGUE: list[Entry] = [
     E("artifact-truncated", "a truncated model file",
       lambda w: artifacts.model_from_bytes(artifacts.model_to_bytes(w.model)[:-10], w.plan.params),
       artifacts.ArtifactError, r"truncated"),
+    E("artifact-model-not-its-plan", "a model file whose layers do not fit its plan (edited)",
+      lambda w: artifacts.model_from_bytes(
+          model_with_layer(w, 1, enc.CompiledActivation("square", 0, SQUARE)), w.plan.params),
+      artifacts.ArtifactError, r"layer 2 \('square'\) is at level 0, the plan puts it at",
+      r"write the model again with `ckkslab encrypt`"),
     E("workflow-out-of-order", "a step run before the one that writes its input",
       lambda w: workflow.predict(workspace(w, with_plan=False)), workflow.WorkflowError,
       r"the context bundle not found", r"run `ckkslab keygen` first"),
     E("workflow-plan-not-json", "a plan.json that is not JSON",
-      lambda w: workflow.load_plan(write_plan(w, b"{")), workflow.WorkflowError, r"is not valid JSON"),
+      lambda w: workflow.load_plan(write_plan(w, b"{")), workflow.WorkflowError, r"is not valid JSON",
+      r"run `ckkslab keygen` again"),
     E("workflow-plan-not-utf8", "a plan.json that is not UTF-8",
-      lambda w: workflow.load_plan(write_plan(w, b'{"\xff": 1}')), workflow.WorkflowError, r"plan",
-      bug=("nn/workflow.py load_plan: json.loads(bytes) raises UnicodeDecodeError", UnicodeDecodeError)),
+      lambda w: workflow.load_plan(write_plan(w, b'{"\xff": 1}')), workflow.WorkflowError,
+      r"plan\.json is not UTF-8", r"run `ckkslab keygen` again"),
+    E("workflow-plan-invalid", "a plan.json whose fields are not a plan keygen could write (edited)",
+      lambda w: workflow.load_plan(write_plan(w, json.dumps({**artifacts.plan_to_dict(w.plan),
+                                                             "packing": "diagonal"}).encode())),
+      workflow.WorkflowError, r"packing 'diagonal' is neither 'batch' nor 'single'",
+      r"run `ckkslab keygen` again"),
     # ---------------------------------------------------------------- nn: data
     E("table-missing", "a table path that does not exist",
       lambda w: load_table(w.tmp / "absent.csv"), FileNotFoundError, r"no table at"),
@@ -411,12 +413,10 @@ CATALOGUE: list[Entry] = [
       r"is not a readable CSV"),
     E("table-infinite", "an infinite value ('inf', '1e400') in a numeric column",
       lambda w: load_table(csv_file(w, lambda t: t.assign(bmi=[float("inf")] + list(t.bmi[1:])))),
-      DataSchemaError, r"bmi",
-      bug=("nn/data.py _check_values checks isna() only: inf passes, then preprocess yields inf features",
-           DID_NOT_RAISE)),
+      DataSchemaError, r"column 'bmi' has infinite values \(rows \[0\]\)", r"replace them"),
     E("table-bad-zip", "a corrupted .zip",
-      lambda w: load_table(write(fresh_dir(w), "t.zip", b"PK\x03\x04" + bytes(60))), DataSchemaError, r"zip",
-      bug=("nn/data.py load_table: zipfile.BadZipFile is not wrapped", Exception)),
+      lambda w: load_table(write(fresh_dir(w), "t.zip", b"PK\x03\x04" + bytes(60))), DataSchemaError,
+      r"t\.zip is not a readable CSV \(or a zip with one CSV\): File is not a zip file"),
     E("xy-missing", "x_<split>.h5 absent",
       lambda w: load_xy(w.tmp, "nosuch"), FileNotFoundError, r"no x_nosuch\.h5 in"),
     E("xy-dataset-name", "an HDF5 file without the x_<split> dataset",
@@ -430,9 +430,7 @@ CATALOGUE: list[Entry] = [
       DataSchemaError, r"x_test\.h5"),
     E("xy-nan", "NaN records in x_test.h5",
       lambda w: load_xy(xy_dir(w, np.full((2, 3), np.nan), np.zeros((2, 1))), "test"), DataSchemaError,
-      r"NaN",
-      bug=("nn/data.py load_xy accepts NaN (refused later by encrypt_batch, or by forward with a plain "
-           "ValueError)", DID_NOT_RAISE)),
+      r"x_test\.h5 holds NaN or infinity \(records \[0, 1\]\)", r"remove or repair those records"),
 ]
 
 
@@ -451,6 +449,14 @@ def overwrite(buf: bytes, at: int, data: bytes) -> bytes:
 def write(directory: Path, name: str, data: bytes) -> Path:
     (directory / name).write_bytes(data)
     return directory if name != "t.csv" and name != "t.zip" else directory / name
+
+
+def model_with_layer(w: SimpleNamespace, index: int, layer) -> bytes:
+    """The model file of ``w.model`` with its layer ``index`` replaced by ``layer``."""
+    layers = list(w.model.layers)
+    layers[index] = layer
+    return artifacts.model_to_bytes(enc.EncryptedModel(w.plan, layers, w.model.encrypted_weights,
+                                                       w.model.input_dim, w.model.output_dim))
 
 
 def write_plan(w: SimpleNamespace, data: bytes) -> Path:

@@ -130,16 +130,6 @@ def clinical_run():
                 decryptor=ckks.Decryptor(plan.params, keygen.secret_key))
 
 
-class FloodingDecryptor:
-    """``decrypt(ct)`` with a fixed ``flood_bits``, for ``nn.encrypted.decrypt_batch``."""
-
-    def __init__(self, decryptor: ckks.Decryptor, bits: float | None) -> None:
-        self.decryptor, self.bits = decryptor, bits
-
-    def decrypt(self, ct: ckks.Ciphertext) -> ckks.Plaintext:
-        return self.decryptor.decrypt(ct, flood_bits=self.bits)
-
-
 def circuit_error_bits(run: dict) -> float:
     """log2 of the largest coefficient of the output's own error: decrypt(ct) - encode(float64 result)."""
     from ckks import rns
@@ -160,8 +150,7 @@ def circuit_error_bits(run: dict) -> float:
 def scores_with(run: dict, bits: float | None) -> np.ndarray:
     from nn import encrypted as enc
 
-    return enc.decrypt_batch(run["outputs"], 4096, run["plan"], 1, run["encoder"],
-                             FloodingDecryptor(run["decryptor"], bits))
+    return enc.decrypt_batch(run["outputs"], 4096, run["plan"], 1, run["encoder"], run["decryptor"], bits)
 
 
 SWEEP = (None, 10, 20, CLINICAL_FLOOD_BITS, 28, 30, 32, 34, 36, 40)  # printed; only None and 25 are asserted

@@ -36,7 +36,10 @@ def run(net, x, plan, encrypt_weights):
 
 
 @pytest.mark.parametrize("encrypt_weights", [False, True])
-@pytest.mark.parametrize("poly", [SQUARE, (0.1, -0.5, 0.25)])
+@pytest.mark.parametrize("poly", [SQUARE, (0.1, -0.5, 0.25),
+                                  # the levels planned for these two must be those _activation uses: 2x^2 is
+                                  # not x^2 (two levels), c0 + c1 x + 0 x^2 is linear (one)
+                                  (0.0, 0.0, 2.0), (0.1, -0.5, 0.0)])
 def test_toy_size_matches_plaintext(encrypt_weights, poly):
     rng = np.random.default_rng(1)
     net = small_network(rng, poly=poly)
@@ -143,3 +146,30 @@ def test_client_sent_rotations_replace_the_first_layers_key_switches(encrypt_wei
     assert np.max(np.abs(got - net.forward(x))) < 2.0**-12
     with pytest.raises(ValueError, match="expects 3 or 6 input ciphertexts"):
         enc.predict(model, inputs[:4], ev)
+
+
+def test_a_dense_output_block_of_zero_weights_is_its_bias():
+    """Dense 3 -> 8 with 4 features per ciphertext and weights of outputs 4..7 all zero: the second output
+    ciphertext has no diagonal to multiply, only its bias."""
+    rng = np.random.default_rng(14)
+    weights = rng.uniform(-1, 1, (3, 8))
+    weights[:, 4:] = 0.0
+    net = PlainNetwork([Dense(weights, rng.uniform(-1, 1, 8), "dense"), Polynomial(SQUARE, "square"),
+                        Dense(rng.uniform(-1, 1, (8, 1)), rng.uniform(-1, 1, 1), "out")], 3)
+    x = rng.uniform(0, 1, (8, 3))
+    plan = plan_inference(net, x, batch_size=8, frac_bits=20, security=None, ring_degree=64)
+    assert plan.features_per_ciphertext == 4
+    got = run(net, x, plan, encrypt_weights=False)
+    assert np.max(np.abs(got - net.forward(x))) < 2.0**-12
+
+
+@pytest.mark.parametrize("encrypt_weights", [False, True])
+def test_single_record_packing_of_an_all_zero_dense_is_its_bias(encrypt_weights):
+    """Single-record (BSGS) packing, last Dense all zero: no diagonal is nonzero, the output is the bias."""
+    rng = np.random.default_rng(15)
+    net = PlainNetwork([Dense(rng.uniform(-1, 1, (3, 4)), rng.uniform(-1, 1, 4), "dense"),
+                        Polynomial(SQUARE, "square"), Dense(np.zeros((4, 1)), np.array([0.3]), "out")], 3)
+    x = rng.uniform(0, 1, (1, 3))
+    plan = plan_inference(net, x, batch_size=1, frac_bits=20, security=None, ring_degree=64, packing="single")
+    got = run(net, x, plan, encrypt_weights)
+    assert np.max(np.abs(got - net.forward(x))) < 2.0**-12
