@@ -56,7 +56,7 @@ def read_isolated(read: Callable[[], T], what: str, error: type[Exception],
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(read_fd)
-        _child(read, write_fd, timeout)
+        _child(read, write_fd, timeout, lambda text: error(f"reading {what} failed: {text}"))
     os.close(write_fd)
     answer = None
     try:
@@ -81,8 +81,12 @@ def read_isolated(read: Callable[[], T], what: str, error: type[Exception],
     return value
 
 
-def _child(read: Callable[[], object], write_fd: int, timeout: float) -> None:
-    """Run ``read`` under lowered limits and send its outcome; always ends with ``os._exit``."""
+def _child(read: Callable[[], object], write_fd: int, timeout: float,
+           named: Callable[[str], Exception]) -> None:
+    """Run ``read`` under lowered limits and send its outcome; always ends with ``os._exit``.
+
+    ``named(text)``: the loader's named error, sent instead of an exception that pickle cannot carry.
+    """
     status = 1
     try:
         faulthandler.disable()  # a crash is reported by the parent, not dumped on stderr
@@ -96,7 +100,7 @@ def _child(read: Callable[[], object], write_fd: int, timeout: float) -> None:
             try:
                 message = pickle.dumps(("raised", exc))
             except Exception:  # noqa: BLE001 -- an exception pickle cannot carry: send its text
-                message = pickle.dumps(("raised", RuntimeError(traceback.format_exc())))
+                message = pickle.dumps(("raised", named(f"{type(exc).__name__}: {exc}")))
         with os.fdopen(write_fd, "wb") as pipe:
             pipe.write(message)
         status = 0

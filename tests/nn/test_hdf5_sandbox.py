@@ -66,14 +66,14 @@ def test_what_the_child_raises_is_raised_again_with_its_message():
         read_isolated(lambda: {}["kernel"], "model.h5", ModelFormatError, timeout=TIMEOUT)
 
 
-def test_an_exception_pickle_cannot_carry_arrives_as_its_traceback():
+def test_an_exception_pickle_cannot_carry_arrives_as_the_named_error():
     class Local(Exception):  # a class local to a function cannot be pickled
         pass
 
     def fail():
         raise Local("lost class")
 
-    with pytest.raises(RuntimeError, match="lost class"):
+    with pytest.raises(ModelFormatError, match="reading model.h5 failed: Local: lost class"):
         read_isolated(fail, "model.h5", ModelFormatError, timeout=TIMEOUT)
 
 
