@@ -2,7 +2,7 @@
 
 Layers (imports go one way, down): params -> ring (primes, modarith, ntt, rns, basis_conversion, automorphism,
 sampling) -> rlwe (ciphertext, keys, keyswitch, encryptor) -> scheme (embedding, encoder, evaluator,
-serialization). See README.md for a runnable example.
+serialization: wire, bundle). See README.md for a runnable example.
 """
 
 from .ciphertext import Ciphertext, Plaintext
@@ -21,7 +21,8 @@ from .errors import (
 from .evaluator import Evaluator
 from .keys import GaloisKeys, KeyGenerator, PublicKey, RelinKey, SecretKey, SwitchingKey, made_from
 from .params import Parameters
-from .serialization import ServerBundle, from_bytes, load, save, to_bytes
+from .bundle import ServerBundle
+from .serialization import from_bytes, load, save, to_bytes
 
 __all__ = [
     "Ciphertext", "CkksError", "Decryptor", "Encoder", "Encryptor", "Evaluator", "GaloisKeys", "KeyGenerator",

@@ -40,7 +40,6 @@ import hashlib
 import io
 import math
 import struct
-from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from typing import BinaryIO
@@ -48,19 +47,19 @@ from typing import BinaryIO
 import numpy as np
 
 from . import rns
+from .bundle import ServerBundle, fingerprints_of
 from .ciphertext import Ciphertext, Plaintext
 from .errors import ParameterError, SerializationError
 from .instrument import timed
 from .keys import GaloisKeys, PublicKey, RelinKey, SecretKey, SwitchingKey
 from .params import Parameters
+from .wire import U8, U32, U64, Reader, array_parts
 
 MAGIC = b"CKKSLAB\0"
 FORMAT_VERSION = 1
 HEADER = struct.Struct("<8sHHI16sQ")
 CHECKSUM_SIZE = 32
-_DTYPES = {1: np.dtype("<u8"), 2: np.dtype("i1")}
 _BUNDLE_MEMBERS = (1, 5, 6, 7)  # PARAMETERS, PUBLIC_KEY, RELIN_KEY, GALOIS_KEYS
-_U8, _U32, _U64 = struct.Struct("<B"), struct.Struct("<I"), struct.Struct("<Q")
 
 
 class ObjectType(IntEnum):
@@ -76,37 +75,6 @@ class ObjectType(IntEnum):
     SERVER_BUNDLE = 8
 
 
-@dataclass(frozen=True)
-class ServerBundle:
-    """What the server receives: the parameters and the public and evaluation keys, never the secret key.
-
-    Raises:
-        SerializationError: if a field is a SecretKey, of the wrong type, or made with other parameters.
-    """
-
-    params: Parameters
-    public_key: PublicKey | None = None
-    relin_key: RelinKey | None = None
-    galois_keys: GaloisKeys | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.params, Parameters):
-            raise SerializationError(f"ServerBundle.params is a {type(self.params).__name__}, not Parameters")
-        fields = (("public_key", self.public_key, PublicKey), ("relin_key", self.relin_key, RelinKey),
-                  ("galois_keys", self.galois_keys, GaloisKeys))
-        for name, value, kind in fields:
-            if isinstance(value, SecretKey):
-                raise SerializationError(f"ServerBundle.{name} is a SecretKey: the secret key stays with the "
-                                         "client and can never be part of what the server receives")
-            if value is not None and not isinstance(value, kind):
-                raise SerializationError(f"ServerBundle.{name} must be {kind.__name__} or None, "
-                                         f"got {type(value).__name__}")
-            for fp in _fingerprints(value):
-                if fp != self.params.fingerprint:
-                    raise SerializationError(f"ServerBundle.{name} was made with other parameters "
-                                             f"({fp}, bundle parameters {self.params.fingerprint})")
-
-
 _CLASSES: dict[ObjectType, type] = {
     ObjectType.PARAMETERS: Parameters, ObjectType.PLAINTEXT: Plaintext, ObjectType.CIPHERTEXT: Ciphertext,
     ObjectType.SECRET_KEY: SecretKey, ObjectType.PUBLIC_KEY: PublicKey, ObjectType.RELIN_KEY: RelinKey,
@@ -115,23 +83,7 @@ Serializable = (Parameters | Plaintext | Ciphertext | SecretKey | PublicKey | Re
                 | ServerBundle)
 
 
-def _fingerprints(obj: object) -> list[str]:
-    if isinstance(obj, RelinKey):
-        return [obj.key.fingerprint]
-    if isinstance(obj, GaloisKeys):
-        return [k.fingerprint for k in obj.keys.values()]
-    return [obj.fingerprint] if isinstance(obj, (PublicKey, SecretKey, Plaintext, Ciphertext)) else []
-
-
 # ----------------------------------------------------------------------------------------------- writing
-
-
-def _array(a: np.ndarray, code: int, what: str) -> list[bytes | memoryview]:
-    if not isinstance(a, np.ndarray) or a.dtype != _DTYPES[code].newbyteorder("="):
-        raise SerializationError(f"cannot save {what}: expected a {_DTYPES[code]} numpy array, "
-                                 f"got {getattr(a, 'dtype', type(a).__name__)}")
-    data = np.ascontiguousarray(a, dtype=_DTYPES[code])
-    return [struct.pack(f"<BB{a.ndim}Q", code, a.ndim, *a.shape), memoryview(data).cast("B")]
 
 
 def _body(obj: object) -> tuple[ObjectType, list[bytes | memoryview]]:
@@ -143,28 +95,28 @@ def _body(obj: object) -> tuple[ObjectType, list[bytes | memoryview]]:
         return ObjectType.PARAMETERS, [head, *(struct.pack(f"<B{len(b)}B", len(b), *b) for b in bits)]
     if isinstance(obj, Plaintext):
         return ObjectType.PLAINTEXT, [struct.pack("<Hd", obj.level, obj.scale),
-                                      *_array(obj.data, 1, "plaintext")]
+                                      *array_parts(obj.data, 1, "plaintext")]
     if isinstance(obj, Ciphertext):
         return ObjectType.CIPHERTEXT, [struct.pack("<HdB", obj.level, obj.scale, obj.size),
-                                       *_array(obj.data, 1, "ciphertext")]
+                                       *array_parts(obj.data, 1, "ciphertext")]
     if isinstance(obj, SecretKey):
-        return ObjectType.SECRET_KEY, _array(obj.coefficients, 2, "secret key")
+        return ObjectType.SECRET_KEY, array_parts(obj.coefficients, 2, "secret key")
     if isinstance(obj, PublicKey):
-        return ObjectType.PUBLIC_KEY, _array(obj.data, 1, "public key")
+        return ObjectType.PUBLIC_KEY, array_parts(obj.data, 1, "public key")
     if isinstance(obj, RelinKey):
-        return ObjectType.RELIN_KEY, _array(obj.key.data, 1, "relinearization key")
+        return ObjectType.RELIN_KEY, array_parts(obj.key.data, 1, "relinearization key")
     if isinstance(obj, GaloisKeys):
-        parts: list[bytes | memoryview] = [_U32.pack(len(obj.keys))]
+        parts: list[bytes | memoryview] = [U32.pack(len(obj.keys))]
         for g in sorted(obj.keys):
             if not isinstance(obj.keys[g], SwitchingKey):
                 raise SerializationError(f"cannot save Galois key {g}: it is a {type(obj.keys[g]).__name__}, "
                                          "not a SwitchingKey")
-            parts += [_U64.pack(g), *_array(obj.keys[g].data, 1, f"Galois key {g}")]
+            parts += [U64.pack(g), *array_parts(obj.keys[g].data, 1, f"Galois key {g}")]
         return ObjectType.GALOIS_KEYS, parts
     if isinstance(obj, ServerBundle):
         ServerBundle.__post_init__(obj)  # again: object.__setattr__ can force a frozen dataclass
         members = [m for m in (obj.params, obj.public_key, obj.relin_key, obj.galois_keys) if m is not None]
-        parts = [_U8.pack(len(members))]
+        parts = [U8.pack(len(members))]
         for member in members:
             kind, body = _body(member)
             parts += [struct.pack("<HQ", kind, sum(len(p) for p in body)), *body]
@@ -182,7 +134,7 @@ def _encode(obj: Serializable) -> tuple[list[bytes | memoryview], bytes]:
     elif isinstance(obj, ServerBundle):
         fingerprint = obj.params.fingerprint
     else:
-        found = set(_fingerprints(obj))
+        found = set(fingerprints_of(obj))
         if len(found) != 1:
             raise SerializationError(
                 "cannot save a GaloisKeys with no keys on its own: it carries no parameter fingerprint "
@@ -224,45 +176,7 @@ def save(obj: Serializable, path_or_file: str | Path | BinaryIO) -> None:
 # ----------------------------------------------------------------------------------------------- reading
 
 
-class _Reader:
-    """Reads fields from a buffer, checking every length against the bytes that remain."""
-
-    def __init__(self, buf: memoryview, what: str) -> None:
-        self.buf, self.pos, self.what = buf, 0, what
-
-    def fail(self, message: str) -> SerializationError:
-        return SerializationError(f"{self.what}: {message}")
-
-    def take(self, n: int, field: str) -> memoryview:
-        if n > len(self.buf) - self.pos:
-            raise self.fail(f"truncated: {field} needs {n} bytes, only {len(self.buf) - self.pos} remain")
-        self.pos += n
-        return self.buf[self.pos - n : self.pos]
-
-    def unpack(self, fmt: struct.Struct, field: str) -> tuple:
-        return fmt.unpack(self.take(fmt.size, field))
-
-    def array(self, shape: tuple[int, ...], code: int, field: str) -> np.ndarray:
-        """The array ``field``, which must have exactly this shape and dtype code."""
-        got_code, ndim = self.unpack(struct.Struct("<BB"), f"{field} header")
-        if got_code != code:
-            raise self.fail(f"{field} has dtype code {got_code}, expected {code} ({_DTYPES[code]})")
-        if ndim != len(shape):
-            raise self.fail(f"{field} has {ndim} dimensions, expected {len(shape)} (shape {shape})")
-        dims = self.unpack(struct.Struct(f"<{ndim}Q"), f"{field} shape")
-        if dims != shape:
-            raise self.fail(f"{field} has shape {dims}, expected {shape} for these parameters")
-        count = math.prod(shape)
-        raw = self.take(count * _DTYPES[code].itemsize, field)
-        native = _DTYPES[code].newbyteorder("=")
-        return np.frombuffer(raw, dtype=_DTYPES[code], count=count).reshape(shape).astype(native)
-
-    def done(self) -> None:
-        if self.pos != len(self.buf):
-            raise self.fail(f"{len(self.buf) - self.pos} unexpected bytes after the last field")
-
-
-def _check_residues(a: np.ndarray, moduli: tuple[int, ...], r: _Reader, field: str) -> np.ndarray:
+def _check_residues(a: np.ndarray, moduli: tuple[int, ...], r: Reader, field: str) -> np.ndarray:
     """``a`` (..., limbs, N) unchanged if every residue in row i is below moduli[i]."""
     bad = a >= np.array(moduli, dtype=np.uint64).reshape(len(moduli), 1)
     if bad.any():
@@ -272,7 +186,7 @@ def _check_residues(a: np.ndarray, moduli: tuple[int, ...], r: _Reader, field: s
     return a
 
 
-def _level_scale(r: _Reader, params: Parameters) -> tuple[int, float]:
+def _level_scale(r: Reader, params: Parameters) -> tuple[int, float]:
     level, scale = r.unpack(struct.Struct("<Hd"), "level and scale")
     if level > params.max_level:
         raise r.fail(f"level {level} is outside [0, {params.max_level}] for these parameters")
@@ -281,11 +195,11 @@ def _level_scale(r: _Reader, params: Parameters) -> tuple[int, float]:
     return level, scale
 
 
-def _read_params(r: _Reader, fingerprint: str) -> Parameters:
+def _read_params(r: Reader, fingerprint: str) -> Parameters:
     n, scale_bits, security, digits = r.unpack(struct.Struct("<IBHB"), "parameters")
     bits = []
     for name in ("moduli_bits", "special_moduli_bits"):
-        (count,) = r.unpack(_U8, f"{name} count")
+        (count,) = r.unpack(U8, f"{name} count")
         bits.append(r.unpack(struct.Struct(f"<{count}B"), name))
     r.done()
     try:
@@ -298,20 +212,20 @@ def _read_params(r: _Reader, fingerprint: str) -> Parameters:
     return params
 
 
-def _read_switching_key(r: _Reader, params: Parameters, field: str) -> SwitchingKey:
+def _read_switching_key(r: Reader, params: Parameters, field: str) -> SwitchingKey:
     qp = params.moduli + params.special_moduli
     data = r.array((params.digits, 2, len(qp), params.ring_degree), 1, field)
     return SwitchingKey(_check_residues(data, qp, r, field), params.fingerprint)
 
 
-def _read_body(kind: ObjectType, r: _Reader, params: Parameters) -> Serializable:
+def _read_body(kind: ObjectType, r: Reader, params: Parameters) -> Serializable:
     """Decode a body of ``kind`` (not PARAMETERS or SERVER_BUNDLE) against ``params``."""
     n, fp, qp = params.ring_degree, params.fingerprint, params.moduli + params.special_moduli
     if kind in (ObjectType.PLAINTEXT, ObjectType.CIPHERTEXT):
         level, scale = _level_scale(r, params)
         shape: tuple[int, ...] = (level + 1, n)
         if kind == ObjectType.CIPHERTEXT:
-            (size,) = r.unpack(_U8, "size")
+            (size,) = r.unpack(U8, "size")
             if size not in (2, 3):
                 raise r.fail(f"ciphertext size {size} is not 2 or 3")
             shape = (size, *shape)
@@ -329,13 +243,13 @@ def _read_body(kind: ObjectType, r: _Reader, params: Parameters) -> Serializable
     elif kind == ObjectType.RELIN_KEY:
         obj = RelinKey(_read_switching_key(r, params, "data"))
     elif kind == ObjectType.GALOIS_KEYS:
-        (count,) = r.unpack(_U32, "key count")
+        (count,) = r.unpack(U32, "key count")
         if count > n - 1:
             raise r.fail(f"{count} Galois keys declared, but N = {n} has only {n - 1} non-trivial elements")
         obj = GaloisKeys(ring_degree=n)
         previous = 1
         for i in range(count):
-            (g,) = r.unpack(_U64, f"Galois element {i}")
+            (g,) = r.unpack(U64, f"Galois element {i}")
             if g % 2 == 0 or not previous < g < 2 * n:
                 raise r.fail(f"Galois element {g} is not odd, in (1, {2 * n}) and above the previous one "
                              f"({previous})")
@@ -347,8 +261,8 @@ def _read_body(kind: ObjectType, r: _Reader, params: Parameters) -> Serializable
     return obj
 
 
-def _read_bundle(r: _Reader, fingerprint: str) -> ServerBundle:
-    (count,) = r.unpack(_U8, "record count")
+def _read_bundle(r: Reader, fingerprint: str) -> ServerBundle:
+    (count,) = r.unpack(U8, "record count")
     members: dict[ObjectType, Serializable] = {}
     params: Parameters | None = None
     previous = 0
@@ -362,7 +276,7 @@ def _read_bundle(r: _Reader, fingerprint: str) -> ServerBundle:
             raise r.fail(f"record {i} ({ObjectType(code).name}) is out of order: parameters first, then "
                          "public, relinearization and Galois keys, each at most once")
         name = ObjectType(code).name
-        sub = _Reader(r.take(length, f"record {i} ({name})"), f"{r.what}, {name}")
+        sub = Reader(r.take(length, f"record {i} ({name})"), f"{r.what}, {name}")
         if code == ObjectType.PARAMETERS:
             params = _read_params(sub, fingerprint)
         else:
@@ -392,7 +306,7 @@ def from_bytes(buf: bytes | bytearray | memoryview, params: Parameters | None = 
         view = memoryview(buf).cast("B")
     except TypeError as e:
         raise SerializationError(f"expected a bytes-like buffer, got {type(buf).__name__}") from e
-    r = _Reader(view, "ckkslab buffer")
+    r = Reader(view, "ckkslab buffer")
     if len(view) == 0:
         raise r.fail("empty buffer: not a ckkslab file")
     if bytes(view[: len(MAGIC)]) != MAGIC[: len(view)]:
@@ -423,7 +337,7 @@ def from_bytes(buf: bytes | bytearray | memoryview, params: Parameters | None = 
     if params is not None and params.fingerprint != fingerprint:
         raise r.fail(f"the {_CLASSES[kind].__name__} was made with other parameters (fingerprint "
                      f"{fingerprint}, params= has {params.fingerprint})")
-    body = _Reader(r.take(length, "body"), _CLASSES[kind].__name__)
+    body = Reader(r.take(length, "body"), _CLASSES[kind].__name__)
     if kind == ObjectType.PARAMETERS:
         return _read_params(body, fingerprint)
     if kind == ObjectType.SERVER_BUNDLE:
