@@ -85,7 +85,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import ckks  # noqa: E402
-from nn import artifacts, workflow  # noqa: E402
+from nn import artifacts, container, workflow  # noqa: E402
 from nn import encrypted as enc  # noqa: E402
 from nn.data import DataSchemaError, load_table, load_xy, preprocess, save_xy  # noqa: E402
 from nn.model import Dense, ModelFormatError, PlainNetwork, Polynomial, load_network  # noqa: E402
@@ -399,7 +399,7 @@ class Loader:
 
 def split_container(buf: bytes) -> tuple[str, list[bytes]] | None:
     """(JSON header text, object blobs) of an nn container, or None if it does not parse."""
-    magic = artifacts.MAGIC
+    magic = container.MAGIC
     try:
         if not buf.startswith(magic):
             return None
@@ -423,7 +423,7 @@ def split_container(buf: bytes) -> tuple[str, list[bytes]] | None:
 
 def join_container(header: str, blobs: list[bytes]) -> bytes:
     text = header.encode()
-    parts = [artifacts.MAGIC, struct.pack("<HI", artifacts.VERSION, len(text)), text,
+    parts = [container.MAGIC, struct.pack("<HI", container.VERSION, len(text)), text,
              struct.pack("<I", len(blobs))]
     for blob in blobs:
         parts += [struct.pack("<Q", len(blob)), blob]
@@ -714,7 +714,7 @@ def container_loaders() -> list[Loader]:
 def container_edge_cases(seed: bytes) -> list[tuple[int, str, bytes]]:
     """Headers that are not objects, absurd counts and sizes, a container of the other kind."""
     header, blobs = split_container(seed)
-    magic, version = artifacts.MAGIC, struct.pack("<H", artifacts.VERSION)
+    magic, version = container.MAGIC, struct.pack("<H", container.VERSION)
     cases = [(name, join_container(text.decode("utf-8", errors="replace"), blobs))
              for name, text in json_edge_cases() if name not in ("invalid-utf8", "utf16", "nul")]
     cases += [
@@ -1320,9 +1320,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loaders", default=None,
                         help="comma-separated loader names or prefixes (default all)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the mutation generator (default 1)")
-    parser.add_argument("--timeout", type=float, default=8.0, help="seconds per input before it counts as a "
-                        "hang (default 8: above the 5 s after which the loaders' HDF5 sandbox refuses a file it "
-                        "cannot finish reading; a normal input takes milliseconds)")
+    parser.add_argument("--timeout", type=float, default=8.0,
+                        help="seconds per input before it counts as a hang (default 8: above the 5 s after "
+                        "which the loaders' HDF5 sandbox refuses a file it cannot finish reading; a normal "
+                        "input takes milliseconds)")
     parser.add_argument("--mem-cap-mb", type=int, default=1024, help="address space allowed above the start "
                         "(default 1024; 0 = no cap)")
     parser.add_argument("--json", type=Path, default=None, help="write the results as JSON")

@@ -5,6 +5,7 @@ sampling) -> rlwe (ciphertext, keys, keyswitch, encryptor) -> scheme (embedding,
 serialization: wire, bundle). See README.md for a runnable example.
 """
 
+from .bundle import ServerBundle
 from .ciphertext import Ciphertext, Plaintext
 from .encoder import Encoder
 from .encryptor import Decryptor, Encryptor
@@ -21,7 +22,6 @@ from .errors import (
 from .evaluator import Evaluator
 from .keys import GaloisKeys, KeyGenerator, PublicKey, RelinKey, SecretKey, SwitchingKey, made_from
 from .params import Parameters
-from .bundle import ServerBundle
 from .serialization import from_bytes, load, save, to_bytes
 
 __all__ = [

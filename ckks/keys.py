@@ -10,7 +10,6 @@ from s' = s^2, the Galois key of g from s' = s(X^g). None of these objects conta
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +18,7 @@ from . import automorphism, rns
 from .errors import MissingKeyError, ParameterError
 from .params import Parameters
 from .progress import Progress
-from .sampling import GAUSSIAN_SIGMA, GAUSSIAN_TAIL, RandomSource, gaussian, ternary, uniform_mod
+from .sampling import GAUSSIAN_BOUND, RandomSource, gaussian, ternary, uniform_mod
 
 
 @dataclass
@@ -163,9 +162,9 @@ def made_from(secret_key: SecretKey, public_key: PublicKey, relin_key: RelinKey,
     """Whether the public key and the relinearization key were generated from ``secret_key``.
 
     KeyGen leaves b + a*s = e for the public key and b_0 + a_0*s - P*s^2 = e_0 for digit 0 of the
-    relinearization key (its gadget is 1 modulo q_0), with every |e_i| <= 19, the Gaussian's tail cut. Under
+    relinearization key (its gadget is 1 modulo q_0), with every |e_i| <= 20, the Gaussian's tail cut. Under
     another secret s' both sides gain a*(s' - s), uniform modulo q_0: all N coefficients would have to fall in
-    [-19, 19] by chance, probability (39 / q_0)^N. Checked modulo q_0 only: two NTT products.
+    [-20, 20] by chance, probability (41 / q_0)^N. Checked modulo q_0 only: two NTT products.
     """
     q0 = rns.rns_basis(params.moduli[:1], params.ring_degree)
     s = secret_key.ntt[:1]
@@ -181,7 +180,7 @@ def made_from(secret_key: SecretKey, public_key: PublicKey, relin_key: RelinKey,
 
 def _is_small(poly_ntt: np.ndarray, basis: rns.RnsBasis) -> bool:
     """Whether the polynomial (NTT form, one prime q) has every coefficient in [-bound, bound] modulo q."""
-    bound = math.ceil(GAUSSIAN_TAIL * GAUSSIAN_SIGMA)
+    bound = GAUSSIAN_BOUND
     q = np.uint64(basis.moduli[0])
     coefficients = rns.from_ntt(poly_ntt, basis)[0]
     return bool(np.all((coefficients <= bound) | (coefficients >= q - np.uint64(bound))))

@@ -15,6 +15,7 @@ from .instrument import timed
 
 GAUSSIAN_SIGMA = 3.2  # Homomorphic Encryption Standard, section 2.1
 GAUSSIAN_TAIL = 6  # tail cut at 6 sigma
+GAUSSIAN_BOUND = math.ceil(GAUSSIAN_TAIL * GAUSSIAN_SIGMA)  # 20: every error coefficient is in [-20, 20]
 
 
 class RandomSource:
@@ -48,8 +49,7 @@ def ternary(source: RandomSource, n: int) -> np.ndarray:
 
 
 def _gaussian_cdf() -> tuple[np.ndarray, np.ndarray]:
-    bound = math.ceil(GAUSSIAN_TAIL * GAUSSIAN_SIGMA)
-    support = np.arange(-bound, bound + 1)
+    support = np.arange(-GAUSSIAN_BOUND, GAUSSIAN_BOUND + 1)
     weights = np.exp(-(support.astype(np.float64) ** 2) / (2 * GAUSSIAN_SIGMA**2))
     cdf = np.cumsum(weights) / weights.sum()
     return support, cdf
@@ -60,7 +60,7 @@ _SUPPORT, _CDF = _gaussian_cdf()
 
 @timed("sample_gaussian")
 def gaussian(source: RandomSource, n: int) -> np.ndarray:
-    """n coefficients from the discrete Gaussian of sigma 3.2 on [-19, 19] (int64), by inverting its CDF."""
+    """n coefficients from the discrete Gaussian of sigma 3.2 on [-20, 20] (int64), by inverting its CDF."""
     idx = np.searchsorted(_CDF, source.unit_floats(n), side="right")
     return _SUPPORT[np.minimum(idx, _SUPPORT.size - 1)]
 

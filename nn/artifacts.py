@@ -1,122 +1,59 @@
-"""Files the client and the server exchange: an encrypted (or encoded) model and lists of ciphertexts.
-
-Container: magic ``CKKSLAB-NN``, format version (u16), JSON header length (u32) and JSON header (what the
-objects are: plan, layer structure), object count (u32), then each object as u64 length + ``ckks`` serialized
-bytes (which carry their own header, checksum and parameter fingerprint).
+"""Files the client and the server exchange: an encrypted (or encoded) model and lists of ciphertexts, in the
+container of ``nn.container``, and the plan as JSON.
 
 Every field is checked on load, so that a loaded object is exactly what the file says or ``ArtifactError``
 names what is wrong: the header holds exactly the fields the writer puts there, each of its type; the plan
 is one ``plan_inference`` could have made; the layers have the plan's levels and depths, their diagonal keys
-fit the packing, their widths chain from ``input_dim`` to ``output_dim``, and their weights are at their
-level.
+fit the packing, every output has one, their widths chain from ``input_dim`` to ``output_dim``, and their
+weights are at their level.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import struct
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+import re
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 import ckks
 
 from . import batch_packing, single_packing
+from .container import (
+    REMEDY,
+    ArtifactError,
+    advice,
+    exact_fields,
+    integer,
+    list_of,
+    load_object,
+    number,
+    pack,
+    show,
+    string,
+    unpack,
+)
 from .encrypted import CompiledActivation, CompiledDense, EncryptedModel
-from .jsonfile import parse_json
 from .model import Polynomial
 from .plan import InferencePlan, PlanError, layer_depth, plan_problem
 
-MAGIC = b"CKKSLAB-NN"
-VERSION = 1
-MAX_HEADER = 1 << 20
+__all__ = ["ArtifactError", "ciphertexts_from_bytes", "ciphertexts_to_bytes", "ciphertexts_with_info",
+           "model_from_bytes", "model_to_bytes", "plan_from_dict", "plan_to_dict"]
+
 PARAMS_FIELDS = ("ring_degree", "moduli_bits", "special_moduli_bits", "scale_bits", "security",
                  "key_switch_digits")
-MODEL_FIELDS = ("kind", "plan", "layers", "encrypted_weights", "input_dim", "output_dim")
+MODEL_FIELDS = ("kind", "plan", "layers", "encrypted_weights", "input_dim", "output_dim", "keys")
 DENSE_FIELDS = ("type", "name", "level", "inputs", "outputs", "diagonals")
 ACTIVATION_FIELDS = ("type", "name", "level", "coeffs")
 CIPHERTEXTS_FIELDS = ("kind", "info")
-REMEDY = {
-    "model": "write the model again with `ckkslab encrypt` (or `ckkslab predict --model` for plain weights)",
-    "ciphertexts": "write it again with `ckkslab encrypt` (data) or `ckkslab predict` (predictions)",
-}
-
-
-class ArtifactError(ValueError):
-    """A model or data file is truncated, corrupted, of another kind, or made for other parameters."""
-
-
-# ----- JSON values of a given type --------------------------------------------------------------------------
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-@contextmanager
-def _advice(remedy: str) -> Iterator[None]:
-    """Append what to do (``remedy``) to the message of an ArtifactError raised inside."""
-    try:
-        yield
-    except ArtifactError as exc:
-        raise ArtifactError(f"{exc}: {remedy}") from None
-
-
-def _fields(value: Any, names: Sequence[str], what: str) -> dict[str, Any]:
-    """``value`` if it is a JSON object with exactly the keys ``names``."""
-    if not isinstance(value, dict):
-        raise ArtifactError(f"{what} must be a JSON object, got {_show(value)}")
-    missing = [n for n in names if n not in value]
-    unknown = sorted(set(value) - set(names))
-    if missing or unknown:
-        problems = [f"lacks {missing}"] if missing else []
-        problems += [f"has unknown fields {unknown}"] if unknown else []
-        raise ArtifactError(f"{what} {' and '.join(problems)}")
-    return value
-
-
-def _integer(value: Any, what: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ArtifactError(f"{what} must be an integer, got {_show(value)}")
-    return value
-
-
-def _number(value: Any, what: str) -> float:
-    """A finite float64, or an integer that converts to one exactly (2^64 + 1 does not)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ArtifactError(f"{what} must be a finite number, got {_show(value)}")
-    if float(value) != value:
-        raise ArtifactError(f"{what} must be a number a float64 holds exactly, got {_show(value)}")
-    return float(value)
-
-
-def _string(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise ArtifactError(f"{what} must be a string, got {_show(value)}")
-    return value
-
-
-def _list(read: Callable[[Any, str], Any]) -> Callable[[Any, str], tuple]:
-    """A reader of a JSON list whose every item ``read`` accepts."""
-
-    def read_list(value: Any, what: str) -> tuple:
-        if not isinstance(value, list):
-            raise ArtifactError(f"{what} must be a list, got {_show(value)}")
-        return tuple(read(item, f"item {i} of {what}") for i, item in enumerate(value))
-
-    return read_list
 
 
 # ----- the plan ---------------------------------------------------------------------------------------------
 
 PLAN_READERS: dict[str, Callable[[Any, str], Any]] = {
-    "packing": _string, "batch_size": _integer, "block": _integer, "features_per_ciphertext": _integer,
-    "rotation_steps": _list(_integer), "layer_levels": _list(_integer), "value_bound": _number,
-    "int_bits": _integer, "frac_bits": _integer, "input_dim": _integer, "ranges": _list(_number),
-    "client_rotations": _list(_integer),
+    "packing": string, "batch_size": integer, "block": integer, "features_per_ciphertext": integer,
+    "rotation_steps": list_of(integer), "layer_levels": list_of(integer), "value_bound": number,
+    "int_bits": integer, "frac_bits": integer, "input_dim": integer, "ranges": list_of(number),
+    "client_rotations": list_of(integer),
 }
 
 
@@ -136,9 +73,9 @@ def plan_from_dict(d: Any, what: str = "the plan") -> InferencePlan:
     Raises:
         ArtifactError: naming ``what`` and the first problem found.
     """
-    fields = _fields(d, ("params", *PLAN_READERS), what)
+    fields = exact_fields(d, ("params", *PLAN_READERS), what)
     values = {name: read(fields[name], f"{name} in {what}") for name, read in PLAN_READERS.items()}
-    params = _fields(fields["params"], PARAMS_FIELDS, f"params in {what}")
+    params = exact_fields(fields["params"], PARAMS_FIELDS, f"params in {what}")
     try:
         plan = InferencePlan(params=ckks.Parameters(**params), **values)
     except ckks.CkksError as exc:
@@ -149,73 +86,13 @@ def plan_from_dict(d: Any, what: str = "the plan") -> InferencePlan:
     return plan
 
 
-# ----- the container ----------------------------------------------------------------------------------------
-
-
-def _pack(kind: str, header: dict[str, Any], objects: list[bytes]) -> bytes:
-    text = json.dumps({"kind": kind, **header}, sort_keys=True).encode()
-    parts = [MAGIC, struct.pack("<HI", VERSION, len(text)), text, struct.pack("<I", len(objects))]
-    for blob in objects:
-        parts += [struct.pack("<Q", len(blob)), blob]
-    return b"".join(parts)
-
-
-def _unpack(data: bytes, kind: str, fields: Sequence[str]) -> tuple[dict[str, Any], list[bytes]]:
-    """The header (a JSON object of exactly ``fields``, ``kind`` included) and the object blobs."""
-    view = memoryview(data)
-    if bytes(view[: len(MAGIC)]) != MAGIC:
-        raise ArtifactError(f"not a ckkslab {kind} file (bad magic)")
-    offset = len(MAGIC)
-    try:
-        version, length = struct.unpack_from("<HI", view, offset)
-        offset += 6
-        if version != VERSION:
-            raise ArtifactError(f"{kind} file has format version {version}; this ckkslab reads {VERSION}")
-        if length > MAX_HEADER or offset + length > len(view):
-            raise ArtifactError(f"{kind} file is truncated or its header length {length} is invalid")
-        text = bytes(view[offset : offset + length])
-        offset += length
-        (count,) = struct.unpack_from("<I", view, offset)
-        offset += 4
-        objects = []
-        for _ in range(count):
-            (size,) = struct.unpack_from("<Q", view, offset)
-            offset += 8
-            if offset + size > len(view):
-                raise ArtifactError(f"{kind} file is truncated (object of {size} bytes past the end)")
-            objects.append(bytes(view[offset : offset + size]))
-            offset += size
-    except struct.error as exc:
-        raise ArtifactError(f"{kind} file is truncated or corrupted ({exc})") from None
-    if offset != len(view):
-        raise ArtifactError(f"{kind} file has {len(view) - offset} unexpected trailing bytes")
-    with _advice(REMEDY[kind]):
-        header = parse_json(text, f"the {kind} file's header", ArtifactError)
-    found = header.get("kind") if isinstance(header, dict) else None
-    if found != kind:
-        found = found[:40] if isinstance(found, str) else "?"
-        raise ArtifactError(f"expected a {kind} file, got a {found} file")
-    with _advice(REMEDY[kind]):
-        return _fields(header, fields, f"the {kind} file's header"), objects
-
-
-def _load(blob: bytes, params: ckks.Parameters, expected: type) -> Any:
-    try:
-        obj = ckks.from_bytes(blob, params=params)
-    except ckks.SerializationError as exc:
-        raise ArtifactError(str(exc)) from None
-    if not isinstance(obj, expected):
-        raise ArtifactError(f"expected a {expected.__name__} in the file, found a {type(obj).__name__}")
-    return obj
-
-
 # ----- ciphertexts ------------------------------------------------------------------------------------------
 
 
 def ciphertexts_to_bytes(cts: list[ckks.Ciphertext], info: dict[str, Any] | None = None) -> bytes:
     """An encrypted batch (or encrypted predictions) as one buffer, with public ``info`` (e.g. record
     count)."""
-    return _pack("ciphertexts", {"info": info or {}}, [ckks.to_bytes(ct) for ct in cts])
+    return pack("ciphertexts", {"info": info or {}}, [ckks.to_bytes(ct) for ct in cts])
 
 
 def ciphertexts_from_bytes(data: bytes, params: ckks.Parameters) -> list[ckks.Ciphertext]:
@@ -230,11 +107,11 @@ def ciphertexts_from_bytes(data: bytes, params: ckks.Parameters) -> list[ckks.Ci
 def ciphertexts_with_info(data: bytes, params: ckks.Parameters) -> tuple[list[ckks.Ciphertext], dict]:
     """The ciphertexts and the ``info`` dictionary stored with them (the header holds exactly ``kind`` and
     ``info``, a JSON object)."""
-    header, objects = _unpack(data, "ciphertexts", CIPHERTEXTS_FIELDS)
+    header, objects = unpack(data, "ciphertexts", CIPHERTEXTS_FIELDS)
     if not isinstance(header["info"], dict):
         raise ArtifactError(f"the ciphertexts file's info must be a JSON object, got "
-                            f"{_show(header['info'])}: {REMEDY['ciphertexts']}")
-    return [_load(blob, params, ckks.Ciphertext) for blob in objects], header["info"]
+                            f"{show(header['info'])}: {REMEDY['ciphertexts']}")
+    return [load_object(blob, params, ckks.Ciphertext) for blob in objects], header["info"]
 
 
 # ----- the model --------------------------------------------------------------------------------------------
@@ -254,8 +131,9 @@ def model_to_bytes(model: EncryptedModel) -> bytes:
         objects += [ckks.to_bytes(layer.diagonals[k]) for k in keys]
         objects += [ckks.to_bytes(layer.biases[m]) for m in range(layer.outputs)]
     header = {"plan": plan_to_dict(model.plan), "layers": layers, "input_dim": model.input_dim,
-              "output_dim": model.output_dim, "encrypted_weights": model.encrypted_weights}
-    return _pack("model", header, objects)
+              "output_dim": model.output_dim, "encrypted_weights": model.encrypted_weights,
+              "keys": model.keys}
+    return pack("model", header, objects)
 
 
 def model_from_bytes(data: bytes, params: ckks.Parameters) -> EncryptedModel:
@@ -265,15 +143,15 @@ def model_from_bytes(data: bytes, params: ckks.Parameters) -> EncryptedModel:
         ArtifactError: bad file, a model made for other parameters, or a header whose fields, layers and
             weight objects do not fit each other and the plan (see ``_layers`` and ``_check_widths``).
     """
-    header, objects = _unpack(data, "model", MODEL_FIELDS)
-    with _advice(REMEDY["model"]):
+    header, objects = unpack(data, "model", MODEL_FIELDS)
+    with advice(REMEDY["model"]):
         plan = plan_from_dict(header["plan"], "the model file's plan")
     if plan.params.fingerprint != params.fingerprint:
         raise ArtifactError(
             "the model was made for other parameters than this context: use the context "
             "bundle written by the same `ckkslab keygen`"
         )
-    with _advice(REMEDY["model"]):
+    with advice(REMEDY["model"]):
         return _model(header, objects, plan)
 
 
@@ -282,16 +160,22 @@ def _model(header: dict[str, Any], objects: list[bytes], plan: InferencePlan) ->
     (``_check_widths``) fitting the plan."""
     encrypted = header["encrypted_weights"]
     if not isinstance(encrypted, bool):
-        raise ArtifactError(f"the model file's encrypted_weights must be true or false: {_show(encrypted)}")
-    input_dim = _integer(header["input_dim"], "the model file's input_dim")
-    output_dim = _integer(header["output_dim"], "the model file's output_dim")
+        raise ArtifactError(f"the model file's encrypted_weights must be true or false: {show(encrypted)}")
+    input_dim = integer(header["input_dim"], "the model file's input_dim")
+    output_dim = integer(header["output_dim"], "the model file's output_dim")
     if min(input_dim, output_dim) < 1:
         raise ArtifactError(f"the model file's input_dim {input_dim} and output_dim {output_dim} must be "
                             "positive")
+    if input_dim != plan.input_dim:
+        raise ArtifactError(f"the model file's input_dim {input_dim} is not its plan's {plan.input_dim}")
+    keys = header["keys"]
+    if keys is not None and not (encrypted and isinstance(keys, str) and re.fullmatch("[0-9a-f]{32}", keys)):
+        raise ArtifactError(f"the model file's keys must be null, or 32 hex digits with encrypted weights, "
+                            f"got {show(keys)}")
     weights = _Weights(objects, plan.params, ckks.Ciphertext if encrypted else ckks.Plaintext)
     layers = _layers(header["layers"], plan, weights)
     _check_widths(layers, plan, input_dim, output_dim)
-    return EncryptedModel(plan, layers, encrypted, input_dim, output_dim)
+    return EncryptedModel(plan, layers, encrypted, input_dim, output_dim, keys)
 
 
 class _Weights:
@@ -306,7 +190,7 @@ class _Weights:
                                 "lists")
         blobs = self.blobs[self.position : self.position + count]
         self.position += count
-        taken = [_load(blob, self.params, self.kind) for blob in blobs]
+        taken = [load_object(blob, self.params, self.kind) for blob in blobs]
         if any(obj.level != level for obj in taken):
             raise ArtifactError(f"the weights of {what} are not at its level {level}")
         return taken
@@ -316,7 +200,7 @@ def _layers(specs: Any, plan: InferencePlan, weights: _Weights) -> list[Compiled
     """The compiled layers: one per plan level, each at its plan level and consuming the levels the plan
     gives it (a Dense one; an activation what its degree needs), every weight object used once."""
     if not isinstance(specs, list) or len(specs) != len(plan.layer_levels):
-        count = len(specs) if isinstance(specs, list) else _show(specs)
+        count = len(specs) if isinstance(specs, list) else show(specs)
         raise ArtifactError(f"the model file lists {count} layers, its plan {len(plan.layer_levels)}")
     levels = list(plan.layer_levels) + [plan.output_level]
     layers: list[CompiledDense | CompiledActivation] = []
@@ -325,24 +209,24 @@ def _layers(specs: Any, plan: InferencePlan, weights: _Weights) -> list[Compiled
         kind = spec.get("type") if isinstance(spec, dict) else None
         if kind not in ("dense", "activation"):
             raise ArtifactError(f"{what} is neither a dense nor an activation layer")
-        spec = _fields(spec, DENSE_FIELDS if kind == "dense" else ACTIVATION_FIELDS, what)
-        name = _string(spec["name"], f"the name of {what}")
+        spec = exact_fields(spec, DENSE_FIELDS if kind == "dense" else ACTIVATION_FIELDS, what)
+        name = string(spec["name"], f"the name of {what}")
         what = f"{what} ({name[:40]!r})"
         level, depth = levels[index], levels[index] - levels[index + 1]
-        if _integer(spec["level"], f"the level of {what}") != level:
+        if integer(spec["level"], f"the level of {what}") != level:
             raise ArtifactError(f"{what} is at level {spec['level']}, the plan puts it at {level}")
         if kind == "activation":
-            layers.append(_activation(spec["coeffs"], name, level, depth, what))
+            layers.append(_activation_from_header(spec["coeffs"], name, level, depth, what))
         else:
-            layers.append(_dense(spec, name, level, depth, plan, weights, what))
+            layers.append(_dense_from_header(spec, name, level, depth, plan, weights, what))
     if weights.position != len(weights.blobs):
         raise ArtifactError("the model file holds more weight objects than its header lists")
     return layers
 
 
-def _activation(coeffs: Any, name: str, level: int, depth: int, what: str) -> CompiledActivation:
+def _activation_from_header(coeffs: Any, name: str, level: int, depth: int, what: str) -> CompiledActivation:
     """A polynomial of degree 1 or 2 whose depth is the plan's."""
-    values = _list(_number)(coeffs, f"the coefficients of {what}")
+    values = list_of(number)(coeffs, f"the coefficients of {what}")
     try:
         needed = layer_depth(Polynomial(values, name))
     except PlanError as exc:
@@ -352,23 +236,30 @@ def _activation(coeffs: Any, name: str, level: int, depth: int, what: str) -> Co
     return CompiledActivation(name, level, values)
 
 
-def _dense(spec: dict[str, Any], name: str, level: int, depth: int, plan: InferencePlan, weights: _Weights,
-           what: str) -> CompiledDense:
-    """A Dense layer of one level, its diagonal keys within the packing, its weights at its level."""
+def _dense_from_header(spec: dict[str, Any], name: str, level: int, depth: int, plan: InferencePlan,
+                       weights: _Weights, what: str) -> CompiledDense:
+    """A Dense layer of one level, its diagonal keys within the packing, at least one for every output
+    ciphertext (``diagonals_to_multiply`` keeps one even for all-zero weights), its weights at its level."""
     if depth != 1:
         raise ArtifactError(f"{what} is a Dense layer (one level), the plan gives it {depth}")
-    inputs = _integer(spec["inputs"], f"the inputs of {what}")
-    outputs = _integer(spec["outputs"], f"the outputs of {what}")
+    inputs = integer(spec["inputs"], f"the inputs of {what}")
+    outputs = integer(spec["outputs"], f"the outputs of {what}")
     if min(inputs, outputs) < 1 or (plan.packing == "single" and (inputs, outputs) != (1, 1)):
         raise ArtifactError(f"{what} takes {inputs} and gives {outputs} ciphertexts: impossible with "
                             f"{plan.packing} packing")
-    keys = _list(_list(_integer))(spec["diagonals"], f"the diagonal keys of {what}")
+    keys = list_of(list_of(integer))(spec["diagonals"], f"the diagonal keys of {what}")
     bounds = _key_bounds(plan, inputs, outputs)
     for key in keys:
         if len(key) != len(bounds) or not all(0 <= i < b for i, b in zip(key, bounds, strict=False)):
             raise ArtifactError(f"{what}: diagonal key {list(key)} is outside {list(bounds)}")
     if list(keys) != sorted(set(keys)):
         raise ArtifactError(f"{what}: the diagonal keys are not listed once each, in order")
+    # batch keys are (input, output, shift); single-record packing has one output, keyed (giant, baby)
+    covered = {key[1] for key in keys} if plan.packing == "batch" else ({0} if keys else set())
+    missing = sorted(set(range(outputs)) - covered)
+    if missing:
+        raise ArtifactError(f"{what}: output ciphertext {missing[0]} has no diagonal key (its product "
+                            "carries the bias)")
     diagonals = dict(zip(keys, weights.take(len(keys), level, what), strict=True))
     biases = dict(enumerate(weights.take(outputs, level, what)))
     return CompiledDense(name, level, diagonals, biases, inputs, outputs)

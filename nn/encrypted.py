@@ -21,6 +21,7 @@ import ckks
 
 from . import batch_packing as bp
 from . import single_packing as sp
+from .container import ArtifactError
 from .model import SQUARE, Dense, PlainNetwork, Polynomial
 from .plan import InferencePlan, layer_depth, network_problem
 
@@ -48,13 +49,19 @@ class CompiledActivation:
 
 @dataclass
 class EncryptedModel:
-    """What the server runs: the plan and the compiled layers."""
+    """What the server runs: the plan and the compiled layers.
+
+    ``keys``: with encrypted weights, the identity of the keys they are encrypted under
+    (``workflow.keys_id``), so that the server can refuse a model and data of two different clients; None
+    when not recorded.
+    """
 
     plan: InferencePlan
     layers: list[CompiledDense | CompiledActivation]
     encrypted_weights: bool
     input_dim: int
     output_dim: int
+    keys: str | None = None
 
 
 @dataclass
@@ -101,8 +108,6 @@ def compile_model(
     """
     problem = network_problem(network, plan)
     if problem:
-        from .artifacts import ArtifactError  # imported here: nn.artifacts imports this module
-
         raise ArtifactError(f"the model is not the network the plan was made for: {problem}: run "
                             "`ckkslab keygen` with the model the server uses")
     slots = plan.params.slots

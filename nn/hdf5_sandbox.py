@@ -53,7 +53,12 @@ def read_isolated(read: Callable[[], T], what: str, error: type[Exception],
         Exception: whatever ``read()`` raised in the child.
     """
     read_fd, write_fd = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError as exc:  # no memory or process slot for a child: nothing was read
+        os.close(read_fd)
+        os.close(write_fd)
+        raise error(f"cannot start the process that reads {what}: {exc.strerror}") from None
     if pid == 0:  # the child: never returns
         os.close(read_fd)
         _child(read, write_fd, timeout, lambda text: error(f"reading {what} failed: {text}"))
@@ -68,7 +73,7 @@ def read_isolated(read: Callable[[], T], what: str, error: type[Exception],
         _, status = os.waitpid(pid, 0)
     if answer is None:
         raise error(f"did not finish reading {what} in {timeout:g} s: the file is corrupted (the HDF5 "
-                    "library can loop forever on a damaged file); re-create it")
+                    "library can loop forever on a damaged file; re-create it) or the machine is overloaded")
     if os.WIFSIGNALED(status):
         name = signal.Signals(os.WTERMSIG(status)).name
         raise error(f"the HDF5 library crashed ({name}) reading {what}: the file is corrupted; re-create it")

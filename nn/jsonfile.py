@@ -26,6 +26,15 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _object_without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"the key {key[:40]!r} appears twice in one object")
+        seen.add(key)
+    return dict(pairs)
+
+
 def _bounded_int(text: str) -> int:
     if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
         raise ValueError(f"an integer of {len(text)} digits")
@@ -36,7 +45,8 @@ def parse_json(data: bytes | str, what: str, error: type[Exception]) -> Any:
     """The JSON value in ``data`` (UTF-8 when bytes), or ``error`` naming ``what`` and the reason.
 
     Refused: bytes that are not UTF-8, invalid JSON, ``NaN`` / ``Infinity``, floats beyond float64, integers
-    of more than ``MAX_INTEGER_DIGITS`` digits, nesting deeper than the interpreter's recursion limit.
+    of more than ``MAX_INTEGER_DIGITS`` digits, an object with a repeated key (json.loads would keep the last
+    silently), nesting deeper than the interpreter's recursion limit.
     """
     if isinstance(data, bytes | bytearray | memoryview):
         try:
@@ -45,7 +55,7 @@ def parse_json(data: bytes | str, what: str, error: type[Exception]) -> Any:
             raise error(f"{what} is not UTF-8 text (byte {exc.start})") from None
     try:
         return json.loads(data, parse_constant=_refuse_constant, parse_float=_finite_float,
-                          parse_int=_bounded_int)
+                          parse_int=_bounded_int, object_pairs_hook=_object_without_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise error(f"{what} is not valid JSON: {exc}") from None
     except ValueError as exc:

@@ -76,8 +76,11 @@ class InferencePlan:
 
     @property
     def output_level(self) -> int:
-        """The level of the network's output: the number of base primes minus one."""
-        return self.params.max_level - sum(1 for b in self.params.moduli_bits if b == self.params.scale_bits)
+        """The level of the network's output: the number of base primes (``base_primes(S + I + 1)``) minus one.
+
+        Counted from the bits the base must hold, not from the chain: a base prime may have the scale's size.
+        """
+        return len(base_primes(self.params.scale_bits + self.int_bits + 1)) - 1
 
     def describe(self, network: PlainNetwork | None = None) -> str:
         """A human explanation: depth, bits per prime, log QP vs the bound, slots, packing, keys."""
@@ -309,8 +312,10 @@ def _packing_problem(plan: InferencePlan) -> str:
 
 
 def _level_problem(plan: InferencePlan) -> str:
-    if plan.output_level < 0:
-        return f"the chain {list(plan.params.moduli_bits)} has no base prime below its scale-sized primes"
+    bits, base = plan.params.moduli_bits, base_primes(plan.params.scale_bits + plan.int_bits + 1)
+    if bits[: len(base)] != base or set(bits[len(base):]) - {plan.params.scale_bits}:
+        return (f"the chain {list(bits)} is not the base primes {list(base)} (scale + integer bits + 1) "
+                f"followed by primes of the scale's {plan.params.scale_bits} bits")
     chain = list(plan.layer_levels) + [plan.output_level]
     if chain[0] != plan.params.max_level:
         return f"the first layer is at level {chain[0]}, not at the top of the chain {plan.params.max_level}"

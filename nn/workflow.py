@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 import ckks
 
-from . import artifacts
+from . import artifacts, batch_packing
 from . import encrypted as enc
 from .jsonfile import parse_json
 from .model import PlainNetwork
@@ -130,9 +131,9 @@ def _client_keys(workspace: str | Path) -> tuple[InferencePlan, ckks.SecretKey, 
 
 def encrypt_model(workspace: str | Path, network: PlainNetwork) -> int:
     """Client (model owner): encrypt the weights with the secret key; returns the file size."""
-    plan, secret, _ = _client_keys(workspace)
+    plan, secret, keys = _client_keys(workspace)
     model = enc.compile_model(network, plan, ckks.Encoder(plan.params), ckks.Encryptor(plan.params, secret))
-    data = artifacts.model_to_bytes(model)
+    data = artifacts.model_to_bytes(replace(model, keys=keys))
     _paths(workspace)["model"].write_bytes(data)
     return len(data)
 
@@ -166,12 +167,35 @@ def predict(workspace: str | Path, timer: enc.StageTimer | None = None) -> int:
     if info.get("keys") != keys_id(bundle_bytes):
         raise WorkflowError(f"{paths['data']} was encrypted under another key than the evaluation keys in "
                             f"{paths['bundle']}: use the data and the bundle of the same client")
+    if model.encrypted_weights and model.keys != keys_id(bundle_bytes):
+        raise WorkflowError(f"{paths['model']} was encrypted under another key than the evaluation keys in "
+                            f"{paths['bundle']}: encrypt the model with this client's keys")
     ev = ckks.Evaluator(bundle.params, relin_key=bundle.relin_key, galois_keys=bundle.galois_keys)
     outputs = enc.predict(model, inputs, ev, enc.prepare_weights(model, ev), timer)
     info = {**info, "output_dim": model.output_dim}
     data = artifacts.ciphertexts_to_bytes(outputs, info)
     paths["predictions"].write_bytes(data)
     return len(data)
+
+
+def _prediction_shape(info: dict, count: int, plan: InferencePlan, network: PlainNetwork | None,
+                      path: Path) -> tuple[int, int]:
+    """(records, output_dim) from the predictions' info, checked: integers, 1 <= records <= the plan's batch,
+    output_dim the network's (if given) and held by the ``count`` ciphertexts of the plan's packing."""
+    n, output_dim = info.get("records"), info.get("output_dim")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (n, output_dim)):
+        raise WorkflowError(f"{path} does not say how many records and outputs it holds: run `ckkslab predict` "
+                            "again")
+    if n > plan.batch_size:
+        raise WorkflowError(f"{path} claims {n} records, more than the planned batch of {plan.batch_size}")
+    if network is not None and output_dim != network.output_dim:
+        raise WorkflowError(f"{path} holds {output_dim} outputs per record, the model gives "
+                            f"{network.output_dim}: decrypt with the model the server ran")
+    needed = 1 if plan.packing == "single" else batch_packing.ciphertext_count(output_dim,
+                                                                                 plan.features_per_ciphertext)
+    if count != needed or (plan.packing == "single" and output_dim > plan.block):
+        raise WorkflowError(f"{path} holds {count} ciphertexts, {output_dim} outputs per record need {needed}")
+    return n, output_dim
 
 
 def decrypt(workspace: str | Path, network: PlainNetwork | None = None,
@@ -185,10 +209,7 @@ def decrypt(workspace: str | Path, network: PlainNetwork | None = None,
     outputs, info = artifacts.ciphertexts_with_info(
         _read(paths["predictions"], "the predictions", "ckkslab predict"), plan.params
     )
-    try:
-        n, output_dim = int(info["records"]), int(info["output_dim"])
-    except (KeyError, TypeError, ValueError):
-        raise WorkflowError(f"{paths['predictions']} does not say how many records it holds") from None
+    n, output_dim = _prediction_shape(info, len(outputs), plan, network, paths["predictions"])
     if info.get("keys") != keys:
         raise WorkflowError(f"{paths['predictions']} were made with other keys than {paths['secret']} (another "
                             "client's data or evaluation keys): they would decrypt to garbage")

@@ -8,6 +8,7 @@ import pytest
 
 import ckks
 from ckks import rns
+from ckks.sampling import GAUSSIAN_BOUND
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +39,14 @@ def test_an_error_beyond_the_gaussian_tail_is_detected(params):
     secret, public, relin = keys(params, 1)
     q0 = rns.rns_basis(params.moduli[:1], params.ring_degree)
     coefficients = rns.from_ntt(public.data[0, :1], q0)
-    coefficients[0, 5] = (int(coefficients[0, 5]) + 40) % params.moduli[0]  # e_5 now in [21, 59]
+    coefficients[0, 5] = (int(coefficients[0, 5]) + 41) % params.moduli[0]  # e_5 now in [21, 61]
     tampered = public.data.copy()
     tampered[0, :1] = rns.to_ntt(coefficients, q0)
     assert not ckks.made_from(secret, ckks.PublicKey(tampered, public.fingerprint), relin, params)
 
 
 def test_premise_checked_with_exact_integers(params):
-    """b + a*s mod q_0, by a schoolbook product in X^N + 1 over Python ints: within [-19, 19] for the right
+    """b + a*s mod q_0, by a schoolbook product in X^N + 1 over Python ints: within [-20, 20] for the right
     secret, beyond it for another."""
     q, n = params.moduli[0], params.ring_degree
     basis = rns.rns_basis((q,), n)
@@ -63,5 +64,5 @@ def test_premise_checked_with_exact_integers(params):
         centered = [(v % q) - q if v % q > q // 2 else v % q for v in out]
         return max(abs(v) for v in centered)
 
-    assert error(secret.coefficients) <= 19
+    assert error(secret.coefficients) <= GAUSSIAN_BOUND
     assert error(other.coefficients) > 2**30

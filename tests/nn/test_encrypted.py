@@ -1,5 +1,7 @@
 """The encrypted forward pass against the float64 plaintext network (an independent computation)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -173,3 +175,23 @@ def test_single_record_packing_of_an_all_zero_dense_is_its_bias(encrypt_weights)
     plan = plan_inference(net, x, batch_size=1, frac_bits=20, security=None, ring_degree=64, packing="single")
     got = run(net, x, plan, encrypt_weights)
     assert np.max(np.abs(got - net.forward(x))) < 2.0**-12
+
+
+def test_base_primes_of_the_scales_size_are_still_base_primes():
+    """Values near 2^58 need a base of S + I + 1 = 120 bits: two 60-bit primes, the scale's size. The output
+    level is 1 (two base primes), not what counting 60-bit primes would say (-1); the plan reads back from its
+    file and the encrypted result matches float64 to the planned precision."""
+    from nn import artifacts
+    from nn.plan import plan_problem
+
+    rng = np.random.default_rng(1)
+    net = PlainNetwork([Dense(rng.uniform(-1, 1, (3, 4)) * 4e8, np.zeros(4), "d"), Polynomial(SQUARE, "s"),
+                        Dense(rng.uniform(-1, 1, (4, 1)), np.zeros(1), "o")], 3)
+    x = rng.uniform(0, 1, (8, 3))
+    plan = plan_inference(net, x, batch_size=8, frac_bits=20, security=None, ring_degree=64)
+    assert plan.params.moduli_bits[:2] == (60, 60) and plan.params.scale_bits == 60
+    assert sum(plan.params.moduli_bits[:2]) >= plan.params.scale_bits + plan.int_bits + 1
+    assert plan.output_level == 1 and plan_problem(plan) == ""
+    assert artifacts.plan_from_dict(json.loads(json.dumps(artifacts.plan_to_dict(plan)))) == plan
+    got, want = run(net, x, plan, encrypt_weights=False), net.forward(x)
+    assert np.max(np.abs(got - want)) < 2.0**-20 * np.max(np.abs(want))

@@ -27,6 +27,7 @@ def test_valid_json_reads_as_json_loads_reads_it(value):
     ("[-Infinity]", "Infinity"),
     ('{"x": 1e400}', "1e400"),
     ("{", "not valid JSON"),
+    ('{"kind": "model", "kind": "ciphertexts"}', "'kind' appears twice"),
     ("", "not valid JSON"),
 ])
 def test_hostile_or_non_json_input_is_the_named_error(data, reason):

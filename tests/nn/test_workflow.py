@@ -90,6 +90,34 @@ def test_files_from_another_context_are_refused(tmp_path, network):
         workflow.predict(tmp_path / "b")
 
 
+def test_an_encrypted_model_of_another_client_is_refused(tmp_path, network):
+    """Same parameters (same plan), other keys: the model's key tag differs from the bundle's."""
+    x = np.random.default_rng(4).uniform(-1, 1, (8, 5))
+    for client in ("a", "b"):
+        toy_keygen(tmp_path / client, network, x)
+        workflow.encrypt_model(tmp_path / client, network)
+    workflow.encrypt_data(tmp_path / "a", x)
+    workflow.predict(tmp_path / "a")  # its own model: accepted
+    (tmp_path / "a" / "server" / "model.ckks").write_bytes((tmp_path / "b" / "server" / "model.ckks").read_bytes())
+    with pytest.raises(workflow.WorkflowError, match="model.ckks was encrypted under another key"):
+        workflow.predict(tmp_path / "a")
+
+
+@pytest.mark.parametrize("edit", [{"records": -1}, {"records": True}, {"records": 2.5}, {"records": 10**6},
+                                  {"output_dim": 3}, {"output_dim": 0}, {"records": None}])
+def test_predictions_that_misstate_their_shape_are_refused(tmp_path, network, edit):
+    x = np.random.default_rng(6).uniform(-1, 1, (8, 5))
+    plan = toy_keygen(tmp_path, network, x)
+    workflow.encode_model(tmp_path, network)
+    workflow.encrypt_data(tmp_path, x)
+    workflow.predict(tmp_path)
+    path = tmp_path / "server" / "predictions.ckks"
+    cts, info = artifacts.ciphertexts_with_info(path.read_bytes(), plan.params)
+    path.write_bytes(artifacts.ciphertexts_to_bytes(cts, {**info, **edit}))
+    with pytest.raises(workflow.WorkflowError, match="records|outputs|ciphertexts"):
+        workflow.decrypt(tmp_path, network)
+
+
 def test_steps_out_of_order_say_what_to_run(tmp_path, network):
     with pytest.raises(workflow.WorkflowError, match="ckkslab keygen"):
         workflow.predict(tmp_path)
