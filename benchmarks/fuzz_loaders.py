@@ -17,8 +17,8 @@ Loaders (the file each one reads, the function, its NAMED errors):
     nn.model_h5           nn.model.load_network, model.h5 mutated                          ModelFormatError
     nn.model_meta         nn.model.load_network, ckkslab.json mutated                      ModelFormatError
     nn.data_h5            nn.data.load_xy, x_test.h5 / y_test.h5 mutated                    DataSchemaError
-    nn.csv                nn.data.load_table, a .csv mutated                                DataSchemaError
-    nn.csv_zip            nn.data.load_table, a .zip holding one CSV mutated                DataSchemaError
+    nn.csv                nn.table.load_table, a .csv mutated                               DataSchemaError
+    nn.csv_zip            nn.table.load_table, a .zip holding one CSV mutated               DataSchemaError
 
 Inputs: valid seeds built here (toy parameters N = 64 so that mutations hit structure, not only
 residues), then mutations, one to three stacked: truncation, bit flips, byte patches, "interesting" integers
@@ -87,9 +87,10 @@ if str(ROOT) not in sys.path:
 import ckks  # noqa: E402
 from nn import artifacts, container, workflow  # noqa: E402
 from nn import encrypted as enc  # noqa: E402
-from nn.data import DataSchemaError, load_table, load_xy, preprocess, save_xy  # noqa: E402
+from nn.data import DataSchemaError, load_xy, preprocess, save_xy  # noqa: E402
 from nn.model import Dense, ModelFormatError, PlainNetwork, Polynomial, load_network  # noqa: E402
 from nn.plan import plan_inference  # noqa: E402
+from nn.table import load_table  # noqa: E402
 
 SHIPPED_MODEL = ROOT / "models" / "clinical"
 SHIPPED_CSV = ROOT / "data" / "diabetes_dataset.csv.zip"

@@ -1,18 +1,15 @@
-"""The paper's data pipeline: read the diabetes table, code it, split it, scale it, save x/y as HDF5.
+"""The paper's data pipeline: code the diabetes table, split it, scale it, save x/y as HDF5, read them back.
 
-Two schemas are recognised: the 17-column "comprehensive" table the paper uses (Choksi, Kaggle 2024; 14
-features) and the 9-column "prediction" variant of the same records (8 features). Anything else is refused
-with an error naming the missing and unexpected columns.
-
-Coding (paper; the gender coding is ours, the paper does not give one): gender Female=0, Male=1, Other=2;
-smoking_history never=0, No Info=1, not current/ever/former=2, current=3; ``location`` and
-``clinical_notes`` dropped. Splits: 67/33 train/test, then the training part 67/33 train/validation
-(``sklearn.model_selection.train_test_split``, not stratified, ``random_state=seed``). The minority class
-of the training part only is replicated until the classes are about balanced. Test rows are truncated to a
-multiple of the encrypted batch (4096 by default), train/validation rows to a multiple of the training
-batch (32). Scaling is a fixed per-record transform the client applies before encryption: the paper's
-``sklearn.preprocessing.normalize`` (each record divided by its L2 norm) or, for the clinical recipe, a
-min-max map of each feature to [0, 1] with the minimum and maximum of the training part.
+The table is read and checked by ``nn.table`` (the two schemas, CSV or zip). Coding (paper; the gender coding
+is ours, the paper does not give one): gender Female=0, Male=1, Other=2; smoking_history never=0, No Info=1,
+not current/ever/former=2, current=3; ``location`` and ``clinical_notes`` dropped. Splits: 67/33
+train/test, then the training part 67/33 train/validation (``sklearn.model_selection.train_test_split``,
+not stratified, ``random_state=seed``). The minority class of the training part only is replicated until
+the classes are about balanced. Test rows are truncated to a multiple of the encrypted batch (4096 by
+default), train/validation rows to a multiple of the training batch (32). Scaling is a fixed per-record
+transform the client applies before encryption: the paper's ``sklearn.preprocessing.normalize`` (each
+record divided by its L2 norm) or, for the clinical recipe, a min-max map of each feature to [0, 1] with the
+minimum and maximum of the training part.
 """
 
 from __future__ import annotations
@@ -20,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import zipfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,139 +26,15 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from nn.errors import DataSchemaError  # re-exported: from nn.data import DataSchemaError
 from nn.hdf5_sandbox import HDF5_ERRORS, read_isolated
+from nn.hdf5_storage import read_float64, storage_outside
 from nn.jsonfile import parse_json
-
-GENDER_CODES = {"Female": 0, "Male": 1, "Other": 2}
-SMOKING_CODES = {"never": 0, "No Info": 1, "not current": 2, "ever": 2, "former": 2, "current": 3}
-LABEL = "diabetes"
-
-# Feature columns in model-input order; the label and the dropped columns complete each schema.
-SCHEMA_FEATURES = {
-    "comprehensive": (
-        "year", "gender", "age", "race:AfricanAmerican", "race:Asian", "race:Caucasian", "race:Hispanic",
-        "race:Other", "hypertension", "heart_disease", "smoking_history", "bmi", "hbA1c_level",
-        "blood_glucose_level",
-    ),
-    "prediction": (
-        "gender", "age", "hypertension", "heart_disease", "smoking_history", "bmi", "HbA1c_level",
-        "blood_glucose_level",
-    ),
-}
-SCHEMA_DROPPED = {"comprehensive": ("location",), "prediction": ()}
-SCHEMA_OPTIONAL = {"comprehensive": ("clinical_notes",), "prediction": ()}
+from nn.table import GENDER_CODES, LABEL, SCHEMA_FEATURES, SMOKING_CODES, check_values, load_table
 
 # Which per-record scaling each training recipe uses (see the module docstring).
 RECIPE_SCALING = {"paper": "l2_rows", "clinical": "minmax"}
 SPLITS = ("train", "val", "test")
-
-
-class DataSchemaError(ValueError):
-    """A table or an x/y file does not have the columns, values or shapes the pipeline expects."""
-
-
-# The largest CSV read, plain or as declared by its zip entry (a zip bomb is refused before it is unzipped);
-# the real table is 3.8 MB zipped.
-MAX_CSV_BYTES = 1 << 30
-# What a damaged CSV or zip raises: ValueError (pandas, UnicodeDecodeError), BadZipFile, zlib.error, EOFError,
-# NotImplementedError (unknown compression), RuntimeError (encrypted entry), MemoryError.
-TABLE_ERRORS = (ValueError, zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
-                RuntimeError, MemoryError)
-
-
-def _required_columns(schema: str) -> set[str]:
-    return set(SCHEMA_FEATURES[schema]) | set(SCHEMA_DROPPED[schema]) | {LABEL}
-
-
-def detect_schema(columns: list[str]) -> str:
-    """Name the schema ("comprehensive" or "prediction") whose columns ``columns`` are exactly.
-
-    Raises:
-        DataSchemaError: no schema matches; the message names the missing and unexpected columns
-            relative to the closest schema.
-    """
-    present = set(columns)
-    if len(present) != len(columns):
-        dupes = sorted({c for c in columns if columns.count(c) > 1})
-        raise DataSchemaError(f"duplicate columns: {dupes}")
-    best: tuple[int, str, list[str], list[str]] | None = None
-    for schema in SCHEMA_FEATURES:
-        required = _required_columns(schema)
-        missing = sorted(required - present)
-        unexpected = sorted(present - required - set(SCHEMA_OPTIONAL[schema]))
-        if not missing and not unexpected:
-            return schema
-        score = len(missing) + len(unexpected)
-        if best is None or score < best[0]:
-            best = (score, schema, missing, unexpected)
-    _, schema, missing, unexpected = best
-    raise DataSchemaError(
-        f"the table matches no known schema; closest is '{schema}': missing columns {missing}, "
-        f"unexpected columns {unexpected}"
-    )
-
-
-def load_table(path: str | Path) -> tuple[pd.DataFrame, str]:
-    """Read a diabetes table (CSV, or a zip holding one CSV) and name its schema.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        DataSchemaError: unreadable as CSV, wrong columns, missing values or unknown category values.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no table at {path}")
-    try:
-        table = _read_csv(path)
-    except DataSchemaError:
-        raise
-    except TABLE_ERRORS as exc:
-        raise DataSchemaError(f"{path} is not a readable CSV (or a zip with one CSV): {exc}") from None
-    schema = detect_schema([str(c) for c in table.columns])
-    _check_values(table, schema)
-    return table, schema
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    """The table in a CSV file, or in the only file of a ``.zip``; sizes checked before reading."""
-    if path.suffix.lower() != ".zip":
-        if path.stat().st_size > MAX_CSV_BYTES:
-            raise DataSchemaError(f"{path} is larger than {MAX_CSV_BYTES >> 30} GiB: not a diabetes table")
-        return pd.read_csv(path)
-    with zipfile.ZipFile(path) as archive:
-        # Not ZipInfo.is_dir(): it raises IndexError on an entry with an empty name.
-        entries = [entry for entry in archive.infolist() if not entry.filename.endswith("/")]
-        if len(entries) != 1:
-            raise DataSchemaError(f"{path} holds {len(entries)} files; it must hold exactly one CSV")
-        if entries[0].file_size > MAX_CSV_BYTES:
-            raise DataSchemaError(f"{path}: {entries[0].filename} declares {entries[0].file_size} bytes once "
-                                  f"unzipped (more than {MAX_CSV_BYTES >> 30} GiB); refusing to unzip it")
-        with archive.open(entries[0]) as csv:
-            return pd.read_csv(csv)
-
-
-def _check_values(table: pd.DataFrame, schema: str) -> None:
-    """Every feature and the label present, numeric and finite (gender and smoking_history: known codes)."""
-    for column in (*SCHEMA_FEATURES[schema], LABEL):
-        values = table[column]
-        if values.isna().any():
-            rows = list(np.flatnonzero(values.isna().to_numpy())[:5])
-            raise DataSchemaError(f"column '{column}' has missing values (rows {rows})")
-        codes = {"gender": GENDER_CODES, "smoking_history": SMOKING_CODES}.get(column)
-        if codes is not None:
-            unknown = sorted(set(values.astype(str)) - set(codes))
-            if unknown:
-                raise DataSchemaError(f"column '{column}' has unknown values {unknown[:5]}; "
-                                      f"known: {list(codes)}")
-        elif not pd.api.types.is_numeric_dtype(values):
-            raise DataSchemaError(f"column '{column}' is not numeric (dtype {values.dtype})")
-        elif not np.all(np.isfinite(values.to_numpy(dtype=np.float64))):
-            rows = np.flatnonzero(~np.isfinite(values.to_numpy(dtype=np.float64)))[:5].tolist()
-            raise DataSchemaError(f"column '{column}' has infinite values (rows {rows}); replace them with "
-                                  "measured values or drop those records")
-    labels = set(np.unique(table[LABEL].to_numpy()))
-    if not labels <= {0, 1}:
-        raise DataSchemaError(f"column '{LABEL}' must hold 0 or 1, found {sorted(labels)[:5]}")
 
 
 def preprocess(table: pd.DataFrame, schema: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -180,7 +51,7 @@ def preprocess(table: pd.DataFrame, schema: str) -> tuple[np.ndarray, np.ndarray
     missing = [c for c in (*names, LABEL) if c not in table.columns]
     if missing:
         raise DataSchemaError(f"table lacks columns {missing} of schema '{schema}'")
-    _check_values(table, schema)
+    check_values(table, schema)
     columns = []
     for name in names:
         values = table[name]
@@ -243,6 +114,7 @@ class Splits:
 
 
 def _truncate(n: int, multiple: int) -> int:
+    """The largest multiple of ``multiple`` that is at most ``n``."""
     return n - n % multiple
 
 
@@ -375,9 +247,9 @@ def _read_xy(x_path: Path, y_path: Path, split: str) -> tuple[np.ndarray, np.nda
         raise DataSchemaError(f"{x_path} declares {x_shape[0]} x {x_shape[1]} values (more than "
                               f"{MAX_XY_VALUES}); refusing to read it")
     with _dataset(x_path, x_name) as dataset:
-        x = np.asarray(dataset[()], dtype=np.float64)
+        x = read_float64(dataset)
     with _dataset(y_path, y_name) as dataset:
-        y = np.asarray(dataset[()], dtype=np.float64).reshape(-1, 1)
+        y = read_float64(dataset).reshape(-1, 1)
     bad = np.flatnonzero(~np.all(np.isfinite(x), axis=1))
     if bad.size:
         raise DataSchemaError(f"{x_path} holds NaN or infinity (records {bad[:5].tolist()}); remove or "
@@ -389,8 +261,9 @@ def _read_xy(x_path: Path, y_path: Path, split: str) -> tuple[np.ndarray, np.nda
 
 @contextlib.contextmanager
 def _dataset(path: Path, name: str) -> Iterator[h5py.Dataset]:
-    """The numeric dataset ``name`` of the HDF5 file ``path``; what h5py raises on a corrupted file becomes a
-    DataSchemaError naming the file."""
+    """The dataset ``name`` of the HDF5 file ``path``, checked to be an array of numbers stored in ``path``
+    itself (``nn.hdf5_storage``); what h5py raises on a corrupted file becomes a DataSchemaError naming the
+    file."""
     try:
         handle = h5py.File(path, "r")
     except HDF5_ERRORS as exc:
@@ -402,6 +275,10 @@ def _dataset(path: Path, name: str) -> Iterator[h5py.Dataset]:
                 raise DataSchemaError(f"{path} has no dataset '{name}' (found {list(handle.keys())[:10]})")
             if dataset.shape is None or dataset.dtype.kind not in "fiu":
                 raise DataSchemaError(f"{path}: dataset '{name}' is not an array of numbers")
+            elsewhere = storage_outside(dataset, handle.filename)
+            if elsewhere is not None:
+                raise DataSchemaError(f"{path}: the values of dataset '{name}' are stored in {elsewhere}; "
+                                      "refusing to read them: write the file again with `ckkslab data`")
             yield dataset
     except DataSchemaError:
         raise
@@ -423,15 +300,24 @@ def load_splits(directory: str | Path) -> tuple[Splits, dict[str, Any]]:
 
     Raises:
         FileNotFoundError: a file is missing.
-        DataSchemaError: a file is malformed (see :func:`load_xy`) or the record is not JSON.
+        DataSchemaError: a file cannot be read or is malformed (see :func:`load_xy`), the record is not a
+            JSON object with a 'feature_scaling' object, or the splits have different numbers of features.
     """
     path = Path(directory) / "preprocessing.json"
     if not path.is_file():
         raise FileNotFoundError(f"no preprocessing.json in {directory} (write it with `ckkslab data`)")
-    record = parse_json(path.read_bytes(), str(path), DataSchemaError)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise DataSchemaError(f"cannot read {path}: {exc.strerror}") from None
+    record = parse_json(text, str(path), DataSchemaError)
     if not isinstance(record, dict) or not isinstance(record.get("feature_scaling"), dict):
         raise DataSchemaError(f"{path} holds no 'feature_scaling' object: write it again with `ckkslab data`")
     xs, ys = {}, {}
     for split in SPLITS:
         xs[split], ys[split] = load_xy(directory, split)
+    widths = {split: x.shape[1] for split, x in xs.items()}
+    if len(set(widths.values())) > 1:
+        raise DataSchemaError(f"{directory}: the splits have different numbers of features {widths}; "
+                              "write them again with `ckkslab data`")
     return Splits(x=xs, y=ys, scaling=record["feature_scaling"], info=record.get("splits", {})), record

@@ -1,11 +1,12 @@
 """The plaintext reference network: a Keras Sequential of Dense and polynomial layers, read with h5py only.
 
-Reads ``model.json`` (``model.to_json()``) and ``model.h5`` (weights) as written by tf-keras 2
-(``save_weights`` or a full ``save``) and by Keras 3 (``save_weights``, ``layers/<name>/vars/<i>``), and
-runs the network in float64 numpy. Supported layers, as HElayers' Keras parser accepts them: InputLayer,
-Dense with a linear activation (HElayers silently ignores a Dense layer's ``activation=``, so any other is
-refused), ``SquareActivation`` (x -> x^2) and ``PolyActivation`` (coefficients in the config key ``coeffs``
-or ``coefs``, low to high degree). Anything else is refused with an error naming the layer.
+Reads ``model.json`` (``model.to_json()``) and ``model.h5`` (weights, read by ``nn.keras_weights``) as
+written by tf-keras 2 (``save_weights`` or a full ``save``) and by Keras 3 (``save_weights``,
+``layers/<name>/vars/<i>``), and runs the network in float64 numpy. Supported layers, as HElayers' Keras
+parser accepts them: InputLayer, Dense with a linear activation (HElayers silently ignores a Dense layer's
+``activation=``, so any other is refused), ``SquareActivation`` (x -> x^2) and ``PolyActivation``
+(coefficients in the config key ``coeffs`` or ``coefs``, low to high degree). Anything else is refused with
+an error naming the layer.
 
 An optional ``ckkslab.json`` beside the files says how to read the output: ``"output"`` is
 ``"probability"`` (the network's output is the score) or ``"logit"`` (the client applies the sigmoid after
@@ -15,23 +16,21 @@ decryption), and ``"threshold"`` the decision threshold; absent means probabilit
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
-from nn.data import DataSchemaError
-from nn.hdf5_sandbox import HDF5_ERRORS, read_isolated
+from nn.errors import DataSchemaError, ModelFormatError  # re-exported: from nn.model import ModelFormatError
+from nn.hdf5_sandbox import read_isolated
 from nn.jsonfile import parse_json
+from nn.keras_weights import MAX_WEIGHTS_PER_ARRAY, read_weights
 
 SQUARE = (0.0, 0.0, 1.0)
 METADATA_FILE = "ckkslab.json"
-
-
-class ModelFormatError(ValueError):
-    """A model directory is missing a file, or holds a layer, activation or weight this network cannot run."""
+SUPPORTED_LAYERS = ("InputLayer", "Dense", "SquareActivation", "PolyActivation")
 
 
 @dataclass(frozen=True)
@@ -61,13 +60,28 @@ class Polynomial:
 
     @property
     def depth(self) -> int:
-        """Multiplicative depth: 1 for x^2; ceil(log2 degree) squarings + 1 scalar product otherwise."""
-        degree = len(self.coeffs) - 1
-        if self.coeffs == SQUARE:
-            return 1
-        if degree <= 0:
-            return 0
-        return math.ceil(math.log2(degree)) + 1
+        """Levels this activation consumes when evaluated encrypted: see :func:`activation_depth`."""
+        return activation_depth(self.coeffs)
+
+
+def activation_depth(coeffs: Sequence[float]) -> int:
+    """Levels an element-wise polynomial sum_k coeffs[k] * x^k consumes, as ``nn.encrypted`` evaluates it.
+
+    - degree 1, or degree 2 with a zero x^2 coefficient: 1 (c1 * x + c0: one plaintext product, one rescale);
+    - exactly x^2, coefficients (0, 0, 1): 1 (one ciphertext square);
+    - any other degree 2: 2 ((c2 * x + c1) at one level, then times x at the next; 2 x^2 too).
+
+    The encrypted evaluation supports degrees 1 and 2 only (``nn.plan`` refuses the others). For the plaintext
+    network's report: a constant takes 0 levels, a degree d > 2 ceil(log2(d + 1)), the depth of the usual
+    evaluation by powers of x (the same formula gives 1 and 2 for a general degree 1 and 2).
+    """
+    degree = len(coeffs) - 1
+    if degree <= 0:
+        return 0
+    linear = degree == 1 or (degree == 2 and coeffs[2] == 0.0)
+    if linear or tuple(coeffs) == SQUARE:
+        return 1
+    return math.ceil(math.log2(degree + 1))
 
 
 @dataclass(frozen=True)
@@ -101,6 +115,7 @@ class PlainNetwork:
         return sum(1 if isinstance(layer, Dense) else layer.depth for layer in self.layers)
 
     def _check_input(self, x: np.ndarray) -> np.ndarray:
+        """``x`` as float64, checked to be (n, input_dim) finite numbers."""
         try:
             x = np.asarray(x, dtype=np.float64)
         except (TypeError, ValueError) as exc:
@@ -154,16 +169,11 @@ class PlainNetwork:
 
 
 def _read_bytes(path: Path) -> bytes:
+    """The bytes of ``path``; a file that cannot be read (permissions, I/O error) is a ModelFormatError."""
     try:
         return path.read_bytes()
     except OSError as exc:
         raise ModelFormatError(f"cannot read {path}: {exc.strerror}") from None
-
-
-# The largest weight array read, and the widest layer: far beyond any network this project encrypts (a Dense
-# of 2^11 x 2^11), small enough that a file declaring a huge sparse dataset is refused before anything is
-# allocated.
-MAX_WEIGHTS_PER_ARRAY = 1 << 22
 
 
 def _positive_int(value: Any, what: str) -> int:
@@ -174,11 +184,12 @@ def _positive_int(value: Any, what: str) -> int:
     return value
 
 
-def _input_width(shape: Any, what: str) -> int:
-    """The last entry of a Keras input shape such as ``[null, 14]``."""
+def _input_width(shape: Any, path: Path, what: str) -> int:
+    """The last entry of a Keras input shape such as ``[null, 14]``: a non-empty list ending with a positive
+    integer (``what`` names the shape in ``path``)."""
     if not isinstance(shape, list) or not shape:
-        raise ModelFormatError(f"{what} must be a list such as [null, 14], not {shape!r:.40}")
-    return _positive_int(shape[-1], f"the last entry of {what}")
+        raise ModelFormatError(f"{path}: {what} must be a list such as [null, 14], not {shape!r:.40}")
+    return _positive_int(shape[-1], f"{path}: the last entry of {what}")
 
 
 def _check_layer_spec(spec: Any, i: int, path: Path) -> None:
@@ -216,99 +227,11 @@ def _layer_specs(model_json: Any, path: Path) -> tuple[list[dict[str, Any]], int
         cfg = spec.get("config", {})
         shape = cfg.get("batch_input_shape") or cfg.get("batch_shape")
         if shape is not None and input_dim is None:
-            input_dim = _input_width(shape, f"{path}: the input shape of layer {i}")
+            input_dim = _input_width(shape, path, f"the input shape of layer {i}")
     build = config.get("build_input_shape") if isinstance(config, dict) else None
     if input_dim is None and build:
-        input_dim = _input_width(build, f"{path}: build_input_shape")
+        input_dim = _input_width(build, path, "build_input_shape")
     return layers, input_dim
-
-
-def _read_array(dataset: Any, layer: str, path: str) -> np.ndarray:
-    """A weight array as float64: a numeric dataset of at most 2^22 values (checked from the header, before
-    reading), every value finite."""
-    if not isinstance(dataset, h5py.Dataset) or dataset.shape is None or dataset.dtype.kind not in "fiu":
-        raise ModelFormatError(f"{path}: the weights of layer '{layer}' are not an array of numbers")
-    if dataset.size > MAX_WEIGHTS_PER_ARRAY:
-        raise ModelFormatError(f"{path}: layer '{layer}' declares a weight array of shape {dataset.shape} "
-                               f"(more than {MAX_WEIGHTS_PER_ARRAY} values); refusing to read it")
-    values = np.asarray(dataset[()], dtype=np.float64)
-    if not np.all(np.isfinite(values)):
-        raise ModelFormatError(f"{path}: the weights of layer '{layer}' hold NaN or infinite values; "
-                               "retrain the model or fix its weights")
-    return values
-
-
-def _text_attribute(obj: h5py.HLObject, key: str) -> list[str] | None:
-    """An attribute holding a string or a 1-D array of strings (UTF-8 bytes or str), else None."""
-    value = obj.attrs.get(key)
-    items = value.tolist() if isinstance(value, np.ndarray) and value.ndim == 1 else [value]
-    if not all(isinstance(item, str | bytes) for item in items):
-        return None
-    try:
-        return [item.decode("utf-8") if isinstance(item, bytes) else item for item in items]
-    except UnicodeDecodeError:
-        return None
-
-
-def _read_arrays(arrays: list[Any], layer: str, path: str) -> list[np.ndarray]:
-    if len(arrays) > 2:
-        raise ModelFormatError(f"{path}: layer '{layer}' has {len(arrays)} weight arrays; a Dense layer "
-                               "has a kernel and a bias")
-    return [_read_array(array, layer, path) for array in arrays]
-
-
-def _keras2_weights(root: h5py.Group, name: str) -> list[np.ndarray]:
-    """tf-keras 2: group ``<name>`` lists its arrays in the attribute ``weight_names``."""
-    path, group = root.file.filename, root.get(name)
-    if not isinstance(group, h5py.Group):
-        raise ModelFormatError(f"{path} has no weights for layer '{name}'")
-    names = _text_attribute(group, "weight_names")
-    if names is None:
-        raise ModelFormatError(f"{path}: layer '{name}' has no list of strings 'weight_names'")
-    return _read_arrays([group.get(n) for n in names], name, path)
-
-
-def _keras3_weights(layers_group: h5py.Group, name: str) -> list[np.ndarray]:
-    """Keras 3: ``layers/<name>/vars/<i>``, or else the group whose ``vars`` records the layer's name in its
-    attribute ``name`` (Keras 3 writes it on each vars group)."""
-    path, group = layers_group.file.filename, layers_group.get(name)
-    if not isinstance(group, h5py.Group):
-        group = next((candidate for candidate in layers_group.values()
-                      if isinstance(candidate, h5py.Group) and isinstance(candidate.get("vars"), h5py.Group)
-                      and _text_attribute(candidate["vars"], "name") == [name]), None)
-    variables = group.get("vars") if group is not None else None
-    if not isinstance(variables, h5py.Group):
-        raise ModelFormatError(f"{path} has no weights for layer '{name}'")
-    return _read_arrays([variables.get(str(i)) for i in range(len(variables))], name, path)
-
-
-def _weights_in(handle: h5py.File, path: Path, names: list[str]) -> dict[str, list[np.ndarray]]:
-    """The weights of layers ``names`` in the tf-keras 2 layout (attribute ``layer_names``) or Keras 3's."""
-    root = handle.get("model_weights", handle)  # a full tf-keras save keeps the weights in a group
-    if not isinstance(root, h5py.Group):
-        raise ModelFormatError(f"{path}: 'model_weights' is not a group")
-    if "layer_names" in root.attrs:
-        return {name: _keras2_weights(root, name) for name in names}
-    layers_group = root.get("layers")
-    if isinstance(layers_group, h5py.Group):
-        return {name: _keras3_weights(layers_group, name) for name in names}
-    raise ModelFormatError(f"{path} is neither a Keras 2 nor a Keras 3 weights file")
-
-
-def _read_weights(path: Path, names: list[str]) -> dict[str, list[np.ndarray]]:
-    """The weight arrays of every Dense layer in ``names``; run in a child process (``nn.hdf5_sandbox``)."""
-    try:
-        handle = h5py.File(path, "r")
-    except HDF5_ERRORS as exc:
-        raise ModelFormatError(f"{path} is not an HDF5 file: {exc}") from None
-    try:
-        with handle:
-            return _weights_in(handle, path, names)
-    except ModelFormatError:
-        raise
-    except HDF5_ERRORS as exc:
-        raise ModelFormatError(f"{path} is corrupted ({type(exc).__name__}: {exc}); re-export the "
-                               "weights") from None
 
 
 def _dense(spec: dict[str, Any], weights: list[np.ndarray]) -> Dense:
@@ -374,8 +297,8 @@ def load_network(model_dir: str | Path) -> PlainNetwork:
     HDF5 library is refused like any other.
 
     Raises:
-        ModelFormatError: a file is missing or malformed, a layer or activation is unsupported (named),
-            or weight shapes disagree with the architecture.
+        ModelFormatError: a file is missing or malformed, a layer or activation is unsupported (named), two
+            Dense layers share a name, or weight shapes disagree with the architecture.
     """
     directory = Path(model_dir)
     json_path, weights_path = directory / "model.json", directory / "model.h5"
@@ -384,14 +307,9 @@ def load_network(model_dir: str | Path) -> PlainNetwork:
             raise ModelFormatError(f"{directory} has no {path.name}")
     specs, input_dim = _layer_specs(parse_json(_read_bytes(json_path), str(json_path), ModelFormatError),
                                     json_path)
-    for spec in specs:
-        if spec["class_name"] not in ("InputLayer", "Dense", "SquareActivation", "PolyActivation"):
-            name = spec.get("config", {}).get("name", "?")
-            raise ModelFormatError(f"unsupported layer {name!r:.40} of type {spec['class_name']!r:.40}: only "
-                                   "Dense, SquareActivation and PolyActivation layers are supported")
+    dense_names = _dense_names(specs, json_path)
     decision, metadata = _read_decision(directory)  # before model.h5: reading it costs a process
-    dense_names = [spec["config"]["name"] for spec in specs if spec["class_name"] == "Dense"]
-    weights = read_isolated(lambda: _read_weights(weights_path, dense_names), str(weights_path),
+    weights = read_isolated(lambda: read_weights(weights_path, dense_names), str(weights_path),
                             ModelFormatError)
     layers: list[Dense | Polynomial] = []
     for spec in specs:
@@ -407,3 +325,19 @@ def load_network(model_dir: str | Path) -> PlainNetwork:
             raise ModelFormatError(f"{json_path} gives no input shape")
         input_dim = first_dense.weights.shape[0]
     return PlainNetwork(layers, input_dim, decision, metadata)
+
+
+def _dense_names(specs: list[dict[str, Any]], path: Path) -> list[str]:
+    """The names of the Dense layers, in order. Checked: every layer is of a supported class, and no two
+    Dense layers share a name (model.h5 holds one weight set per name: they would silently share it)."""
+    for spec in specs:
+        if spec["class_name"] not in SUPPORTED_LAYERS:
+            name = spec.get("config", {}).get("name", "?")
+            raise ModelFormatError(f"unsupported layer {name!r:.40} of type {spec['class_name']!r:.40}: only "
+                                   "Dense, SquareActivation and PolyActivation layers are supported")
+    names = [spec["config"]["name"] for spec in specs if spec["class_name"] == "Dense"]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ModelFormatError(f"{path}: several Dense layers are named {repeated[0]!r:.40}; each needs its "
+                               "own name (its weights are found by name in model.h5): re-export model.json")
+    return names

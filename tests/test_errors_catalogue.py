@@ -25,9 +25,10 @@ import pytest
 import ckks
 from nn import artifacts, workflow
 from nn import encrypted as enc
-from nn.data import DataSchemaError, load_table, load_xy, save_xy
+from nn.data import DataSchemaError, load_xy, save_xy
 from nn.model import SQUARE, Dense, ModelFormatError, PlainNetwork, Polynomial, load_network
 from nn.plan import PlanError, plan_inference
+from nn.table import load_table
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "errors.md"

@@ -1,6 +1,13 @@
 """The data pipeline: schema detection, the paper's coding on real rows, splits, scaling, HDF5 round trips."""
 
+import bz2
+import gzip
+import io
+import json
+import lzma
 import math
+import re
+import tarfile
 from pathlib import Path
 
 import h5py
@@ -13,7 +20,6 @@ from nn.data import (
     apply_scaling,
     fit_scaling,
     load_splits,
-    load_table,
     load_xy,
     make_splits,
     prepare,
@@ -21,6 +27,7 @@ from nn.data import (
     save_splits,
     save_xy,
 )
+from nn.table import load_table
 
 SHIPPED = Path(__file__).resolve().parents[2] / "data" / "diabetes_dataset.csv.zip"
 
@@ -98,18 +105,18 @@ def test_prediction_variant_detected_with_crlf(tmp_path):
 def test_wrong_column_is_named(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text(PREDICTION_CSV.replace("blood_glucose_level", "glucose"))
-    with pytest.raises(DataSchemaError, match=r"missing columns \['blood_glucose_level'\].*unexpected "
-                                              r"columns \['glucose'\]"):
+    with pytest.raises(DataSchemaError, match=r"bad\.csv: the table matches no known schema.*missing columns "
+                                              r"\['blood_glucose_level'\].*unexpected columns \['glucose'\]"):
         load_table(path)
 
 
 def test_unknown_category_and_missing_value_refused(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text(PREDICTION_CSV.replace("current", "sometimes"))
-    with pytest.raises(DataSchemaError, match="smoking_history.*sometimes"):
+    with pytest.raises(DataSchemaError, match=r"bad\.csv: column 'smoking_history'.*sometimes"):
         load_table(path)
     path.write_text(PREDICTION_CSV.replace("25.19", ""))
-    with pytest.raises(DataSchemaError, match="'bmi' has missing values"):
+    with pytest.raises(DataSchemaError, match=r"bad\.csv: column 'bmi' has missing values"):
         load_table(path)
 
 
@@ -120,6 +127,32 @@ def test_not_a_table_refused(tmp_path):
         load_table(path)
     with pytest.raises(FileNotFoundError):
         load_table(tmp_path / "absent.csv")
+
+
+def tar_holding(data: bytes) -> bytes:
+    """A tar archive holding ``data`` as t.csv."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as archive:
+        entry = tarfile.TarInfo("t.csv")
+        entry.size = len(data)
+        archive.addfile(entry, io.BytesIO(data))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("name", "pack"), [
+    pytest.param("t.csv.gz", gzip.compress, id="gzip"),
+    pytest.param("t.csv.bz2", bz2.compress, id="bzip2"),
+    pytest.param("t.csv.xz", lzma.compress, id="xz"),
+    pytest.param("t.tar", tar_holding, id="tar"),
+    pytest.param("t.csv.zst", lambda data: b"\x28\xb5\x2f\xfd" + data, id="zstandard-magic"),
+])
+def test_only_a_zip_is_unpacked(name, pack, tmp_path):
+    """A valid table packed otherwise than in a zip is read as the plain CSV it is not, and refused naming the
+    file: nothing is decompressed past the size cap (MAX_CSV_BYTES), no decompressor's own error escapes."""
+    path = tmp_path / name
+    path.write_bytes(pack(PREDICTION_CSV.encode()))
+    with pytest.raises(DataSchemaError, match=re.escape(str(path))):
+        load_table(path)
 
 
 def test_splits_sizes_replication_and_disjointness():
@@ -200,3 +233,40 @@ def test_prepare_is_deterministic_and_round_trips(tmp_path):
     np.testing.assert_array_equal(loaded.x["val"], first.x["val"])
     with pytest.raises(DataSchemaError, match="unknown recipe"):
         prepare(csv, "fancy")
+
+
+def test_xy_values_stored_outside_the_file_refused(tmp_path):
+    """An x_test.h5 whose dataset keeps its raw data in another local file would read that file as records."""
+    save_xy(tmp_path, "test", np.zeros((4, 2)), np.zeros((4, 1)))
+    other = tmp_path / "other.bin"
+    np.arange(8, dtype="<f8").tofile(other)
+    (tmp_path / "x_test.h5").unlink()
+    with h5py.File(tmp_path / "x_test.h5", "w") as handle:
+        handle.create_dataset("x_test", shape=(4, 2), dtype="<f8", external=[(str(other), 0, 64)])
+    with pytest.raises(DataSchemaError, match=r"x_test\.h5: the values of dataset 'x_test' are stored in "
+                                              r"external files \['.*other\.bin'\]; refusing"):
+        load_xy(tmp_path)
+
+
+def write_splits(directory: Path, widths: tuple[int, int, int]) -> None:
+    """x/y files of 4 records for train, val and test with ``widths`` features, and a preprocessing.json."""
+    for split, width in zip(("train", "val", "test"), widths, strict=True):
+        save_xy(directory, split, np.zeros((4, width)), np.zeros((4, 1)))
+    (directory / "preprocessing.json").write_text(json.dumps({"feature_scaling": {"method": "l2_rows"}}))
+
+
+def test_splits_with_different_feature_counts_refused(tmp_path):
+    write_splits(tmp_path, (14, 14, 3))
+    with pytest.raises(DataSchemaError, match=r"the splits have different numbers of features "
+                                              r"\{'train': 14, 'val': 14, 'test': 3\}"):
+        load_splits(tmp_path)
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").is_file(), reason="needs Linux's /proc/self/mem")
+def test_unreadable_preprocessing_json_refused(tmp_path):
+    """/proc/self/mem is a regular file whose first page no process can read (EIO), root included."""
+    write_splits(tmp_path, (3, 3, 3))
+    (tmp_path / "preprocessing.json").unlink()
+    (tmp_path / "preprocessing.json").symlink_to("/proc/self/mem")
+    with pytest.raises(DataSchemaError, match=r"cannot read .*preprocessing\.json: Input/output error"):
+        load_splits(tmp_path)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from nn.model import Dense, ModelFormatError, Polynomial, load_network
+from nn.plan import layer_depth
 
 W1 = np.array([[1.0, -1.0, 0.5], [2.0, 0.0, -0.5]])
 B1 = np.array([0.5, 1.0, 0.0])
@@ -82,7 +83,7 @@ def test_forward_matches_hand_computation(tmp_path, writer):
     np.testing.assert_allclose(out[:, 0], [by_hand(r) for r in records], rtol=1e-12)
     trace = net.forward_trace(np.array(records))
     assert len(trace) == 5 and trace[2].shape == (3, 3)
-    # depth: Dense 1 + square 1 + Dense 1 + degree-2 polynomial (1 squaring + 1 scalar product) 2
+    # depth: Dense 1 + square 1 + Dense 1 + degree-2 polynomial 2 ((x/2 - 2) * x + 1: two products in a row)
     assert net.depth == 5
 
 
@@ -152,3 +153,78 @@ def test_probability_default_and_input_checks(tmp_path):
         net.forward(np.zeros((4, 3)))
     with pytest.raises(ValueError, match="NaN"):
         net.forward(np.array([[np.nan, 0.0]]))
+
+
+def test_dense_layers_sharing_a_name_refused(tmp_path):
+    """model.h5 holds one weight set per layer name: two Dense layers of the same name would both get it."""
+    w = np.array([[1.0, 2.0], [3.0, 4.0]])
+    layers = _layers()[:3]
+    layers[1]["config"]["units"] = 2
+    write_keras2(tmp_path, layers, weights={"dense": (w, np.zeros(2))})
+    layers.append({"class_name": "Dense", "config": {"name": "dense", "units": 2, "activation": "linear"}})
+    model_json = {"class_name": "Sequential", "config": {"layers": layers}}
+    (tmp_path / "model.json").write_text(json.dumps(model_json))
+    with pytest.raises(ModelFormatError, match="model.json: several Dense layers are named 'dense'"):
+        load_network(tmp_path)
+
+
+def store_outside(handle: h5py.File, name: str, values: np.ndarray, how: str, directory) -> None:
+    """Replace dataset ``name`` by one whose ``values`` are stored outside ``handle``'s file: raw data in an
+    external file, a virtual dataset over another HDF5 file, or an external link to a dataset of it."""
+    del handle[name]
+    other = directory / "other.h5"
+    with h5py.File(other, "w") as source:
+        source["values"] = values
+    if how == "external-raw-file":
+        raw = directory / "raw.bin"
+        values.astype("<f8").tofile(raw)
+        handle.create_dataset(name, shape=values.shape, dtype="<f8", external=[(str(raw), 0, values.nbytes)])
+    elif how == "virtual-dataset":
+        layout = h5py.VirtualLayout(shape=values.shape, dtype="<f8")
+        layout[...] = h5py.VirtualSource(str(other), "values", shape=values.shape)
+        handle.create_virtual_dataset(name, layout)
+    else:
+        handle[name] = h5py.ExternalLink(str(other), "values")
+
+
+@pytest.mark.parametrize(("how", "where"), [
+    pytest.param("external-raw-file", r"external files \['.*raw\.bin'\]", id="external-raw-file"),
+    pytest.param("virtual-dataset", r"other datasets \(it is a virtual dataset\)", id="virtual-dataset"),
+    pytest.param("external-link", r"another HDF5 file \(.*other\.h5, through an external link\)",
+                 id="external-link"),
+])
+def test_weights_stored_outside_model_h5_refused(tmp_path, how, where):
+    """Such a kernel would copy another local file into the weights; the network loads without it."""
+    model = tmp_path / "model"
+    write_keras2(model)
+    with h5py.File(model / "model.h5", "a") as handle:
+        store_outside(handle, "dense/dense/kernel:0", W1, how, tmp_path)
+    message = rf"model\.h5: the weights of layer 'dense' are stored in {where}, not in model\.h5; refusing"
+    with pytest.raises(ModelFormatError, match=message):
+        load_network(model)
+
+
+@pytest.mark.parametrize(("coeffs", "levels"), [
+    pytest.param((0.0, 0.0, 1.0), 1, id="x^2: one square"),
+    pytest.param((0.5, -2.0), 1, id="linear: one product by a constant"),
+    pytest.param((0.5, -2.0, 0.0), 1, id="degree 2 with no x^2 term is linear"),
+    pytest.param((0.0, 0.0, 2.0), 2, id="2x^2: (2x) * x"),
+    pytest.param((0.0, 1.0, 1.0), 2, id="x^2 + x: (x + 1) * x"),
+    pytest.param(tuple(POLY), 2, id="x^2/2 - 2x + 1: (x/2 - 2) * x + 1"),
+])
+def test_polynomial_depth_is_the_levels_its_encrypted_evaluation_takes(coeffs, levels):
+    """The levels counted by hand from how nn.encrypted evaluates the activation, and the planner's count."""
+    activation = Polynomial(coeffs, "p")
+    assert activation.depth == levels
+    assert layer_depth(activation) == levels
+
+
+@pytest.mark.parametrize(("coeffs", "levels"), [
+    pytest.param((3.0,), 0, id="a constant: no product"),
+    pytest.param((0.0, 0.0, 0.0, 1.0), 2, id="x^3: x^2 * x"),
+    pytest.param((1.0, 1.0, 1.0, 1.0), 2, id="degree 3: (x + 1) * x^2 + (x + 1)"),
+    pytest.param((0.0,) * 4 + (1.0,), 3, id="x^4: (x^2)^2 then a constant"),
+])
+def test_polynomial_depth_beyond_the_encrypted_degrees(coeffs, levels):
+    """Degrees the encryption does not run still get a depth for the report: that of evaluating by powers."""
+    assert Polynomial(coeffs, "p").depth == levels
