@@ -255,10 +255,11 @@ def _dense_from_header(spec: dict[str, Any], name: str, level: int, depth: int, 
     if list(keys) != sorted(set(keys)):
         raise ArtifactError(f"{what}: the diagonal keys are not listed once each, in order")
     # batch keys are (input, output, shift); single-record packing has one output, keyed (giant, baby)
+    # (the bounds above keep every covered output below ``outputs``, which may be huge: no range() of it)
     covered = {key[1] for key in keys} if plan.packing == "batch" else ({0} if keys else set())
-    missing = sorted(set(range(outputs)) - covered)
-    if missing:
-        raise ArtifactError(f"{what}: output ciphertext {missing[0]} has no diagonal key (its product "
+    if len(covered) < outputs:
+        missing = next(m for m in range(outputs) if m not in covered)
+        raise ArtifactError(f"{what}: output ciphertext {missing} has no diagonal key (its product "
                             "carries the bias)")
     diagonals = dict(zip(keys, weights.take(len(keys), level, what), strict=True))
     biases = dict(enumerate(weights.take(outputs, level, what)))

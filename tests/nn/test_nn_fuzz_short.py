@@ -528,6 +528,8 @@ CONTAINER_CASES = {
     "widths-do-not-chain": lambda b: edit_header(b, lambda t: set_path(t, ("layers", 2, "inputs"), 2)),
     "encrypted-weights-1": lambda b: edit_header(b, lambda t: set_path(t, ("encrypted_weights",), 1)),
     "unknown-header-field": lambda b: edit_header(b, lambda t: set_path(t, ("extra",), 1)),
+    # found by the long run: a check of every output's diagonal built range(2^62) and hung
+    "dense-of-2^62-outputs": lambda b: edit_header(b, lambda t: set_path(t, ("layers", 2, "outputs"), 2**62)),
 }
 
 
