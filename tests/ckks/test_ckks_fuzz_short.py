@@ -10,33 +10,16 @@ SHA-256 recomputed) so that the field validators, not only the checksum, are exe
 
 from __future__ import annotations
 
-import importlib.util
 import struct
-import sys
 import tracemalloc
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import ckks
+from benchmarks import fuzz_loaders as fz
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def harness():
-    """benchmarks/fuzz_loaders.py, imported once by path (benchmarks/ is not a package)."""
-    name = "ckkslab_fuzz_loaders"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "fuzz_loaders.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fz = harness()
 NAMES = ["ckks.parameters", "ckks.plaintext", "ckks.ciphertext", "ckks.secret_key", "ckks.public_key",
          "ckks.relin_key", "ckks.galois_keys", "ckks.server_bundle"]
 SHORT = settings(max_examples=300, deadline=None, derandomize=True, database=None,

@@ -15,12 +15,10 @@ check meant to refuse its input: an earlier check that happens to fire instead d
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
 import shutil
 import struct
-import sys
 import zipfile
 from pathlib import Path
 
@@ -30,6 +28,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from benchmarks import fuzz_loaders as fz
 from nn import artifacts, container, workflow
 from nn.data import DataSchemaError, load_xy, save_xy
 from nn.model import ModelFormatError, load_network
@@ -39,18 +38,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CLINICAL = ROOT / "models" / "clinical"
 
 
-def harness():
-    """benchmarks/fuzz_loaders.py, imported once by path (benchmarks/ is not a package)."""
-    name = "ckkslab_fuzz_loaders"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "fuzz_loaders.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fz = harness()
 SHORT = settings(max_examples=250, deadline=None, derandomize=True, database=None,
                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
 MEMORY_MB = 64  # the most a loader may add to the peak RSS on one input (every input here is < 100 KB)
