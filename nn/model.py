@@ -168,9 +168,17 @@ class PlainNetwork:
         return probabilities, (probabilities > self.decision.threshold).astype(np.int64)
 
 
+# model.json and ckkslab.json of a real network take kilobytes; a larger file is refused before it is read.
+MAX_JSON_BYTES = 1 << 26
+
+
 def _read_bytes(path: Path) -> bytes:
-    """The bytes of ``path``; a file that cannot be read (permissions, I/O error) is a ModelFormatError."""
+    """The bytes of ``path`` (at most ``MAX_JSON_BYTES``); a file that cannot be read (permissions, I/O error)
+    or is larger is a ModelFormatError."""
     try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise ModelFormatError(f"{path} holds {path.stat().st_size} bytes, more than the "
+                                   f"{MAX_JSON_BYTES} a model description may take; refusing to read it")
         return path.read_bytes()
     except OSError as exc:
         raise ModelFormatError(f"cannot read {path}: {exc.strerror}") from None
@@ -336,8 +344,10 @@ def _dense_names(specs: list[dict[str, Any]], path: Path) -> list[str]:
             raise ModelFormatError(f"unsupported layer {name!r:.40} of type {spec['class_name']!r:.40}: only "
                                    "Dense, SquareActivation and PolyActivation layers are supported")
     names = [spec["config"]["name"] for spec in specs if spec["class_name"] == "Dense"]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ModelFormatError(f"{path}: several Dense layers are named {repeated[0]!r:.40}; each needs its "
-                               "own name (its weights are found by name in model.h5): re-export model.json")
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ModelFormatError(f"{path}: several Dense layers are named {name!r:.40}; each needs its own "
+                                   "name (its weights are found by name in model.h5): re-export model.json")
+        seen.add(name)
     return names

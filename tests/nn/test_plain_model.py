@@ -2,12 +2,14 @@
 
 import json
 import math
+import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-from nn.model import Dense, ModelFormatError, Polynomial, load_network
+from nn.model import MAX_JSON_BYTES, Dense, ModelFormatError, Polynomial, load_network
 from nn.plan import layer_depth
 
 W1 = np.array([[1.0, -1.0, 0.5], [2.0, 0.0, -0.5]])
@@ -228,3 +230,13 @@ def test_polynomial_depth_is_the_levels_its_encrypted_evaluation_takes(coeffs, l
 def test_polynomial_depth_beyond_the_encrypted_degrees(coeffs, levels):
     """Degrees the encryption does not run still get a depth for the report: that of evaluating by powers."""
     assert Polynomial(coeffs, "p").depth == levels
+
+
+def test_a_huge_model_json_is_refused_before_it_is_read(tmp_path):
+    """A sparse 128 MiB model.json (nothing allocated on disk): refused by its size, not read into memory."""
+    shutil.copytree(Path(__file__).resolve().parents[2] / "models" / "clinical", tmp_path / "m",
+                    ignore=shutil.ignore_patterns("x_*", "y_*"))
+    with open(tmp_path / "m" / "model.json", "r+b") as handle:
+        handle.truncate(2 * MAX_JSON_BYTES)
+    with pytest.raises(ModelFormatError, match="refusing to read it"):
+        load_network(tmp_path / "m")
