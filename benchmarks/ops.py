@@ -157,8 +157,8 @@ def time_ckkslab_ops(params: Any, repeats: int = 10, seed: int = 0) -> dict[str,
     import numpy as np
 
     import ckks
-    from ckks.ntt import ntt_forward, ntt_inverse
-    from ckks.rns import rns_basis
+    from ckks.ring.ntt import ntt_forward, ntt_inverse
+    from ckks.ring.rns import rns_basis
 
     start = time.perf_counter()
     keygen = ckks.KeyGenerator(params)

@@ -1,14 +1,16 @@
 """ckks: the CKKS approximate homomorphic encryption scheme, from scratch, in Python + Numba.
 
-Layers (imports go one way, down): params -> ring (primes, modarith, ntt, rns, basis_conversion, automorphism,
-sampling) -> rlwe (ciphertext, keys, keyswitch, encryptor) -> scheme (embedding, encoder, evaluator,
-serialization: wire, bundle). See README.md for a runnable example.
+Layers, each importing only the ones below it (tests/test_import_layers.py checks this):
+
+    scheme/   embedding, encoder, evaluator, serialization (wire, bundle)      the CKKS layer
+    rlwe/     ciphertext, keys, keyswitch, encryptor                           scheme-neutral RLWE
+    params.py literal -> validated immutable parameters                        (primes from ring/primes)
+    ring/     primes, modarith, ntt, rns, basis_conversion, automorphism, sampling   nothing of CKKS
+    errors.py, instrument.py, progress.py                                      shared by every layer
+
+This file is the public API: ``import ckks; ckks.Encoder(...)``. See README.md for a runnable example.
 """
 
-from .bundle import ServerBundle
-from .ciphertext import Ciphertext, Plaintext
-from .encoder import Encoder
-from .encryptor import Decryptor, Encryptor
 from .errors import (
     CkksError,
     LevelMismatchError,
@@ -19,10 +21,14 @@ from .errors import (
     SerializationError,
     ValueRangeError,
 )
-from .evaluator import Evaluator
-from .keys import GaloisKeys, KeyGenerator, PublicKey, RelinKey, SecretKey, SwitchingKey, made_from
 from .params import Parameters
-from .serialization import from_bytes, load, save, to_bytes
+from .rlwe.ciphertext import Ciphertext, Plaintext
+from .rlwe.encryptor import Decryptor, Encryptor
+from .rlwe.keys import GaloisKeys, KeyGenerator, PublicKey, RelinKey, SecretKey, SwitchingKey, made_from
+from .scheme.bundle import ServerBundle
+from .scheme.encoder import Encoder
+from .scheme.evaluator import Evaluator
+from .scheme.serialization import from_bytes, load, save, to_bytes
 
 __all__ = [
     "Ciphertext", "CkksError", "Decryptor", "Encoder", "Encryptor", "Evaluator", "GaloisKeys", "KeyGenerator",

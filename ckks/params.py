@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from .errors import ParameterError
-from .primes import ntt_primes
+from .ring.primes import ntt_primes
 
 # Max log2(Q*P) per ring degree for a uniform ternary secret, classical attacks (HE Standard, Table 1).
 HE_STANDARD_MAX_LOG_QP: dict[int, dict[int, int]] = {

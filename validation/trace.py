@@ -176,7 +176,7 @@ def run_trace(record: tuple[float, ...] = DEFAULT_RECORD, weights: tuple[float, 
             |w . x + b| > 8 (its square would overflow the toy modulus).
     """
     import ckks
-    from ckks import automorphism, rns
+    from ckks.ring import automorphism, rns
 
     _check_inputs(tuple(record), tuple(weights), float(bias))
     params = ckks.Parameters(**TOY_PARAMETERS)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import ckks
-from ckks import rns
+from ckks.ring import rns
 
 # --------------------------------------------------------------------------------------------------------
 # Reference math (Python integers / direct numpy sums; independent of ckks)

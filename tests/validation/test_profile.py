@@ -130,7 +130,9 @@ def test_numba_compilation_is_booked_apart_from_the_primitive() -> None:
 
 
 def test_the_engine_primitives_carry_their_hooks() -> None:
-    from ckks import basis_conversion, embedding, keyswitch, ntt, rns, sampling, serialization
+    from ckks.ring import basis_conversion, ntt, rns, sampling
+    from ckks.rlwe import keyswitch
+    from ckks.scheme import embedding, serialization
 
     hooked = {
         ntt.ntt_forward: "ntt", ntt.ntt_inverse: "intt", rns.mul: "mul", rns.mul_add_into: "mul_add",
@@ -149,12 +151,12 @@ def test_the_engine_primitives_carry_their_hooks() -> None:
 
 def test_sampled_stacks_are_attributed_to_the_same_entries() -> None:
     collapsed = "\n".join([
-        "main (cli.py:1);run_profile (validation/profiling.py:200);ntt_forward (ckks/ntt.py:171) 30",
-        "main (cli.py:1);Evaluator.rotate (ckks/evaluator.py:320);key_switch (ckks/keyswitch.py:80);"
-        "ntt_inverse (ckks/ntt.py:176) 10",
-        "main (cli.py:1);Evaluator.rotate (ckks/evaluator.py:320);key_switch (ckks/keyswitch.py:84) 5",
-        "main (cli.py:1);Encryptor.encrypt (ckks/encryptor.py:63);from_signed (ckks/rns.py:87) 4",
-        "main (cli.py:1);Dispatcher._compile_for_args (numba/core/dispatcher.py:420);mul (ckks/rns.py:238) 1",
+        "main (cli.py:1);run_profile (validation/profiling.py:200);ntt_forward (ckks/ring/ntt.py:171) 30",
+        "main (cli.py:1);Evaluator.rotate (ckks/scheme/evaluator.py:320);key_switch (ckks/rlwe/keyswitch.py:80);"
+        "ntt_inverse (ckks/ring/ntt.py:176) 10",
+        "main (cli.py:1);Evaluator.rotate (ckks/scheme/evaluator.py:320);key_switch (ckks/rlwe/keyswitch.py:84) 5",
+        "main (cli.py:1);Encryptor.encrypt (ckks/rlwe/encryptor.py:63);from_signed (ckks/ring/rns.py:87) 4",
+        "main (cli.py:1);Dispatcher._compile_for_args (numba/core/dispatcher.py:420);mul (ckks/ring/rns.py:238) 1",
         "main (cli.py:1);pack (nn/batch_packing.py:40) 10",
     ])
     shares = profile_sampling.attribute_samples(collapsed)

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ckks import rns
-from ckks.basis_conversion import crt_to_float, divide_by_last_prime, fast_base_convert, mod_down
-from ckks.primes import ntt_primes
+from ckks.ring import rns
+from ckks.ring.basis_conversion import crt_to_float, divide_by_last_prime, fast_base_convert, mod_down
+from ckks.ring.primes import ntt_primes
 
 N = 16
 

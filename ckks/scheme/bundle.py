@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .ciphertext import Ciphertext, Plaintext
-from .errors import SerializationError
-from .keys import GaloisKeys, PublicKey, RelinKey, SecretKey
-from .params import Parameters
+from ..errors import SerializationError
+from ..params import Parameters
+from ..rlwe.ciphertext import Ciphertext, Plaintext
+from ..rlwe.keys import GaloisKeys, PublicKey, RelinKey, SecretKey
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ckks import rns
-from ckks.primes import ntt_primes
+from ckks.ring import rns
+from ckks.ring.primes import ntt_primes
 
 
 def basis_of(n: int, bits: tuple[int, ...]) -> rns.RnsBasis:

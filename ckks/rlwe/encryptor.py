@@ -14,13 +14,13 @@ import math
 
 import numpy as np
 
-from . import rns
-from .basis_conversion import mod_down
+from ..errors import ParameterError, ValueRangeError
+from ..params import Parameters
+from ..ring import rns
+from ..ring.basis_conversion import mod_down
+from ..ring.sampling import RandomSource, gaussian, ternary, uniform_mod
 from .ciphertext import Ciphertext, Plaintext
-from .errors import ParameterError, ValueRangeError
 from .keys import PublicKey, SecretKey
-from .params import Parameters
-from .sampling import RandomSource, gaussian, ternary, uniform_mod
 
 
 def _check_fingerprint(obj_fp: str, params: Parameters, what: str) -> None:

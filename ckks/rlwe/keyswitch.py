@@ -15,13 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from . import rns
-from .basis_conversion import fast_base_convert, mod_down
-from .instrument import timed
+from ..instrument import timed
+from ..params import Parameters
+from ..ring import rns
+from ..ring.basis_conversion import fast_base_convert, mod_down
+from ..ring.modarith import shoup_mul_lazy
+from ..ring.ntt import ntt_forward, ntt_inverse
 from .keys import SwitchingKey
-from .modarith import shoup_mul_lazy
-from .ntt import ntt_forward, ntt_inverse
-from .params import Parameters
 
 
 @dataclass(frozen=True)

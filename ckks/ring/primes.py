@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from .errors import ParameterError
+from ..errors import ParameterError
 
 # Deterministic Miller-Rabin witnesses: correct for every n < 3.3e24 (covers all 64-bit integers).
 _WITNESSES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41)

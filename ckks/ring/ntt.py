@@ -19,7 +19,7 @@ from functools import cache
 import numpy as np
 from numba import njit
 
-from .instrument import timed
+from ..instrument import timed
 from .modarith import mulhi, shoup_mul, shoup_precompute
 from .primes import minimal_primitive_root
 

@@ -12,12 +12,12 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from . import rns
-from .basis_conversion import crt_to_float
-from .ciphertext import Plaintext
+from ..errors import LevelMismatchError, ParameterError, ValueRangeError
+from ..params import Parameters
+from ..ring import rns
+from ..ring.basis_conversion import crt_to_float
+from ..rlwe.ciphertext import Plaintext
 from .embedding import embed, embed_inverse
-from .errors import LevelMismatchError, ParameterError, ValueRangeError
-from .params import Parameters
 
 # Coefficients below this bound are converted through int64; larger ones (large scales) mantissa by mantissa.
 _INT64_SAFE = 2.0**62

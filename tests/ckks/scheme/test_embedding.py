@@ -1,6 +1,6 @@
 """The canonical embedding against a direct O(N^2) evaluation of the polynomial at the roots of unity.
 
-Every reference here is computed independently of ``ckks.embedding``: the slot exponents 5^j mod 2N with
+Every reference here is computed independently of ``ckks.scheme.embedding``: the slot exponents 5^j mod 2N with
 Python's ``pow``, the powers of the roots by reducing the integer exponent (5^j * k) mod 2N exactly before
 taking exp, and the automorphisms X -> X^5, X -> X^-1 by permuting coefficients mod X^N + 1 in the test.
 """
@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ckks.embedding import embed, embed_inverse, slot_roots
 from ckks.errors import ParameterError, ValueRangeError
+from ckks.scheme.embedding import embed, embed_inverse, slot_roots
 
 
 def reference_exponents(ring_degree: int) -> np.ndarray:

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import automorphism, rns
-from .errors import MissingKeyError, ParameterError
-from .params import Parameters
-from .progress import Progress
-from .sampling import GAUSSIAN_BOUND, RandomSource, gaussian, ternary, uniform_mod
+from ..errors import MissingKeyError, ParameterError
+from ..params import Parameters
+from ..progress import Progress
+from ..ring import automorphism, rns
+from ..ring.sampling import GAUSSIAN_BOUND, RandomSource, gaussian, ternary, uniform_mod
 
 
 @dataclass

@@ -15,7 +15,7 @@ import pytest
 
 import ckks
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CLINICAL = ROOT / "models" / "clinical"
 PARAMS = ckks.Parameters(ring_degree=1024, moduli_bits=(50, 40, 40), special_moduli_bits=(60,), scale_bits=40,
                          security=None)
@@ -132,8 +132,8 @@ def clinical_run():
 
 def circuit_error_bits(run: dict) -> float:
     """log2 of the largest coefficient of the output's own error: decrypt(ct) - encode(float64 result)."""
-    from ckks import rns
-    from ckks.basis_conversion import crt_to_float
+    from ckks.ring import rns
+    from ckks.ring.basis_conversion import crt_to_float
     from nn import batch_packing as bp
 
     plan, ct = run["plan"], run["outputs"][0]

@@ -12,7 +12,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 from numba import njit
 
-from .instrument import timed
+from ..instrument import timed
 from .modarith import (
     mont_mul,
     montgomery_constants,

@@ -46,13 +46,13 @@ from typing import BinaryIO
 
 import numpy as np
 
-from . import rns
+from ..errors import ParameterError, SerializationError
+from ..instrument import timed
+from ..params import Parameters
+from ..ring import rns
+from ..rlwe.ciphertext import Ciphertext, Plaintext
+from ..rlwe.keys import GaloisKeys, PublicKey, RelinKey, SecretKey, SwitchingKey
 from .bundle import ServerBundle, fingerprints_of
-from .ciphertext import Ciphertext, Plaintext
-from .errors import ParameterError, SerializationError
-from .instrument import timed
-from .keys import GaloisKeys, PublicKey, RelinKey, SecretKey, SwitchingKey
-from .params import Parameters
 from .wire import U8, U32, U64, Reader, array_parts
 
 MAGIC = b"CKKSLAB\0"

@@ -7,8 +7,8 @@ no NTT) is the small KeyGen error for the right secret and a large value for ano
 import pytest
 
 import ckks
-from ckks import rns
-from ckks.sampling import GAUSSIAN_BOUND
+from ckks.ring import rns
+from ckks.ring.sampling import GAUSSIAN_BOUND
 
 
 @pytest.fixture(scope="module")

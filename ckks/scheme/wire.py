@@ -8,7 +8,7 @@ import struct
 
 import numpy as np
 
-from .errors import SerializationError
+from ..errors import SerializationError
 
 DTYPES = {1: np.dtype("<u8"), 2: np.dtype("i1")}
 U8, U32, U64 = struct.Struct("<B"), struct.Struct("<I"), struct.Struct("<Q")

@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from .instrument import timed
+from ..instrument import timed
 from .modarith import mulhi, shoup_mul, shoup_precompute
 from .ntt import ntt_forward, ntt_inverse
 from .rns import RnsBasis, rns_basis

@@ -1,6 +1,6 @@
 """Save/load of every ckks object: round trips checked by behaviour, and every way a buffer is rejected.
 
-Independent of ``ckks.serialization``'s reader: the header layout is decoded here with explicit offsets, the
+Independent of ``ckks.scheme.serialization``'s reader: the header layout is decoded here with explicit offsets, the
 SHA-256 is recomputed with hashlib (``reseal``) so that a hand-edited body reaches the field validators, and
 loaded objects are judged by what they do (decrypt, encrypt, relinearize, rotate) against the originals.
 """
@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ckks
-from ckks.serialization import from_bytes, to_bytes
+from ckks.scheme.serialization import from_bytes, to_bytes
 
 HEADER, DIGEST = 40, 32  # bytes before the body, bytes of the trailing SHA-256
 TYPES = {"params": 1, "plaintext": 2, "ciphertext": 3, "secret": 4, "public": 5, "relin": 6, "galois": 7,

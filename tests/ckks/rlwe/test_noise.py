@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 import ckks
-from ckks.automorphism import conjugation_element, galois_element
-from ckks.sampling import GAUSSIAN_SIGMA, GAUSSIAN_TAIL
+from ckks.ring.automorphism import conjugation_element, galois_element
+from ckks.ring.sampling import GAUSSIAN_SIGMA, GAUSSIAN_TAIL
 
 N = 1024
 B_E = math.ceil(GAUSSIAN_TAIL * GAUSSIAN_SIGMA)

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from .instrument import timed
+from ..instrument import timed
 
 GAUSSIAN_SIGMA = 3.2  # Homomorphic Encryption Standard, section 2.1
 GAUSSIAN_TAIL = 6  # tail cut at 6 sigma

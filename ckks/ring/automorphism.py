@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .errors import ParameterError
+from ..errors import ParameterError
 from .ntt import bit_reverse_permutation
 
 

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from ckks.primes import ntt_primes
-from ckks.sampling import GAUSSIAN_SIGMA, GAUSSIAN_TAIL, RandomSource, gaussian, ternary, uniform_mod
+from ckks.ring.primes import ntt_primes
+from ckks.ring.sampling import GAUSSIAN_SIGMA, GAUSSIAN_TAIL, RandomSource, gaussian, ternary, uniform_mod
 
 
 def test_seeded_source_is_reproducible_and_seed_dependent():

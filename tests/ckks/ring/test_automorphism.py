@@ -8,16 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ckks import rns
-from ckks.automorphism import (
+from ckks.errors import ParameterError
+from ckks.ring import rns
+from ckks.ring.automorphism import (
     apply_coefficients,
     apply_ntt,
     conjugation_element,
     galois_element,
     ntt_permutation,
 )
-from ckks.errors import ParameterError
-from ckks.primes import ntt_primes
+from ckks.ring.primes import ntt_primes
 
 
 def basis_of(n: int, bits=(40, 61)) -> rns.RnsBasis:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import ckks
-from ckks import rns
+from ckks.ring import rns
 
 
 def params_for(n: int, **kw) -> ckks.Parameters:

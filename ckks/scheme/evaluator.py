@@ -17,10 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import automorphism, rns
-from .basis_conversion import divide_by_last_prime
-from .ciphertext import Ciphertext, Plaintext
-from .errors import (
+from ..errors import (
     LevelMismatchError,
     MissingKeyError,
     OutOfLevelsError,
@@ -28,9 +25,12 @@ from .errors import (
     ScaleMismatchError,
     ValueRangeError,
 )
-from .keys import GaloisKeys, RelinKey
-from .keyswitch import PreparedKey, key_switch, prepare_key
-from .params import Parameters
+from ..params import Parameters
+from ..ring import automorphism, rns
+from ..ring.basis_conversion import divide_by_last_prime
+from ..rlwe.ciphertext import Ciphertext, Plaintext
+from ..rlwe.keys import GaloisKeys, RelinKey
+from ..rlwe.keyswitch import PreparedKey, key_switch, prepare_key
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
 
-from ckks.modarith import (
+from ckks.ring.modarith import (
     mont_mul,
     montgomery_constants,
     mulhi,
@@ -24,8 +24,8 @@ from ckks.modarith import (
     shoup_mul_lazy,
     shoup_precompute,
 )
-from ckks.ntt import bit_reverse_permutation, ntt_forward, ntt_inverse, ntt_table
-from ckks.primes import minimal_primitive_root, ntt_primes
+from ckks.ring.ntt import bit_reverse_permutation, ntt_forward, ntt_inverse, ntt_table
+from ckks.ring.primes import minimal_primitive_root, ntt_primes
 
 U64 = (1 << 64) - 1
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ckks.errors import ParameterError
-from ckks.primes import is_prime, minimal_primitive_root, ntt_primes, primitive_root_of_unity
+from ckks.ring.primes import is_prime, minimal_primitive_root, ntt_primes, primitive_root_of_unity
 
 
 def trial_division(n: int) -> bool:
