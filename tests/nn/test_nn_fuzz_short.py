@@ -2,10 +2,11 @@
 
 Loaders: the model and ciphertext containers (``nn.artifacts``), ``context/plan.json``
 (``workflow.load_plan``), ``model.json`` / ``model.h5`` / ``ckkslab.json`` (``nn.model.load_network``), HDF5
-x/y (``nn.data.load_xy``), CSV and zipped CSV (``nn.table.load_table``). Mutations and oracle come from
-``benchmarks/fuzz_loaders.py`` (the long run: ``--per-loader 100000``); here hypothesis chooses the mutations,
-derandomized, without shrinking (a failure prints the input's outcome and where it crashed). Every input runs
-in a forked worker (``Isolated``): HDF5 can loop forever in C code, which no signal interrupts.
+x/y (``nn.data.load_xy``), CSV and zipped CSV (``nn.table.load_table``). Mutations and oracle come from the
+harness ``benchmarks/fuzz/`` (the long run: ``python benchmarks/fuzz_loaders.py --per-loader 100000``); here
+hypothesis chooses the mutations, derandomized, without shrinking (a failure prints the input's outcome and
+where it crashed). Every input runs in a forked worker (``worker.Isolated``): HDF5 can loop forever in C code,
+which no signal interrupts.
 
 A loader must raise its named error (ArtifactError, WorkflowError, ModelFormatError, DataSchemaError) or
 return a valid object, adding at most 64 MB to the peak RSS. Each reproducer also matches the message of the
@@ -28,7 +29,15 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from benchmarks import fuzz_loaders as fz
+from benchmarks.fuzz import (
+    draw,
+    mutators,
+    oracle,
+    targets,
+    targets_nn_artifacts,
+    targets_nn_user_files,
+    worker,
+)
 from nn import artifacts, container, workflow
 from nn.data import DataSchemaError, load_xy, save_xy
 from nn.model import ModelFormatError, load_network
@@ -51,7 +60,7 @@ LOADERS = ("nn.model_container", "nn.cipher_container", "nn.plan_json", "nn.mode
 @pytest.fixture(scope="module")
 def loaders():
     """Every loader the harness has under ``nn`` (not only those listed in LOADERS), by name."""
-    built = fz.build_loaders(["nn"])
+    built = targets.build_loaders(["nn"])
     yield {ld.name: ld for ld in built}
     for ld in built:
         if ld.cleanup is not None:
@@ -60,7 +69,7 @@ def loaders():
 
 @pytest.fixture(scope="module")
 def foreign(loaders):
-    return fz.foreign_samples(list(loaders.values()))
+    return mutators.foreign_samples(list(loaders.values()))
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +80,7 @@ def runners(loaders):
     def get(name: str):
         if name not in started:
             # 8 s: the fuzz harness's default, above the loaders' own HDF5 timeout (nn.hdf5_sandbox, 5 s)
-            started[name] = fz.Isolated(loaders[name], timeout=8)
+            started[name] = worker.Isolated(loaders[name], timeout=8)
         return started[name]
 
     yield get
@@ -83,7 +92,7 @@ def test_every_nn_loader_is_fuzzed(loaders):
     """A loader added to the harness but missing from LOADERS would go without the tests below."""
     assert sorted(loaders) == sorted(LOADERS)
     for ld in loaders.values():  # every seed is valid: the oracle calls it identical
-        assert all(fz.classify(ld, i, seed)[0] == "identical" for i, seed in enumerate(ld.seeds)), ld.name
+        assert all(oracle.classify(ld, i, seed)[0] == "identical" for i, seed in enumerate(ld.seeds)), ld.name
 
 
 @pytest.mark.parametrize("name", LOADERS)
@@ -93,9 +102,9 @@ def test_mutated_inputs_are_refused_by_name_or_load_validly(name, loaders, forei
     @SHORT
     @given(data=st.data())
     def run(data: st.DataObject) -> None:
-        i, buf = fz.mutate(loader, fz.HypothesisDraw(data), foreign)
+        i, buf = mutators.mutate(loader, draw.HypothesisDraw(data), foreign)
         outcome, detail, grown = runner.classify(i, buf)
-        assert outcome not in fz.BUGS, f"{name}: {outcome}: {detail} ({len(buf)} bytes: {buf[:64]!r})"
+        assert outcome not in oracle.BUGS, f"{name}: {outcome}: {detail} ({len(buf)} bytes: {buf[:64]!r})"
         assert grown < MEMORY_MB, f"{name}: +{grown:.0f} MB of peak RSS for {len(buf)} bytes"
 
     run()
@@ -108,7 +117,7 @@ def test_crafted_edge_cases_are_refused_by_name_in_bounded_memory(name, loaders,
     failures = []
     for i, case, buf in loader.edge_cases:
         outcome, detail, grown = runner.classify(i, buf)
-        if outcome in fz.BUGS or grown > MEMORY_MB:
+        if outcome in oracle.BUGS or grown > MEMORY_MB:
             failures.append(f"{case}: {outcome} {detail} (+{grown:.0f} MB)")
     assert not failures, "\n".join(failures)
 
@@ -239,14 +248,14 @@ def test_model_h5_huge_declared_kernel_is_refused_before_reading(rows, model_dir
 
     keras2_h5(model_dir / "model.h5", fill)
     assert (model_dir / "model.h5").stat().st_size < 100_000
-    fz.reset_peak_rss()
-    rss = fz.current_rss_mb()
+    worker.reset_peak_rss()
+    rss = worker.current_rss_mb()
     # model.h5 is read in a child process: the parent's peak RSS does not see the read, and the child's own
     # memory cap would also end in a ModelFormatError. The message is what shows the size check refused it.
-    with fz.memory_cap(1024), pytest.raises(ModelFormatError, match=r"layer 'dense' declares a weight array "
-                                            rf"of shape \({rows}, 20\) .*; refusing to read it"):
+    with worker.memory_cap(1024), pytest.raises(ModelFormatError, match=r"layer 'dense' declares a weight "
+                                                rf"array of shape \({rows}, 20\) .*; refusing to read it"):
         load_network(model_dir)
-    assert fz.peak_rss_mb() - rss < MEMORY_MB
+    assert worker.peak_rss_mb() - rss < MEMORY_MB
 
 
 def eight_byte_overwrites(seed: bytes, stride: int) -> list[bytes]:
@@ -306,7 +315,7 @@ def test_model_h5_segfault_reproducer(loaders, runners, model_dir):
 
 def test_keras3_layers_group_holding_a_dataset(tmp_path):
     directory = tmp_path / "k3"
-    fz.keras3_files(directory)
+    targets_nn_user_files.keras3_files(directory)
     with h5py.File(directory / "model.h5", "a") as handle:
         del handle["layers/dense"]
         handle["layers/stray"] = np.zeros(3)
@@ -387,7 +396,7 @@ def test_data_h5_every_8_byte_overwrite_is_refused_by_name(loaders, runners):
     crashes = set()
     for buf in eight_byte_overwrites(seed, 8):
         outcome, detail, _ = runners("nn.data_h5").classify(0, buf)
-        if outcome in fz.BUGS:
+        if outcome in oracle.BUGS:
             crashes.add(detail.split(":")[0])
     assert not crashes, sorted(crashes)
 
@@ -399,18 +408,18 @@ def test_data_h5_huge_declared_dataset_is_refused_before_reading(rows, data_dir)
     x_dataset(data_dir, lambda h: h.create_dataset("x_test", shape=(rows, 3), dtype="f8", chunks=(4096, 3)))
     x_dataset(data_dir, lambda h: h.create_dataset("y_test", shape=(rows, 1), dtype="f8", chunks=(4096, 1)),
               "y_test")
-    fz.reset_peak_rss()
-    rss = fz.current_rss_mb()
+    worker.reset_peak_rss()
+    rss = worker.current_rss_mb()
     # x_test.h5 is read in a child process: the parent's peak RSS does not see the read, and the child's own
     # memory cap would also end in a DataSchemaError. The message is what shows the size check refused it.
-    with fz.memory_cap(1024), pytest.raises(DataSchemaError, match=rf"x_test\.h5 declares {rows} x 3 values "
-                                            r".*; refusing to read it"):
+    with worker.memory_cap(1024), pytest.raises(DataSchemaError, match=rf"x_test\.h5 declares {rows} x 3 "
+                                                r"values .*; refusing to read it"):
         load_xy(data_dir, "test")
-    assert fz.peak_rss_mb() - rss < MEMORY_MB
+    assert worker.peak_rss_mb() - rss < MEMORY_MB
 
 
 def csv_text() -> str:
-    return fz.csv_seed_tables()[0]
+    return targets_nn_user_files.csv_seed_tables()[0]
 
 
 INFINITE_BMI = r"t\.csv: column 'bmi' has infinite values \(rows \[0\]\)"
@@ -477,15 +486,15 @@ def test_corrupted_zip_is_refused_by_name(make, tmp_path):
 
 @pytest.fixture(scope="module")
 def containers():
-    params, model_seeds, cipher_seeds, models = fz.toy_models()
+    params, model_seeds, cipher_seeds, models = targets_nn_artifacts.toy_models()
     return params, model_seeds, cipher_seeds
 
 
 def edit_header(buf: bytes, edit) -> bytes:
-    header, blobs = fz.split_container(buf)
+    header, blobs = mutators.split_container(buf)
     tree = json.loads(header)
     edit(tree)
-    return fz.join_container(json.dumps(tree, sort_keys=True), blobs)
+    return mutators.join_container(json.dumps(tree, sort_keys=True), blobs)
 
 
 def set_path(tree, path, value):
@@ -496,10 +505,11 @@ def set_path(tree, path, value):
 
 
 CONTAINER_CASES = {
-    "deep-header": lambda b: fz.join_container("[" * 100000 + "]" * 100000, fz.split_container(b)[1]),
-    "5000-digit-integer": lambda b: fz.join_container("9" * 5000, fz.split_container(b)[1]),
-    "plan-bits-1e400": lambda b: fz.join_container(fz.split_container(b)[0].replace(
-        '"moduli_bits": [', '"moduli_bits": [1e400, ', 1), fz.split_container(b)[1]),
+    "deep-header": lambda b: mutators.join_container("[" * 100000 + "]" * 100000,
+                                                     mutators.split_container(b)[1]),
+    "5000-digit-integer": lambda b: mutators.join_container("9" * 5000, mutators.split_container(b)[1]),
+    "plan-bits-1e400": lambda b: mutators.join_container(mutators.split_container(b)[0].replace(
+        '"moduli_bits": [', '"moduli_bits": [1e400, ', 1), mutators.split_container(b)[1]),
     "plan-params-a-list": lambda b: edit_header(b, lambda t: set_path(t, ("plan", "params"), [1])),
     # a float64 cannot hold 2^64 + 1: read as 2^64, the plan would not be what the file says
     "plan-range-2^64+1": lambda b: edit_header(b, lambda t: set_path(t, ("plan", "ranges", 0), 2**64 + 1)),
@@ -543,7 +553,7 @@ def test_cipher_container_header_is_exactly_what_it_says(edit, containers):
 @pytest.fixture
 def workspace(tmp_path, containers):
     params, model_seeds, _ = containers
-    plan = json.loads(fz.split_container(model_seeds[0])[0])["plan"]
+    plan = json.loads(mutators.split_container(model_seeds[0])[0])["plan"]
     (tmp_path / "context").mkdir()
     return tmp_path, plan
 
@@ -576,7 +586,7 @@ def test_plan_json_is_refused_by_name(write, workspace):
 def test_container_count_and_size_fields_are_checked_before_reading(containers):
     """Declared object count 2^32 - 1 and object size 2^64 - 1: refused at once, nothing allocated."""
     params, model_seeds, _ = containers
-    header, _ = fz.split_container(model_seeds[0])
+    header, _ = mutators.split_container(model_seeds[0])
     head = container.MAGIC + struct.pack("<HI", container.VERSION, len(header)) + header.encode()
     for buf in (head + struct.pack("<I", 2**32 - 1), head + struct.pack("<IQ", 1, 2**64 - 1)):
         with pytest.raises(artifacts.ArtifactError, match="truncated"):

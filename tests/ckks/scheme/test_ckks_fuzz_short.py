@@ -1,7 +1,7 @@
 """Short fuzz of every ckks loader: ``ckks.from_bytes`` on mutated buffers of each object type and of server
 bundles. The long run (10^5 inputs per loader) is ``python benchmarks/fuzz_loaders.py --per-loader 100000``;
-both use the mutations and the oracle of that script, here with hypothesis choosing the mutations
-(derandomized, so a failure replays).
+both use the mutations and the oracle of its harness (``benchmarks/fuzz/``), here with hypothesis choosing
+the mutations (derandomized, so a failure replays).
 
 Oracle: a mutated buffer either raises ``SerializationError`` or loads as an object that re-serializes to
 exactly that buffer (nothing ignored, nothing reinterpreted); half of the mutated buffers are resealed (their
@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import ckks
-from benchmarks import fuzz_loaders as fz
+from benchmarks.fuzz import draw, mutators, oracle, targets, targets_ckks, worker
 
-NAMES = ["ckks.parameters", "ckks.plaintext", "ckks.rlwe.ciphertext", "ckks.secret_key", "ckks.public_key",
+NAMES = ["ckks.parameters", "ckks.plaintext", "ckks.ciphertext", "ckks.secret_key", "ckks.public_key",
          "ckks.relin_key", "ckks.galois_keys", "ckks.server_bundle"]
 SHORT = settings(max_examples=300, deadline=None, derandomize=True, database=None,
                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
@@ -28,18 +28,19 @@ SHORT = settings(max_examples=300, deadline=None, derandomize=True, database=Non
 
 @pytest.fixture(scope="module")
 def loaders() -> dict:
-    built = fz.build_loaders(["ckks"])
+    built = targets.build_loaders(["ckks"])
     return {ld.name: ld for ld in built}
 
 
 @pytest.fixture(scope="module")
 def foreign(loaders) -> list[bytes]:
-    return fz.foreign_samples(list(loaders.values()))
+    return mutators.foreign_samples(list(loaders.values()))
 
 
 def test_every_serializable_type_is_fuzzed(loaders):
     assert sorted(loaders) == sorted(NAMES)
-    kinds = {type(ckks.from_bytes(ld.seeds[0], params=fz.PARAMS)).__name__ for ld in loaders.values()}
+    kinds = {type(ckks.from_bytes(ld.seeds[0], params=targets_ckks.PARAMS)).__name__
+             for ld in loaders.values()}
     assert kinds == {"Parameters", "Plaintext", "Ciphertext", "SecretKey", "PublicKey", "RelinKey",
                      "GaloisKeys", "ServerBundle"}
 
@@ -52,12 +53,12 @@ def test_mutated_buffers_are_rejected_by_name_or_load_faithfully(name, loaders, 
     @SHORT
     @given(data=st.data())
     def run(data: st.DataObject) -> None:
-        i, buf = fz.mutate(loader, fz.HypothesisDraw(data), foreign)
-        outcome, detail = fz.classify(loader, i, buf, timeout=5)
-        assert outcome not in fz.BUGS, f"{name}: {outcome}: {detail} ({len(buf)} bytes: {buf[:64].hex()})"
+        i, buf = mutators.mutate(loader, draw.HypothesisDraw(data), foreign)
+        outcome, detail = oracle.classify(loader, i, buf, timeout=5)
+        assert outcome not in oracle.BUGS, f"{name}: {outcome}: {detail} ({len(buf)} bytes: {buf[:64].hex()})"
         seen["rejected" if outcome == "rejected" else "accepted"] += 1
 
-    with fz.memory_cap(1024):
+    with worker.memory_cap(1024):
         run()
     assert seen["rejected"] > 200  # the mutations do reach the loader's refusals
 
@@ -73,9 +74,9 @@ def test_unsealed_mutations_never_load_another_object(name, loaders, foreign):
     @given(data=st.data())
     def run(data: st.DataObject) -> None:
         i = data.draw(st.integers(0, len(loader.seeds) - 1))
-        buf = fz.mutate_bytes(fz.HypothesisDraw(data), loader.seeds[i], loader.sizes[i], foreign)
+        buf = mutators.mutate_bytes(draw.HypothesisDraw(data), loader.seeds[i], loader.sizes[i], foreign)
         try:
-            obj = ckks.from_bytes(buf, params=fz.PARAMS)
+            obj = ckks.from_bytes(buf, params=targets_ckks.PARAMS)
         except ckks.SerializationError:
             return
         assert buf in valid and ckks.to_bytes(obj) == buf
@@ -91,20 +92,20 @@ def test_huge_declared_lengths_are_refused_without_allocating(name, loaders):
     loader = loaders[name]
     cases = []
     for seed, sizes in zip(loader.seeds, loader.sizes, strict=True):
-        inside = [(o, w) for o, w in sizes if o + w <= len(seed) - fz.DIGEST]
+        inside = [(o, w) for o, w in sizes if o + w <= len(seed) - mutators.DIGEST]
         for offset, width in inside[:: max(1, len(inside) // 40)]:
             for value in (2**31, 2**32 - 1, 2**63, 2**64 - 1):
                 buf = bytearray(seed)
                 buf[offset : offset + width] = (value % (1 << (8 * width))).to_bytes(width, "little")
-                cases.append(fz.reseal(bytes(buf)))
+                cases.append(mutators.reseal(bytes(buf)))
     assert cases
-    fz.reset_peak_rss()
-    rss = fz.current_rss_mb()
+    worker.reset_peak_rss()
+    rss = worker.current_rss_mb()
     outcomes = []
     tracemalloc.start()
     try:
         for buf in cases:
-            outcome, detail = fz.classify(loader, 0, buf, timeout=5)
+            outcome, detail = oracle.classify(loader, 0, buf, timeout=5)
             assert outcome in ("rejected", "faithful", "identical"), f"{name}: {outcome}: {detail}"
             outcomes.append(outcome)
         peak = tracemalloc.get_traced_memory()[1]
@@ -112,13 +113,13 @@ def test_huge_declared_lengths_are_refused_without_allocating(name, loaders):
         tracemalloc.stop()
     assert outcomes.count("rejected") > len(outcomes) // 3
     assert peak < max(2**20, 4 * max(len(s) for s in loader.seeds))
-    assert fz.peak_rss_mb() - rss < 64
+    assert worker.peak_rss_mb() - rss < 64
 
 
 def test_header_body_length_field_is_checked_before_reading(loaders):
     """The body length at offset 32 claims 2^64 - 1 bytes: refused as truncated, not read."""
-    seed = loaders["ckks.rlwe.ciphertext"].seeds[0]
+    seed = loaders["ckks.ciphertext"].seeds[0]
     buf = bytearray(seed)
     struct.pack_into("<Q", buf, 32, 2**64 - 1)
     with pytest.raises(ckks.SerializationError, match="truncated"):
-        ckks.from_bytes(bytes(buf), params=fz.PARAMS)
+        ckks.from_bytes(bytes(buf), params=targets_ckks.PARAMS)
