@@ -16,6 +16,7 @@ Commands whose stages are timed call it first and report its time as a row of it
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,6 +67,10 @@ class KernelCompilation:
         else:
             source = "kernels already loaded in this process"
         return f"{self.seconds:.2f} s: {source}"
+
+    def as_json(self) -> dict[str, float | int | str]:
+        """The fields and ``describe()`` as ``summary``, for report.json and the benchmarks' JSON."""
+        return {**dataclasses.asdict(self), "summary": self.describe()}
 
 
 def _toy_pass(advance: Callable[[], None]) -> None:
