@@ -10,8 +10,8 @@ limbs, C-contiguous arrays, read-only NTT tables), not on N or on the number of 
 with real parameters then finds every signature compiled, in this process.
 
 Commands whose stages are timed call it first and report its time as a row of its own.
-``tests/test_first_run.py`` checks, in a fresh process with an empty cache, that after it a whole
-``ckkslab demo`` compiles nothing inside its timed stages.
+``tests/ckks/test_warmup.py`` checks that it reaches every kernel, and ``tests/validation/test_first_run.py``
+that a first ``ckkslab demo`` on an empty cache times its stages like a second one.
 """
 
 from __future__ import annotations
