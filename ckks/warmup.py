@@ -16,10 +16,9 @@ that a first ``ckkslab demo`` on an empty cache times its stages like a second o
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TextIO
 
 import numpy as np
@@ -33,8 +32,8 @@ from .scheme.encoder import Encoder
 from .scheme.evaluator import Evaluator
 
 # Insecure on purpose (security=None): only the argument types matter here, and N = 16 makes every call
-# take microseconds. Three chain primes and two special primes: key switching has two digits of two and one
-# primes, as the planner's chains have (digits of several primes, converted between bases).
+# take microseconds. Three chain primes and two special primes: key switching has two digits (of two primes
+# and of one), like the planner's chains (digits of several primes, converted between bases).
 TOY = {"ring_degree": 16, "moduli_bits": (40, 30, 30), "special_moduli_bits": (40, 40), "scale_bits": 30,
        "security": None}
 LABEL = "compiling kernels, once"
@@ -70,7 +69,7 @@ class KernelCompilation:
 
     def as_json(self) -> dict[str, float | int | str]:
         """The fields and ``describe()`` as ``summary``, for report.json and the benchmarks' JSON."""
-        return {**dataclasses.asdict(self), "summary": self.describe()}
+        return {**asdict(self), "summary": self.describe()}
 
 
 def _toy_pass(advance: Callable[[], None]) -> None:

@@ -224,7 +224,8 @@ def _timings_section(report: dict[str, Any]) -> list[str]:
     lines += _table(["stage", *names] + (["ckkslab / HElayers"] if ratio else []), rows)
     lines += ["", "CPU, whole call: process CPU seconds of the engine's whole run (planning or compiling and "
               "serialization included), less sensitive than wall time to other work on the machine."]
-    lines += [f"{line}." for line in numba_lines(report)]
+    for line in numba_lines(report):
+        lines += ["", f"{line}."]
     extra = engines.get("helayers", {}).get("extra_timings_s")
     if extra:
         lines += ["", "Not in HElayers' stage times above: " + ", ".join(
