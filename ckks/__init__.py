@@ -8,6 +8,9 @@ Layers, each importing only the ones below it (tests/test_import_layers.py check
     ring/     primes, modarith, ntt, rns, basis_conversion, automorphism, sampling   nothing of CKKS
     errors.py, instrument.py, progress.py                                      shared by every layer
 
+warmup.py (beside this file, it uses every layer): ``compile_kernels()``, Numba's compilation done before
+anything is timed.
+
 This file is the public API: ``import ckks; ckks.Encoder(...)``. See README.md for a runnable example.
 """
 
@@ -29,10 +32,12 @@ from .scheme.bundle import ServerBundle
 from .scheme.encoder import Encoder
 from .scheme.evaluator import Evaluator
 from .scheme.serialization import from_bytes, load, save, to_bytes
+from .warmup import KernelCompilation, compile_kernels
 
 __all__ = [
-    "Ciphertext", "CkksError", "Decryptor", "Encoder", "Encryptor", "Evaluator", "GaloisKeys", "KeyGenerator",
-    "LevelMismatchError", "MissingKeyError", "OutOfLevelsError", "ParameterError", "Parameters", "Plaintext",
-    "PublicKey", "RelinKey", "ScaleMismatchError", "SecretKey", "SerializationError", "ServerBundle",
-    "SwitchingKey", "ValueRangeError", "from_bytes", "load", "made_from", "save", "to_bytes",
+    "Ciphertext", "CkksError", "Decryptor", "Encoder", "Encryptor", "Evaluator", "GaloisKeys",
+    "KernelCompilation", "KeyGenerator", "LevelMismatchError", "MissingKeyError", "OutOfLevelsError",
+    "ParameterError", "Parameters", "Plaintext", "PublicKey", "RelinKey", "ScaleMismatchError", "SecretKey",
+    "SerializationError", "ServerBundle", "SwitchingKey", "ValueRangeError", "compile_kernels", "from_bytes",
+    "load", "made_from", "save", "to_bytes",
 ]

@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
@@ -241,15 +241,36 @@ def stage(name: str) -> Iterator[None]:
         yield
 
 
-def _compile_listener(recorder: Recorder) -> Any:
-    """A Numba event listener booking the outermost ``numba:compiler_lock`` spans into ``recorder``.
+@dataclass
+class NumbaActivity:
+    """What Numba's dispatchers did during a ``numba_activity()`` block.
 
-    Numba holds its compiler lock while a dispatcher compiles a new signature or loads it from the cache
-    (``Dispatcher.compile``), so these spans are exactly the first-call cost that is not run time.
+    Attributes:
+        seconds: wall seconds inside the outermost ``numba:compiler_lock`` spans: a dispatcher compiling a
+            new type signature or loading it from the on-disk cache (the first-call cost, not run time).
+        first_calls: how many such spans (first calls of a kernel with a signature new to this process).
+        compiled: signatures actually compiled (``numba:compile`` events, callees included); 0 means every
+            first call was served from the on-disk cache.
+    """
+
+    seconds: float = 0.0
+    first_calls: int = 0
+    compiled: int = 0
+
+
+@contextmanager
+def numba_activity(on_span: Callable[[float], None] | None = None) -> Iterator[NumbaActivity]:
+    """Watch Numba's dispatchers for the ``with`` block; yields the ``NumbaActivity`` it fills in.
+
+    ``on_span(seconds)`` is called at the end of every outermost compiler-lock span, while the code that
+    triggered it is still on the stack (``Recorder.book_compile`` relies on that). Numba's event listeners
+    are process-wide: a compilation in another thread during the block counts too.
     """
     from numba.core import event
 
-    class _Listener(event.Listener):
+    activity = NumbaActivity()
+
+    class _Spans(event.Listener):
         def __init__(self) -> None:
             self.depth = 0
             self.start = 0.0
@@ -262,34 +283,39 @@ def _compile_listener(recorder: Recorder) -> Any:
         def on_end(self, ev: event.Event) -> None:
             self.depth -= 1
             if self.depth == 0:
-                recorder.book_compile(_clock() - self.start)
+                seconds = _clock() - self.start
+                activity.seconds += seconds
+                activity.first_calls += 1
+                if on_span is not None:
+                    on_span(seconds)
 
-    return _Listener()
+    class _Compilations(event.Listener):
+        def on_start(self, ev: event.Event) -> None:
+            activity.compiled += 1
+
+        def on_end(self, ev: event.Event) -> None:
+            pass
+
+    with event.install_listener("numba:compiler_lock", _Spans()), \
+            event.install_listener("numba:compile", _Compilations()):
+        yield activity
 
 
 @contextmanager
 def recording(compile_events: bool = True) -> Iterator[Recorder]:
     """Activate a fresh ``Recorder`` for the ``with`` block (in this context only) and yield it.
 
-    ``compile_events``: also book Numba's compile / cache-load time as ``numba.compile`` (needs numba).
-    Numba's event listeners are process-wide: a compilation in another thread during the block counts too.
+    ``compile_events``: also book Numba's compile / cache-load time as ``numba.compile`` (needs numba;
+    see ``numba_activity``).
     """
     recorder = Recorder()
     token = _ACTIVE.set(recorder)
-    listener = None
-    if compile_events:
-        from numba.core import event
-
-        listener = _compile_listener(recorder)
-        event.register("numba:compiler_lock", listener)
+    watch = numba_activity(recorder.book_compile) if compile_events else nullcontext()
     start = _clock()
     try:
-        yield recorder
+        with watch:
+            yield recorder
     finally:
         recorder.wall = _clock() - start
         recorder._flush(recorder._current_path())
-        if listener is not None:
-            from numba.core import event
-
-            event.unregister("numba:compiler_lock", listener)
         _ACTIVE.reset(token)

@@ -8,7 +8,7 @@ Inside ``ckks`` a module may import only its own layer or a lower one:
     2  ckks.params                                    (draws its primes from ckks.ring.primes)
     3  ckks.rlwe.*                                    (scheme-neutral RLWE)
     4  ckks.scheme.*                                  (the CKKS layer)
-    5  ckks (the package root: the public API)
+    5  ckks (the package root: the public API), ckks.warmup (runs every layer once)
 
 Between packages: ``ckks`` imports none of nn / reference / validation / benchmarks; ``nn`` imports neither
 ``reference`` nor ``validation``; only ``reference`` imports pyhelayers; only ``nn/train.py`` imports TensorFlow
@@ -66,7 +66,7 @@ def imported_modules(source: str, name: str, is_package: bool) -> list[tuple[int
 
 def ckks_rank(module: str) -> int | None:
     """The layer of a ckks module (table in this file's docstring); None outside ckks."""
-    if module == "ckks":
+    if module in ("ckks", "ckks.warmup"):
         return 5
     if module in CKKS_BASE:
         return 0

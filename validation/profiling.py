@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ckks import instrument
+from ckks import KernelCompilation, instrument
 from nn.encrypted import StageTimer
 
 UNTRACKED = "(untracked)"
@@ -127,6 +127,7 @@ class ProfileResult:
     params: dict[str, Any]
     overhead: dict[str, float]
     numba: dict[str, int]
+    kernels: KernelCompilation
     baseline: dict[str, float] = field(default_factory=dict)
     precision: dict[str, Any] = field(default_factory=dict)
 
@@ -172,6 +173,7 @@ def run_profile(model_dir: Path, data_dir: Path, batch_size: int = 4096, encrypt
         raise ValueError(f"{data_dir}/x_test.h5 holds {x_all.shape[0]} records, fewer than --batch-size "
                          f"{batch_size}")
     x = x_all[:batch_size]
+    kernels = ckks.compile_kernels(quiet=quiet)  # before the recording: its stages are run time only
     overhead = timer_overhead()
     steps = ("plan", "keygen", "compile model", "encrypt batch", "prepare weights", "predict", "decrypt")
     with Progress("profile", len(steps), enabled=False if quiet else None) as bar, \
@@ -206,7 +208,7 @@ def run_profile(model_dir: Path, data_dir: Path, batch_size: int = 4096, encrypt
             decryptor = time_methods(ckks.Decryptor(plan.params, keygen.secret_key))
             scores = enc.decrypt_batch(outputs, batch_size, plan, network.output_dim, encoder, decryptor)
     result = ProfileResult(rec, str(model_dir), batch_size, encrypt_weights, plan.describe(network),
-                           _plan_params(plan), overhead, _numba_cache_stats())
+                           _plan_params(plan), overhead, _numba_cache_stats(), kernels)
     reference = network.forward(x)
     err = np.abs(scores - reference)
     span = float(np.ptp(reference))
@@ -371,6 +373,7 @@ def to_json(result: ProfileResult) -> dict[str, Any]:
         "params": result.params, "wall_s": rec.wall, "tracked_s": rec.tracked,
         "untracked_s": rec.wall - rec.tracked, "timed_calls": rec.calls,
         "timer_overhead_s_per_call": result.overhead, "numba": result.numba,
+        "compile_kernels": result.kernels.as_json(),
         "uninstrumented_s": result.baseline, "precision": result.precision,
         "hotspots": hotspot_rows(rec),
         "hotspots_predict": hotspot_rows(rec, ("predict",)) if ("predict",) in rec.stages else [],

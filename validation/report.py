@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import math
@@ -16,6 +17,7 @@ from validation.compare import PAIRS, STAGES, Comparison, EngineRun
 from validation.metrics import agreement
 
 SCHEMA_VERSION = 1
+COMPILE_ROW = "compile kernels"  # the timings' row of ckks.compile_kernels, run before the first stage
 
 
 def decisions_of(comparison: Comparison, run: EngineRun) -> tuple[np.ndarray, np.ndarray]:
@@ -64,8 +66,19 @@ def _threads_note(runs: dict[str, EngineRun], threads: int) -> str:
     return "; ".join(notes[name] for name in runs) or "no engine ran"
 
 
+def _numba_section(comparison: Comparison) -> dict[str, Any]:
+    """``compile_kernels``: ckkslab's kernel compilation before the stages (None when ckkslab did not run);
+    ``numba_in_stages``: Numba's first calls while the engines ran (first_calls 0: no stage includes any)."""
+    kernels, in_stages = comparison.kernels, comparison.numba_in_stages
+    return {
+        "compile_kernels": None if kernels is None else kernels.as_json(),
+        "numba_in_stages": None if in_stages is None else dataclasses.asdict(in_stages),
+    }
+
+
 def build_report(comparison: Comparison) -> dict[str, Any]:
-    """The JSON-ready report: inputs, each engine's params/timings/sizes/memory/metrics, agreement, ratios.
+    """The JSON-ready report: inputs, each engine's params/timings/sizes/memory/metrics, agreement, ratios,
+    and what compiling ckkslab's kernels cost (before the stages, and any Numba activity inside them).
 
     Raises:
         ValueError: an engine's outputs are not finite or not one per record.
@@ -103,6 +116,7 @@ def build_report(comparison: Comparison) -> dict[str, Any]:
         "engines": engines,
         "agreement": agreements,
         "ratios": ratios(runs),
+        **_numba_section(comparison),
         "host": {"cpus": os.cpu_count(), "load_average_1_5_15": [round(v, 2) for v in os.getloadavg()]},
     }
 
@@ -202,10 +216,16 @@ def _timings_section(report: dict[str, Any]) -> list[str]:
         rows.append(row)
     rows.append(["CPU, whole call"] + [_seconds(engines[n]["cpu_total_s"]) for n in names]
                 + ([_ratio(ratio.get("cpu_total_ckkslab_over_helayers"))] if ratio else []))
+    kernels = report.get("compile_kernels")
+    if kernels is not None:
+        cells = [_seconds(kernels["seconds"]) if n == "ckkslab" else "-" for n in names]
+        rows.insert(0, [COMPILE_ROW, *cells] + (["-"] if ratio else []))
     lines = ["", "## Timings (wall seconds, summed over batches)", ""]
     lines += _table(["stage", *names] + (["ckkslab / HElayers"] if ratio else []), rows)
     lines += ["", "CPU, whole call: process CPU seconds of the engine's whole run (planning or compiling and "
               "serialization included), less sensitive than wall time to other work on the machine."]
+    for line in numba_lines(report):
+        lines += ["", f"{line}."]
     extra = engines.get("helayers", {}).get("extra_timings_s")
     if extra:
         lines += ["", "Not in HElayers' stage times above: " + ", ".join(
@@ -215,6 +235,20 @@ def _timings_section(report: dict[str, Any]) -> list[str]:
     if stage_seconds:
         lines += ["", "ckkslab predict by step: "
                   + ", ".join(f"{k} {_seconds(v)} s" for k, v in stage_seconds.items()) + "."]
+    return lines
+
+
+def numba_lines(report: dict[str, Any]) -> list[str]:
+    """What compiling ckkslab's kernels cost and where, for people; a warning if any stage includes it."""
+    kernels, in_stages = report.get("compile_kernels"), report.get("numba_in_stages")
+    lines = []
+    if kernels is not None:
+        lines.append(f"{COMPILE_ROW} (ckkslab, once per process, before the first stage; in no stage, total "
+                     f"or ratio): {kernels['summary']}")
+    if in_stages is not None and in_stages["first_calls"]:
+        lines.append(f"WARNING: Numba made {in_stages['first_calls']} kernels ready inside the timed stages "
+                     f"({_seconds(in_stages['seconds'])} s, {in_stages['compiled']} signatures compiled): "
+                     "those stage times include it")
     return lines
 
 
@@ -283,6 +317,7 @@ def summary_text(report: dict[str, Any], out: Path) -> str:
                  f"{_seconds(engines['helayers']['timings_s'][stage])} s "
                  f"({_ratio(report['ratios'][f'{stage}_ckkslab_over_helayers'])})" for stage in STAGES]
         lines.append("  ckkslab/HElayers: " + ", ".join(parts))
+    lines += [f"  {line}" for line in numba_lines(report)]
     for name, reason in report["skipped"].items():
         lines.append(f"  {name} skipped: {reason}")
     lines.append(f"  files: {out}/report.md, report.json, " + ", ".join(Path(p).name

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ckks import KernelCompilation
+from ckks.instrument import NumbaActivity
 from nn.model import SQUARE, Decision, Dense, PlainNetwork, Polynomial
 from validation.compare import STAGES, CompareOptions, Comparison, EngineRun, Inputs
-from validation.report import build_report, ratios, save_comparison, summary_text
+from validation.report import build_report, ratios, render_markdown, save_comparison, summary_text
 
 # y = (x0 - x1)^2, decided 1 when y > 0.5
 NETWORK = PlainNetwork([Dense(np.array([[1.0], [-1.0]]), np.zeros(1), "d"), Polynomial(SQUARE, "sq")], 2,
@@ -102,3 +104,28 @@ def test_skipped_engine_is_reported(tmp_path):
     save = save_comparison(_comparison(out, helayers=False))
     assert "**helayers skipped:** pyhelayers is not available" in (out / "out" / "report.md").read_text()
     assert "helayers skipped" in summary_text(save, out)
+
+
+@pytest.mark.parametrize("in_stage_calls", [0, 3])
+def test_compile_kernels_row_and_the_warning_for_a_compile_inside_a_stage(tmp_path, in_stage_calls):
+    comparison = _comparison(tmp_path)
+    comparison.kernels = KernelCompilation(seconds=7.5, numba_seconds=7.4, compiled=26, first_calls=18)
+    comparison.numba_in_stages = NumbaActivity(seconds=0.5 * in_stage_calls, first_calls=in_stage_calls,
+                                               compiled=in_stage_calls)
+    report = build_report(comparison)
+    assert report["compile_kernels"]["seconds"] == 7.5 and report["compile_kernels"]["compiled"] == 26
+    assert report["numba_in_stages"]["first_calls"] == in_stage_calls
+    assert sum(report["engines"]["ckkslab"]["timings_s"].values()) == report["engines"]["ckkslab"]["total_s"]
+    md = render_markdown(report)
+    assert "| compile kernels | - | 7.5 | - | - |" in md  # ckkslab's column only, no ratio
+    assert "| total | 0 | 10.0 | 5 | 2.00x |" in md  # not added to the stages' total
+    text = summary_text(report, tmp_path)
+    assert "compile kernels (ckkslab, once per process, before the first stage" in text
+    assert "7.50 s: 26 signatures compiled" in text
+    warned = ["WARNING: Numba made 3 kernels ready inside the timed stages" in t for t in (md, text)]
+    assert warned == [bool(in_stage_calls)] * 2
+
+
+def test_no_compile_row_when_ckkslab_did_not_run(tmp_path):
+    md = render_markdown(build_report(_comparison(tmp_path)))
+    assert "compile kernels" not in md and "WARNING" not in md

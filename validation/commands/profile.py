@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "with the engine's instrumentation on, and print the hotspot table (calls, inclusive and self "
         "time, share of the wall time, time per call) and the per-stage / per-layer table. Self times "
         "plus the untracked rest add up to the wall time; the instrumentation overhead is measured and "
-        "printed. Numba's first-call compile (or cache load) time is its own entry, numba.compile.")
+        "printed. The Numba kernels are compiled (or loaded from the cache) before the recording starts, "
+        "and that time is printed on its own line; any later first call is its own entry, numba.compile.")
     parser.add_argument("--model", type=Path, required=True, help="model directory (model.json, model.h5)")
     parser.add_argument("--data", type=Path, default=None,
                         help="directory holding x_test.h5 (default: the model directory)")
@@ -50,13 +51,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"ckkslab profile: {args.model}, {result.records} records of {data_dir}/x_test.h5, {weights} "
           "weights, 1 thread")
     print(result.plan_text)
+    print(f"compile kernels (once, before the recording): {result.kernels.describe()}")
     numba = result.numba
     compile_stats = rec.primitives.get("numba.compile")
     seconds = compile_stats.self_seconds if compile_stats else 0.0
     first_calls = compile_stats.calls if compile_stats else 0
     print(f"numba: {first_calls} first kernel calls spent {seconds:.3f} s compiling or loading from cache "
           f"(entry numba.compile, taken out of the primitives' times); {numba['compiled']} signatures "
-          f"compiled, {numba['loaded_from_cache']} loaded from the on-disk cache (callees included)")
+          f"compiled, {numba['loaded_from_cache']} loaded from the on-disk cache in this process (compile "
+          "kernels included; callees included)")
     print()
     print("hotspots of predict, the server's encrypted inference (self time = time in the entry minus the "
           "timed entries it calls; share of predict's wall time)")
