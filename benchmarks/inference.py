@@ -1,10 +1,12 @@
 """Encrypted inference, ckkslab against HElayers-SEAL, on the same batch of a model's test records.
 
-Run as ``ckkslab bench inference --model DIR [--batches 1] [--json FILE]`` or
-``python benchmarks/inference.py --model DIR``. In one process, single thread, for each model mode
+Run as ``ckkslab bench inference --model DIR [--batches 1] [--thread-counts 1,2] [--json FILE]`` or
+``python benchmarks/inference.py --model DIR``. In one process, at T threads for both engines (ckkslab's
+parallel kernels, HElayers' OpenMP; ``--thread-counts`` repeats everything at each T and adds the
+speed-ups from the first count), for each model mode
 (weights encrypted: the client owns the model, as in the paper; weights plain: the server owns it), the
 first ``batches`` x 4096 test records go through ``nn.pipeline.run_ckkslab`` and through
-``reference.helayers_flow.run_helayers`` (backend SEAL, one OpenMP thread). Each run is wrapped in
+``reference.helayers_flow.run_helayers`` (backend SEAL). Each run is wrapped in
 ``reference.runtime.PeakRss``, after garbage collection and ``malloc_trim`` (so memory an earlier run
 freed does not count), with the resident size on entry beside the peak. ckkslab runs first, both modes:
 SEAL's memory pool keeps what it allocated until the process ends, so HElayers' second mode starts
@@ -128,13 +130,14 @@ def _ckkslab_runner(network: Any, x: Any, encrypt_weights: bool, calibration_x: 
             "extra": {"predict_stages_s": dict(result.stage_seconds)}}
 
 
-def _helayers_runner(model_dir: Path, x: Any, encrypt_weights: bool, frac_bits: int) -> dict[str, Any]:
+def _helayers_runner(model_dir: Path, x: Any, encrypt_weights: bool, frac_bits: int,
+                     threads: int) -> dict[str, Any]:
     from reference.helayers_flow import run_helayers
     from reference.runtime import captured_native_output
 
     with captured_native_output() as native:  # HElayers' C++ prints (blank lines) stay off the report
         result = run_helayers(model_dir, x, batch_size=BATCH_SIZE, backend="SEAL",
-                              encrypt_weights=encrypt_weights, threads=1, quiet=True,
+                              encrypt_weights=encrypt_weights, threads=threads, quiet=True,
                               fractional_bits=frac_bits)
     return {"predictions": result.predictions, "timings_s": dict(result.timings_s),
             "sizes_bytes": dict(result.sizes_bytes), "params": dict(result.params),
@@ -163,16 +166,17 @@ def _measured(run_engine: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted", "plain"),
         frac_bits: int = 30, repeats: int = 1, ckkslab_runner: Callable[..., dict[str, Any]] | None = None,
         helayers_runner: Callable[..., dict[str, Any]] | None = None,
-        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Both engines on the first ``batches`` x 4096 test records of ``model_dir``, for each weight mode.
+        progress: Callable[[str], None] | None = None, threads: int = 1) -> dict[str, Any]:
+    """Both engines on the first ``batches`` x 4096 test records of ``model_dir``, for each weight mode,
+    each on ``threads`` threads.
 
     Each engine and mode runs ``repeats`` times (keys, model, data made anew each time); each stage keeps
     its minimum, the precision its worst run, the memory figures come from the first run (the cleanest).
     ckkslab calibrates its value ranges on the whole test split (a superset of the measured batch).
     When HElayers is unavailable, its columns are empty and ``"helayers_unavailable"`` says why.
     The runners are replaceable (tests): ``ckkslab_runner(network, x, encrypt_weights, calibration_x,
-    frac_bits)`` and ``helayers_runner(model_dir, x, encrypt_weights, frac_bits)`` return dictionaries with
-    predictions, timings_s, sizes_bytes, params.
+    frac_bits)`` and ``helayers_runner(model_dir, x, encrypt_weights, frac_bits, threads)`` return
+    dictionaries with predictions, timings_s, sizes_bytes, params.
 
     Raises:
         ValueError: ``batches`` or ``repeats`` < 1, more batches than the test split holds, an unknown
@@ -181,7 +185,7 @@ def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted"
     """
     import numpy as np
 
-    from ckks import compile_kernels
+    import ckks
     from nn.data import load_xy
     from nn.model import load_network
     from reference.errors import HelayersUnavailable
@@ -192,6 +196,7 @@ def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted"
     unknown = [mode for mode in modes if mode not in MODES]
     if unknown:
         raise ValueError(f"unknown mode(s) {unknown}; choose from {list(MODES)}")
+    ckks.set_threads(threads)
     say = progress or (lambda _msg: None)
     run_ours = ckkslab_runner or _ckkslab_runner
     run_theirs = helayers_runner or _helayers_runner
@@ -203,7 +208,7 @@ def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted"
                          f"of {BATCH_SIZE}")
     x = np.ascontiguousarray(x_all[:records])
     expected = network.forward(x)
-    kernels = compile_kernels(quiet=progress is None)
+    kernels = ckks.compile_kernels(quiet=progress is None)
     load_before = machine_load()
     helayers_unavailable: str | None = None
     ours: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
@@ -213,17 +218,19 @@ def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted"
         # process, which would inflate ckkslab's RSS (and only HElayers' second mode sees that pool).
         for rep in range(repeats):
             for mode in modes:
-                say(f"{mode} weights: ckkslab on {records} records (run {rep + 1}/{repeats})")
+                say(f"{mode} weights: ckkslab on {records} records, {threads} thread(s) "
+                    f"(run {rep + 1}/{repeats})")
                 ours[mode].append(_measured(lambda ew=MODES[mode]: run_ours(network, x, ew, x_all,
                                                                              frac_bits)))
         for rep in range(repeats):
             for mode in modes:
                 if helayers_unavailable is not None:
                     break
-                say(f"{mode} weights: HElayers-SEAL on {records} records (run {rep + 1}/{repeats})")
+                say(f"{mode} weights: HElayers-SEAL on {records} records, {threads} thread(s) "
+                    f"(run {rep + 1}/{repeats})")
                 try:
                     theirs[mode].append(_measured(lambda ew=MODES[mode]: run_theirs(model_dir, x, ew,
-                                                                                     frac_bits)))
+                                                                                     frac_bits, threads)))
                 except HelayersUnavailable as exc:
                     helayers_unavailable = str(exc)
     results = {mode: _compare(mode, _combine(ours[mode], expected, network),
@@ -239,7 +246,8 @@ def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted"
         "calibration": f"ckkslab value ranges calibrated on the whole test split ({x_all.shape[0]} records)",
         "repeats": repeats,
         "statistic": "wall seconds per stage, minimum over the repeats (summed over batches)",
-        "threads": {"ckkslab": 1, "helayers": "OpenMP 1 (threads=1)", "blas": "1 (threadpoolctl)"},
+        "threads": {"ckkslab": threads, "helayers": f"OpenMP {threads} (threads={threads})",
+                    "blas": "1 (threadpoolctl)"},
         "machine": {"load_1min_before": load_before, "load_1min_after": machine_load(),
                     "cpu_count": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version()},
@@ -250,6 +258,47 @@ def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted"
                     "precision_relative_bits": PRECISION_TARGET_BITS},
         "modes": results,
     }
+
+
+def run_thread_sweep(model_dir: Path, thread_counts: tuple[int, ...], **options: Any) -> dict[str, Any]:
+    """``run`` at each thread count in turn (same records, same options), with each engine's predict
+    speed-up from the first count: speedup[engine][mode][T] = predict(first T) / predict(T).
+
+    Raises:
+        ValueError: no thread count, or one that is not a positive integer (and as ``run``).
+    """
+    if not thread_counts or any(isinstance(t, bool) or not isinstance(t, int) or t < 1
+                                for t in thread_counts):
+        raise ValueError(f"thread counts must be positive integers, got {thread_counts!r}")
+    runs = {t: run(model_dir, threads=t, **options) for t in thread_counts}
+    first = runs[thread_counts[0]]
+
+    def predict(result: dict[str, Any], mode: str, engine: str) -> float | None:
+        row = next(r for r in result["modes"][mode]["stages"] if r["stage"] == "predict")
+        return row[f"{engine}_s"]
+
+    speedup = {engine: {mode: {t: (None if not predict(first, mode, engine) or not predict(r, mode, engine)
+                                   else predict(first, mode, engine) / predict(r, mode, engine))
+                               for t, r in runs.items()}
+                        for mode in first["modes"]}
+               for engine in ("ckkslab", "helayers")}
+    return {"benchmark": "inference-threads", "thread_counts": list(thread_counts), "runs": runs,
+            "speedup": speedup}
+
+
+def format_sweep(sweep: dict[str, Any]) -> str:
+    """Each thread count's full report, then predict times, ratios and speed-ups side by side."""
+    parts = [f"== {t} thread(s) ==\n{format_table(result)}" for t, result in sweep["runs"].items()]
+    header = (f"{'mode':<10} {'threads':>7} {'ckkslab s':>10} {'HElayers s':>11} {'ratio':>7} "
+              f"{'ckkslab speed-up':>17} {'HElayers speed-up':>18}")
+    lines = ["predict at each thread count (speed-up from the first count)", header, "-" * len(header)]
+    for t, result in sweep["runs"].items():
+        for mode, entry in result["modes"].items():
+            row = next(r for r in entry["stages"] if r["stage"] == "predict")
+            ours, theirs = sweep["speedup"]["ckkslab"][mode][t], sweep["speedup"]["helayers"][mode][t]
+            lines.append(f"{mode:<10} {t:>7} {_s(row['ckkslab_s']):>10} {_s(row['helayers_s']):>11} "
+                         f"{_ratio(row['ratio']):>7} {_ratio(ours):>17} {_ratio(theirs):>18}")
+    return "\n\n".join(parts + ["\n".join(lines)])
 
 
 def _combine(runs: list[dict[str, Any]], expected: Any, network: Any) -> dict[str, Any]:
@@ -326,7 +375,8 @@ def format_table(result: dict[str, Any]) -> str:
     machine = result["machine"]
     lines = [
         f"ckkslab bench inference: {result['model']}, {result['records']} test records "
-        f"({result['batches']} batch(es) of {result['batch_size']}), single thread; machine load (1 min) "
+        f"({result['batches']} batch(es) of {result['batch_size']}), {result['threads']['ckkslab']} thread(s) "
+        f"each; machine load (1 min) "
         f"{machine['load_1min_before']} before, {machine['load_1min_after']} after; "
         f"{machine['cpu_count']} cores",
     ]
@@ -412,15 +462,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default 1)")
     parser.add_argument("--frac-bits", type=int, default=30,
                         help="fractional-part precision asked of both engines (default 30)")
+    parser.add_argument("--thread-counts", type=_thread_counts, default=None, metavar="T1,T2,...",
+                        help="run everything at each of these thread counts and report the speed-ups "
+                        "(default: once, at --threads)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE",
                         help="also write all results to FILE")
+
+
+def _thread_counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"thread counts must be integers separated by commas, got {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"thread counts must be at least 1, got {text!r}")
+    return counts
 
 
 def run_from_args(args: argparse.Namespace, quiet: bool = False) -> dict[str, Any]:
     """Run the benchmark the options describe, print the report, write ``--json``; return the result."""
     progress = None if quiet or not sys.stderr.isatty() else (lambda msg: print(msg, file=sys.stderr))
-    result = run(args.model, args.batches, tuple(args.modes), args.frac_bits, args.repeats, progress=progress)
-    print(format_table(result))
+    options = {"batches": args.batches, "modes": tuple(args.modes), "frac_bits": args.frac_bits,
+               "repeats": args.repeats, "progress": progress}
+    if args.thread_counts is None:
+        result = run(args.model, threads=getattr(args, "threads", 1) or 1, **options)
+        print(format_table(result))
+    else:
+        result = run_thread_sweep(args.model, args.thread_counts, **options)
+        print(format_sweep(result))
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2, default=_jsonable) + "\n")
     return result
@@ -435,10 +505,11 @@ def _jsonable(value: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     """Script entry point (``python benchmarks/inference.py ...``)."""
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_arguments(parser)
+    parser.add_argument("--threads", type=int, default=1, help="threads for both engines (default 1)")
     run_from_args(parser.parse_args(argv))
     return 0
 

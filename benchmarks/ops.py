@@ -67,10 +67,10 @@ ROWS = (
     Row("add", "add", "add"),
     Row("multiply_plain", "multiply-plain", "multiply_plain"),
     Row("multiply", "multiply", "multiply_raw"),
-    Row("relinearize", "relinearize", "relinearize"),
-    Row("multiply_relinearize", "multiply+relinearize", "multiply_relinearize", 1.0),
+    Row("relinearize", "relinearize", "relinearize", 0.8),
+    Row("multiply_relinearize", "multiply+relinearize", "multiply_relinearize", 0.8),
     Row("rescale", "rescale", "rescale_raw", 1.0),
-    Row("rotate", "rotate", "rotate", 1.0),
+    Row("rotate", "rotate", "rotate", 0.8),
     Row("ntt_forward_limb", "NTT forward / limb", None, 0.5),
     Row("ntt_inverse_limb", "NTT inverse / limb", None),
 )
@@ -94,8 +94,9 @@ def _one_blas_thread() -> Any:
 
 
 def single_thread_environment() -> None:
-    """Ask every threaded runtime we may load (OpenMP, BLAS, Numba) for one thread, if not set already."""
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    """Ask the BLAS runtimes for one thread, if not set already (ckkslab's own kernels: ``ckks.set_threads``;
+    NUMBA_NUM_THREADS must not change once Numba's pool runs, so it is left alone)."""
+    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
 
 
@@ -310,8 +311,10 @@ def _seal_timer(ring_degree: int, repeats: int) -> dict[str, Any]:
 
 def run(ring_degree: int = 16384, repeats: int = 10, rounds: int = 1, first_call: bool = True,
         seal_timer: Callable[[int, int], dict[str, Any]] | None = None,
-        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        progress: Callable[[str], None] | None = None, threads: int = 1) -> dict[str, Any]:
     """Time both engines ``rounds`` times (alternating SEAL, ckkslab) and keep each op's minimum.
+
+    ckkslab's parallel kernels run on ``threads`` threads; SEAL's ops are single-threaded.
 
     ``seal_timer(ring_degree, repeats)`` defaults to ``reference.seal_ops.time_seal_ops`` with one thread;
     when it raises (pyhelayers missing, no SEAL chain at this N), the result holds ckkslab's column and the
@@ -323,13 +326,14 @@ def run(ring_degree: int = 16384, repeats: int = 10, rounds: int = 1, first_call
     for name, value in (("repeats", repeats), ("rounds", rounds)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    from ckks import compile_kernels
+    import ckks
     from reference.errors import HelayersInputError, HelayersUnavailable
 
     single_thread_environment()
+    ckks.set_threads(threads)
     say = progress or (lambda _msg: None)
     timer = seal_timer or _seal_timer
-    kernels = compile_kernels(quiet=progress is None)
+    kernels = ckks.compile_kernels(quiet=progress is None)
     load_before = machine_load()
     seal: dict[str, Any] | None = None
     seal_unavailable: str | None = None
@@ -356,7 +360,7 @@ def run(ring_degree: int = 16384, repeats: int = 10, rounds: int = 1, first_call
         say("first-call cost: two fresh processes (empty, then warm Numba cache)")
         first = measure_first_call(ring_degree)
     result = assemble(ring_degree, repeats, rounds, params, ours, seal, seal_unavailable, first,
-                      (load_before, load_after))
+                      (load_before, load_after), threads)
     result["compile_kernels"] = kernels.as_json()
     return result
 
@@ -372,7 +376,7 @@ def _merge_min(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 def assemble(ring_degree: int, repeats: int, rounds: int, params: Any, ours: dict[str, Any],
              seal: dict[str, Any] | None, seal_unavailable: str | None, first_call: dict[str, Any] | None,
-             loads: tuple[float | None, float | None]) -> dict[str, Any]:
+             loads: tuple[float | None, float | None], threads: int = 1) -> dict[str, Any]:
     """The JSON-able result: one entry per row with both times (seconds), ratio ours/SEAL and target."""
     import numba
     import numpy as np
@@ -402,7 +406,7 @@ def assemble(ring_degree: int, repeats: int, rounds: int, params: Any, ours: dic
         "repeats": repeats,
         "rounds": rounds,
         "statistic": "min wall seconds over repeats (and rounds), fresh operands made outside the timing",
-        "threads": {"ckkslab": 1, "seal": None if seal is None else seal["params"].get("threads"),
+        "threads": {"ckkslab": threads, "seal": None if seal is None else seal["params"].get("threads"),
                     "numba_num_threads": numba.config.NUMBA_NUM_THREADS},
         "machine": {"load_1min_before": loads[0], "load_1min_after": loads[1], "cpu_count": os.cpu_count(),
                     "platform": platform.platform(), "python": platform.python_version(),
@@ -496,7 +500,7 @@ def run_from_args(args: argparse.Namespace, quiet: bool = False) -> dict[str, An
     """Run the benchmark the parsed options describe, print the table, write ``--json``; return the result."""
     progress = None if quiet or not sys.stderr.isatty() else (lambda msg: print(msg, file=sys.stderr))
     result = run(args.ring_degree, args.repeats, args.rounds, first_call=not args.no_first_call,
-                 progress=progress)
+                 progress=progress, threads=getattr(args, "threads", 1) or 1)
     print(format_table(result))
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")

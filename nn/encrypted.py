@@ -191,14 +191,16 @@ def encrypt_batch(
     return [encryptor.encrypt(encoder.encode(v)) for v in vectors]
 
 
-def prepare_weights(model: EncryptedModel, ev: ckks.Evaluator) -> dict[tuple[int, int, int, int], object]:
-    """Server side, once per loaded model: every block diagonal with its Shoup companions (layer, k, m, j)."""
-    return {
-        (index,) + key: ev.prepare(weight)
-        for index, layer in enumerate(model.layers)
-        if isinstance(layer, CompiledDense)
-        for key, weight in layer.diagonals.items()
-    }
+def prepare_weights(model: EncryptedModel, ev: ckks.Evaluator) -> dict[tuple[int, ...], object]:
+    """Server side, once per loaded model: every diagonal with its Shoup companions, keyed (layer,) + key;
+    each layer's diagonals in one group (``Evaluator.prepare_many``), which ``dot_many`` reads in place."""
+    prepared = {}
+    for index, layer in enumerate(model.layers):
+        if isinstance(layer, CompiledDense):
+            keys = list(layer.diagonals)
+            group = ev.prepare_many([layer.diagonals[key] for key in keys])
+            prepared.update({(index,) + key: weight for key, weight in zip(keys, group, strict=True)})
+    return prepared
 
 
 def _dense(
@@ -228,24 +230,29 @@ def _dense(
             else:
                 rotated[(k, j)] = ev.rotate(cts[k], j * block)
         timer.add(f"{stage} rotate", start)
+    start = time.perf_counter()
+    if by_output:  # out_m = sum_j rot(S_mj, j*block), S_mj = sum_k in_k * pre-rotated diagonal
+        parts = sorted({(m, j) for _k, m, j in layer.diagonals})
+        sums = ev.dot_many(cts, [[(k, prepared[(index, k, m, j)]) for k, mm, jj in layer.diagonals
+                                  if (mm, jj) == (m, j)] for m, j in parts])
+        timer.add(f"{stage} multiply-accumulate", start)
+        accs: dict[int, ckks.Ciphertext] = {}
+        for (m, j), part in zip(parts, sums, strict=True):
+            if j:
+                start = time.perf_counter()
+                part = ev.rotate(ev.relinearize(part), j * block)
+                timer.add(f"{stage} rotate", start)
+            accs[m] = part if m not in accs else ev.add(accs[m], part)
+        sums = [accs[m] for m in range(layer.outputs)]
+    else:
+        position = {key: n for n, key in enumerate(rotated)}
+        sums = ev.dot_many(list(rotated.values()), [
+            [(position[(k, j)], prepared[(index, k, mm, j)]) for k, mm, j in layer.diagonals if mm == m]
+            for m in range(layer.outputs)])
+        timer.add(f"{stage} multiply-accumulate", start)
     outputs = []
-    for m in range(layer.outputs):
+    for m, acc in enumerate(sums):
         start = time.perf_counter()
-        if by_output:  # out_m = sum_j rot(S_mj, j*block), S_mj = sum_k in_k * pre-rotated diagonal
-            acc = None
-            for j in sorted({j for _k, mm, j in layer.diagonals if mm == m}):
-                keys = [k for k, mm, jj in layer.diagonals if mm == m and jj == j]
-                part = ev.dot([cts[k] for k in keys], [prepared[(index, k, m, j)] for k in keys])
-                if j:
-                    timer.add(f"{stage} multiply-accumulate", start)
-                    start = time.perf_counter()
-                    part = ev.rotate(ev.relinearize(part), j * block)
-                    timer.add(f"{stage} rotate", start)
-                    start = time.perf_counter()
-                acc = part if acc is None else ev.add(acc, part)
-        else:
-            keys = [(k, j) for k, mm, j in layer.diagonals if mm == m]
-            acc = ev.dot([rotated[key] for key in keys], [prepared[(index, k, m, j)] for k, j in keys])
         acc = ev.add(acc, layer.biases[m])
         timer.add(f"{stage} multiply-accumulate", start)
         start = time.perf_counter()
@@ -273,12 +280,14 @@ def _dense_single(
     start = time.perf_counter()
     babies = {b: cts[0] if b == 0 else ev.rotate(cts[0], b) for b in sorted({b for _g, b in layer.diagonals})}
     timer.add(f"{stage} rotate", start)
+    giants = sorted({g for g, _b in layer.diagonals})
+    position = {b: n for n, b in enumerate(babies)}
+    start = time.perf_counter()
+    inners = ev.dot_many(list(babies.values()), [
+        [(position[b], prepared[(index, g, b)]) for gg, b in layer.diagonals if gg == g] for g in giants])
+    timer.add(f"{stage} multiply-accumulate", start)
     total = None
-    for g in sorted({g for g, _b in layer.diagonals}):
-        start = time.perf_counter()
-        keys = [b for gg, b in layer.diagonals if gg == g]
-        inner = ev.dot([babies[b] for b in keys], [prepared[(index, g, b)] for b in keys])
-        timer.add(f"{stage} multiply-accumulate", start)
+    for g, inner in zip(giants, inners, strict=True):
         if g:
             start = time.perf_counter()
             if inner.size == 3:  # a rotation needs a size-2 ciphertext

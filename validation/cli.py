@@ -25,6 +25,10 @@ COMMAND_MODULES = (
 )
 
 
+THREADS_HELP = ("threads for the engines' kernels: ckkslab's parallel Numba kernels and HElayers' OpenMP "
+                "(default: all cores); recorded in reports")
+
+
 class UserError(Exception):
     """An error the command line reports as one line, without a traceback, and exits 2."""
 
@@ -37,19 +41,32 @@ def build_parser() -> argparse.ArgumentParser:
         "diabetes records and validated against IBM HElayers.",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.add_argument("--threads", type=int, default=None, metavar="T", help=THREADS_HELP)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    _add_threads_everywhere(subparsers)
     return parser
+
+
+def _add_threads_everywhere(subparsers: argparse._SubParsersAction) -> None:
+    """``--threads`` after any (sub-)sub-command too, as ``ckkslab bench ops --threads 1``."""
+    for command in subparsers.choices.values():
+        command.add_argument("--threads", type=int, default=argparse.SUPPRESS, metavar="T", help=THREADS_HELP)
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _add_threads_everywhere(action)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, run the command, turn known errors into a one-line message and exit code 2."""
+    import ckks
     from ckks.errors import CkksError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        args.threads = ckks.set_threads(args.threads)
         result = args.func(args)
     except (UserError, CkksError, FileNotFoundError, ValueError) as exc:
         print(f"ckkslab {args.command}: error: {exc}", file=sys.stderr)

@@ -3,8 +3,8 @@
 The records are the first ``batches x batch_size`` rows of ``x_test.h5`` in the data directory. Each
 engine runs on all of them in batches of ``batch_size`` (keys and model made once), its outputs are turned
 into decisions by the model's ``ckkslab.json`` rule (``PlainNetwork.decide``), and every pair of engines is
-compared output by output (``validation.metrics.agreement``). ckkslab's Numba kernels use one thread;
-HElayers' OpenMP is limited to ``threads`` (1 by default), so timing ratios compare one core with one core.
+compared output by output (``validation.metrics.agreement``). ckkslab's parallel kernels and HElayers'
+OpenMP both run on ``threads`` threads, so timing ratios compare the same number of cores.
 ckkslab's kernels are compiled (or loaded from Numba's cache) before the first engine runs
 (``ckks.compile_kernels``), so no stage time includes compilation; Numba is watched while the engines run,
 and the report says so if a kernel was compiled or loaded inside a stage after all.
@@ -180,11 +180,13 @@ def run_ckkslab_engine(inputs: Inputs, options: CompareOptions) -> EngineRun:
     Raises:
         CompareError: no parameters fit, or values leave the planned range (message from ckkslab).
     """
+    import ckks
     from ckks.errors import CkksError
     from nn.pipeline import run_ckkslab
     from reference.runtime import PeakRss
 
     try:
+        ckks.set_threads(options.threads)
         with PeakRss() as peak:
             result = run_ckkslab(inputs.network, inputs.x, batch_size=options.batch_size,
                                  encrypt_weights=options.encrypt_weights, frac_bits=options.frac_bits,

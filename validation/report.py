@@ -61,7 +61,7 @@ def ratios(runs: dict[str, EngineRun]) -> dict[str, float | None]:
 
 
 def _threads_note(runs: dict[str, EngineRun], threads: int) -> str:
-    notes = {"plain": "plain: numpy", "ckkslab": "ckkslab: 1 thread (its Numba kernels are not parallel)",
+    notes = {"plain": "plain: numpy", "ckkslab": f"ckkslab: {threads} thread(s) (Numba prange over limbs)",
              "helayers": f"HElayers: OpenMP limited to {threads}"}
     return "; ".join(notes[name] for name in runs) or "no engine ran"
 

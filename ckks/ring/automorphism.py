@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from numba import njit, prange
 
 from ..errors import ParameterError
 from .ntt import bit_reverse_permutation
@@ -45,9 +46,21 @@ def ntt_permutation(galois: int, ring_degree: int) -> np.ndarray:
     return perm
 
 
+@njit(cache=True, parallel=True)
+def _permute_rows(a, perm, out):
+    """out[i, k] = a[i, perm[k]] for every row i (the rows go to the threads)."""
+    for i in prange(a.shape[0]):
+        row, dest = a[i], out[i]
+        for k in range(perm.shape[0]):
+            dest[k] = row[perm[k]]
+
+
 def apply_ntt(a: np.ndarray, galois: int, ring_degree: int) -> np.ndarray:
     """a(X^g) for ``a`` in NTT form (rows are RNS limbs): a permutation of the evaluation points."""
-    return np.ascontiguousarray(a[..., ntt_permutation(galois, ring_degree)])
+    rows = np.ascontiguousarray(a).reshape(-1, ring_degree)
+    out = np.empty_like(rows)
+    _permute_rows(rows, ntt_permutation(galois, ring_degree), out)
+    return out.reshape(a.shape)
 
 
 def apply_coefficients(a: np.ndarray, galois: int, moduli: tuple[int, ...]) -> np.ndarray:

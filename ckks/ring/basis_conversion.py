@@ -12,10 +12,10 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ..instrument import timed
-from .modarith import mulhi, shoup_mul, shoup_precompute
+from .modarith import shoup_mul, shoup_precompute
 from .ntt import ntt_forward, ntt_inverse
 from .rns import RnsBasis, rns_basis
 
@@ -23,18 +23,17 @@ from .rns import RnsBasis, rns_basis
 @njit(cache=True)
 def _reduce(x, q, one_shoup):
     """x mod q for any 64-bit x (Shoup multiplication by 1)."""
-    r = x - mulhi(x, one_shoup) * q
-    return r - q if r >= q else r
+    return shoup_mul(x, np.uint64(1), one_shoup, q)
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _fast_base_convert(x, s, shat_inv, shat_inv_shoup, t, shat_mod_t, shat_mod_t_shoup, wrap_mod_t, out):
     n_src, n = x.shape
     u = np.empty((n_src, n), dtype=np.uint64)
-    for i in range(n_src):
+    for i in prange(n_src):
         for k in range(n):
             u[i, k] = shoup_mul(x[i, k], shat_inv[i], shat_inv_shoup[i], s[i])
-    for j in range(t.shape[0]):
+    for j in prange(t.shape[0]):
         tj = t[j]
         for k in range(n):
             out[j, k] = 0
@@ -82,19 +81,19 @@ def fast_base_convert(x: np.ndarray, source: tuple[int, ...], target: tuple[int,
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _subtract_and_scale(c, conv, q, factor, factor_shoup, out):
-    for i in range(c.shape[0]):
+    for i in prange(c.shape[0]):
         qi, f, fs = q[i], factor[i], factor_shoup[i]
         for k in range(c.shape[1]):
             out[i, k] = shoup_mul(c[i, k] + qi - conv[i, k], f, fs, qi)
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _centered_lift(last, q_last, targets, one_shoup, offset, out):
     """out[i] = the centered representative of ``last`` (in (-q_last/2, q_last/2]) modulo targets[i]."""
     half = q_last >> np.uint64(1)
-    for i in range(targets.shape[0]):
+    for i in prange(targets.shape[0]):
         qi, os, off = targets[i], one_shoup[i], offset[i]
         for k in range(last.shape[0]):
             v = _reduce(last[k], qi, os)
@@ -149,17 +148,23 @@ def mod_down(c: np.ndarray, q_basis: RnsBasis, p_basis: RnsBasis) -> np.ndarray:
 
     c' = (c - Conv_{P->Q}([c]_P)) * P^-1 mod q_i (CHKKS 2018, Algorithm 2; Han-Ki 2020, section 3). The
     conversion uses centered digits, so the division rounds (error within |P|/2 + 1/2 units) instead of
-    flooring, whose mean-1/2 bias would grow large in the slots near the root 1.
+    flooring, whose mean-1/2 bias would grow large in the slots near the root 1. ``c`` is one polynomial
+    (rows, N) or several (k, rows, N): their NTTs then go in one call, spread over the threads.
     """
-    n_q = len(q_basis)
-    c_p = c[n_q:].copy()
-    ntt_inverse(c_p, p_basis.tables)
-    conv = fast_base_convert(c_p, p_basis.moduli, q_basis.moduli)
-    ntt_forward(conv, q_basis.tables)
+    n_q, n_p, n = len(q_basis), len(p_basis), c.shape[-1]
+    stack = c.reshape(-1, n_q + n_p, n)
+    k = stack.shape[0]
+    c_p = stack[:, n_q:].copy().reshape(k * n_p, n)  # a copy: the inverse NTT below works in place
+    ntt_inverse(c_p, p_basis.tables * k)
+    conv = np.empty((k, n_q, n), dtype=np.uint64)
+    for i in range(k):
+        fast_base_convert(c_p[i * n_p : (i + 1) * n_p], p_basis.moduli, q_basis.moduli, out=conv[i])
+    ntt_forward(conv.reshape(k * n_q, n), q_basis.tables * k)
     inv, inv_shoup = _mod_down_constants(q_basis.moduli, p_basis.moduli)
-    out = np.empty((n_q, c.shape[1]), dtype=np.uint64)
-    _subtract_and_scale(c[:n_q], conv, q_basis.q, inv, inv_shoup, out)
-    return out
+    out = np.empty((k, n_q, n), dtype=np.uint64)
+    for i in range(k):
+        _subtract_and_scale(stack[i, :n_q], conv[i], q_basis.q, inv, inv_shoup, out[i])
+    return out.reshape(c.shape[:-2] + (n_q, n))
 
 
 @njit(cache=True)

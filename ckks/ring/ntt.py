@@ -6,24 +6,32 @@ Cooley-Tukey forward, Gentleman-Sande inverse, no separate pre/post multiplicati
 precomputed twiddles and Harvey's lazy reduction (Harvey 2014): forward values stay in [0, 4q), inverse
 values in [0, 2q), and one final pass brings them to [0, q).
 
-Speed comes from the loop shape: for the wide stages (half-size t >= 8), each block's two halves are passed
-as separate array views to a kernel with one twiddle, a loop LLVM vectorises; for the narrow stages the
-array is viewed as (blocks, 2t) and each column is one vectorisable loop with a per-block twiddle.
+Speed comes from the loop shape. For the wide stages (half-size t >= 8), each block's two halves are passed
+as separate array views to a kernel with one twiddle, a loop LLVM vectorises. The three narrow stages
+(t = 4, 2, 1) work inside groups of 8 consecutive values: the limb is transposed to an (8, N/8) array whose
+row c holds value c of every group, so each butterfly of a stage pairs two contiguous rows, with the
+twiddles of all groups laid out contiguously too (``narrow_twiddles``): a vectorised loop again, where
+the untransposed columns (stride 2t) would run scalar. The inverse folds N^-1 into its last stage, so it
+makes no separate pass over the limb.
+
+Rows are independent, so ``ntt_forward`` / ``ntt_inverse`` transform the limbs of a polynomial in one call
+that spreads them over Numba's threads (``prange``; ``ckks.set_threads``): each row is computed the same way
+whatever the thread count, so results are bit-identical.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ..instrument import timed
-from .modarith import mulhi, shoup_mul, shoup_precompute
+from .modarith import shoup_mul, shoup_mul_lazy, shoup_precompute
 from .primes import minimal_primitive_root
 
-_WIDE = 8  # stages with half-size t >= _WIDE use one twiddle per contiguous block
+_GROUP = 8  # the stages of half-size t < _GROUP run inside groups of _GROUP values, on the transposed limb
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,8 @@ class NttTable:
     """Twiddles of one prime q for ring degree N (all read-only uint64 arrays of length N).
 
     psi_rev[k] = psi^brv(k); psi_inv_rev[k] = psi^-brv(k); the *_shoup arrays are floor(w * 2^64 / q).
+    narrow_rev / narrow_inv_rev are the same twiddles of the narrow stages, regrouped by ``narrow_twiddles``.
+    n_inv = N^-1 mod q and last_inv = psi^-brv(1) * N^-1 mod q are the inverse's last-stage factors.
     """
 
     modulus: int
@@ -39,8 +49,14 @@ class NttTable:
     psi_rev_shoup: np.ndarray
     psi_inv_rev: np.ndarray
     psi_inv_rev_shoup: np.ndarray
+    narrow_rev: np.ndarray
+    narrow_rev_shoup: np.ndarray
+    narrow_inv_rev: np.ndarray
+    narrow_inv_rev_shoup: np.ndarray
     n_inv: int
     n_inv_shoup: int
+    last_inv: int
+    last_inv_shoup: int
 
 
 def bit_reverse_permutation(n: int) -> np.ndarray:
@@ -60,6 +76,24 @@ def _powers(base: int, n: int, q: int) -> np.ndarray:
     return np.array(out, dtype=np.uint64)
 
 
+def narrow_twiddles(psi_rev: np.ndarray) -> np.ndarray:
+    """The twiddles of the stages t = S/2, ..., 1 (S = min(8, N/2)) as rows over the N/S groups of S values.
+
+    At half-size t the blocks are 2t long and block i uses psi_rev[N/(2t) + i]; a group holds S/(2t) blocks,
+    so sub-block b of group g uses psi_rev[N/(2t) + (S/(2t)) g + b]. Rows: t = S/2 (one row, b = 0), then
+    t = S/4 (b = 0, 1), then t = 1 (b = 0 .. S/2 - 1); S - 1 rows of length N/S.
+    """
+    n = psi_rev.shape[0]
+    s = min(_GROUP, n // 2)
+    rows = []
+    t = s // 2
+    while t >= 1:
+        m, per_group = n // (2 * t), s // (2 * t)
+        rows += [psi_rev[m + b : 2 * m : per_group] for b in range(per_group)]
+        t //= 2
+    return np.ascontiguousarray(np.stack(rows))
+
+
 @cache
 def ntt_table(q: int, ring_degree: int) -> NttTable:
     """The NTT twiddle table of prime q (q = 1 mod 2N) for ring degree N, built once and cached."""
@@ -68,10 +102,14 @@ def ntt_table(q: int, ring_degree: int) -> NttTable:
     psi_rev = _powers(psi, ring_degree, q)[rev]
     psi_inv_rev = _powers(pow(psi, -1, q), ring_degree, q)[rev]
     n_inv = pow(ring_degree, -1, q)
-    arrays = [psi_rev, shoup_precompute(psi_rev, q), psi_inv_rev, shoup_precompute(psi_inv_rev, q)]
+    last_inv = int(psi_inv_rev[1]) * n_inv % q
+    narrow_rev, narrow_inv_rev = narrow_twiddles(psi_rev), narrow_twiddles(psi_inv_rev)
+    arrays = [w for twiddles in (psi_rev, psi_inv_rev, narrow_rev, narrow_inv_rev)
+              for w in (twiddles, shoup_precompute(twiddles, q))]
     for a in arrays:
         a.setflags(write=False)
-    return NttTable(q, ring_degree, *arrays, n_inv, int(shoup_precompute(n_inv, q)))
+    return NttTable(q, ring_degree, *arrays, n_inv, int(shoup_precompute(n_inv, q)),
+                    last_inv, int(shoup_precompute(last_inv, q)))
 
 
 @njit(cache=True)
@@ -80,7 +118,7 @@ def _ct_block(x, y, w, w_shoup, q, two_q):
     for j in range(x.shape[0]):
         u = x[j]
         u = u - two_q if u >= two_q else u
-        v = y[j] * w - mulhi(y[j], w_shoup) * q
+        v = shoup_mul_lazy(y[j], w, w_shoup, q)
         x[j] = u + v
         y[j] = u - v + two_q
 
@@ -91,7 +129,7 @@ def _ct_column(x, y, w, w_shoup, q, two_q):
     for j in range(x.shape[0]):
         u = x[j]
         u = u - two_q if u >= two_q else u
-        v = y[j] * w[j] - mulhi(y[j], w_shoup[j]) * q
+        v = shoup_mul_lazy(y[j], w[j], w_shoup[j], q)
         x[j] = u + v
         y[j] = u - v + two_q
 
@@ -103,7 +141,7 @@ def _gs_block(x, y, w, w_shoup, q, two_q):
         u = x[j] + y[j]
         t = x[j] - y[j] + two_q
         x[j] = u - two_q if u >= two_q else u
-        y[j] = t * w - mulhi(t, w_shoup) * q
+        y[j] = shoup_mul_lazy(t, w, w_shoup, q)
 
 
 @njit(cache=True)
@@ -113,26 +151,55 @@ def _gs_column(x, y, w, w_shoup, q, two_q):
         u = x[j] + y[j]
         t = x[j] - y[j] + two_q
         x[j] = u - two_q if u >= two_q else u
-        y[j] = t * w[j] - mulhi(t, w_shoup[j]) * q
+        y[j] = shoup_mul_lazy(t, w[j], w_shoup[j], q)
 
 
 @njit(cache=True)
-def ntt_forward_limb(a, psi_rev, psi_rev_shoup, q):
+def _gs_last_block(x, y, n_inv, n_inv_shoup, last_inv, last_inv_shoup, q, two_q):
+    """The inverse's last stage with N^-1 folded in: (x, y) <- ((x + y) N^-1, (x - y) w N^-1), in [0, q)."""
+    for j in range(x.shape[0]):
+        u = x[j] + y[j]
+        t = x[j] - y[j] + two_q
+        x[j] = shoup_mul(u, n_inv, n_inv_shoup, q)
+        y[j] = shoup_mul(t, last_inv, last_inv_shoup, q)
+
+
+@njit(cache=True)
+def _transpose_groups(a, s):
+    """The (s, N/s) array whose row c holds a[s*g + c] for every group g."""
+    g = a.shape[0] // s
+    out = np.empty((s, g), dtype=np.uint64)
+    for k in range(g):
+        for c in range(s):
+            out[c, k] = a[k * s + c]
+    return out
+
+
+@njit(cache=True)
+def ntt_forward_limb(a, psi_rev, psi_rev_shoup, narrow, narrow_shoup, q):
     """In place: a (coefficients in [0, q)) -> its negacyclic NTT in bit-reversed order, in [0, q)."""
     n = a.shape[0]
     two_q = q + q
+    s = min(_GROUP, n // 2)
     t, m = n, 1
-    while m < n:
+    while t > s:  # wide stages: t = N/2, ..., s
         t //= 2
-        if t >= _WIDE:
-            for i in range(m):
-                j1 = 2 * i * t
-                _ct_block(a[j1 : j1 + t], a[j1 + t : j1 + 2 * t], psi_rev[m + i], psi_rev_shoup[m + i], q, two_q)
-        else:
-            blocks = a.reshape(m, 2 * t)
-            for c in range(t):
-                _ct_column(blocks[:, c], blocks[:, t + c], psi_rev[m : 2 * m], psi_rev_shoup[m : 2 * m], q, two_q)
+        for i in range(m):
+            j1 = 2 * i * t
+            _ct_block(a[j1 : j1 + t], a[j1 + t : j1 + 2 * t], psi_rev[m + i], psi_rev_shoup[m + i], q, two_q)
         m *= 2
+    groups = _transpose_groups(a, s)
+    row, t = 0, s // 2
+    while t >= 1:  # narrow stages: sub-block b of every group pairs rows (2tb + c, 2tb + c + t)
+        for b in range(s // (2 * t)):
+            for c in range(t):
+                x = 2 * t * b + c
+                _ct_column(groups[x], groups[x + t], narrow[row], narrow_shoup[row], q, two_q)
+            row += 1
+        t //= 2
+    for k in range(n // s):
+        for c in range(s):
+            a[k * s + c] = groups[c, k]
     for j in range(n):
         v = a[j]
         v = v - two_q if v >= two_q else v
@@ -140,38 +207,111 @@ def ntt_forward_limb(a, psi_rev, psi_rev_shoup, q):
 
 
 @njit(cache=True)
-def ntt_inverse_limb(a, psi_inv_rev, psi_inv_rev_shoup, n_inv, n_inv_shoup, q):
+def ntt_inverse_limb(a, psi_inv_rev, psi_inv_rev_shoup, narrow, narrow_shoup, n_inv, n_inv_shoup, last_inv,
+                     last_inv_shoup, q):
     """In place: the inverse of ``ntt_forward_limb``, including the factor N^-1; output in [0, q)."""
     n = a.shape[0]
     two_q = q + q
-    t, m = 1, n
-    while m > 1:
-        h = m // 2
-        if t >= _WIDE:
-            for i in range(h):
-                j1 = 2 * i * t
-                _gs_block(a[j1 : j1 + t], a[j1 + t : j1 + 2 * t], psi_inv_rev[h + i], psi_inv_rev_shoup[h + i],
-                          q, two_q)
-        else:
-            blocks = a.reshape(h, 2 * t)
+    s = min(_GROUP, n // 2)
+    groups = _transpose_groups(a, s)
+    t = 1
+    while t < s:  # narrow stages t = 1, ..., s/2; their twiddle rows start at s/(2t) - 1
+        row = s // (2 * t) - 1
+        for b in range(s // (2 * t)):
             for c in range(t):
-                _gs_column(blocks[:, c], blocks[:, t + c], psi_inv_rev[h:m], psi_inv_rev_shoup[h:m], q, two_q)
+                x = 2 * t * b + c
+                _gs_column(groups[x], groups[x + t], narrow[row], narrow_shoup[row], q, two_q)
+            row += 1
+        t *= 2
+    for k in range(n // s):
+        for c in range(s):
+            a[k * s + c] = groups[c, k]
+    m = n // t
+    while m > 2:  # wide stages t = s, ..., N/4
+        h = m // 2
+        for i in range(h):
+            j1 = 2 * i * t
+            _gs_block(a[j1 : j1 + t], a[j1 + t : j1 + 2 * t], psi_inv_rev[h + i], psi_inv_rev_shoup[h + i],
+                      q, two_q)
         t *= 2
         m = h
-    for j in range(n):
-        a[j] = shoup_mul(a[j], n_inv, n_inv_shoup, q)
+    _gs_last_block(a[:t], a[t:], n_inv, n_inv_shoup, last_inv, last_inv_shoup, q, two_q)
+
+
+@njit(cache=True, parallel=True)
+def _forward_rows(a, rows, psi_rev, psi_rev_shoup, narrow, narrow_shoup, q):
+    for r in prange(rows.shape[0]):
+        ntt_forward_limb(a[rows[r]], psi_rev[r], psi_rev_shoup[r], narrow[r], narrow_shoup[r], q[r])
+
+
+@njit(cache=True, parallel=True)
+def _inverse_rows(a, rows, psi_inv_rev, psi_inv_rev_shoup, narrow, narrow_shoup, n_inv, n_inv_shoup,
+                  last_inv, last_inv_shoup, q):
+    for r in prange(rows.shape[0]):
+        ntt_inverse_limb(a[rows[r]], psi_inv_rev[r], psi_inv_rev_shoup[r], narrow[r], narrow_shoup[r],
+                         n_inv[r], n_inv_shoup[r], last_inv[r], last_inv_shoup[r], q[r])
+
+
+@dataclass(frozen=True)
+class _StackedTables:
+    """The tables of several primes as (rows, N) arrays and (rows,) constants, for one multi-row call."""
+
+    q: np.ndarray
+    psi_rev: np.ndarray
+    psi_rev_shoup: np.ndarray
+    psi_inv_rev: np.ndarray
+    psi_inv_rev_shoup: np.ndarray
+    narrow_rev: np.ndarray
+    narrow_rev_shoup: np.ndarray
+    narrow_inv_rev: np.ndarray
+    narrow_inv_rev_shoup: np.ndarray
+    n_inv: np.ndarray
+    n_inv_shoup: np.ndarray
+    last_inv: np.ndarray
+    last_inv_shoup: np.ndarray
+
+
+@lru_cache(maxsize=256)
+def _stacked(moduli: tuple[int, ...], ring_degree: int) -> _StackedTables:
+    tables = [ntt_table(q, ring_degree) for q in moduli]
+
+    def rows(name: str) -> np.ndarray:
+        return np.stack([getattr(t, name) for t in tables])
+
+    def consts(name: str) -> np.ndarray:
+        return np.array([getattr(t, name) for t in tables], dtype=np.uint64)
+
+    return _StackedTables(consts("modulus"), rows("psi_rev"), rows("psi_rev_shoup"), rows("psi_inv_rev"),
+                          rows("psi_inv_rev_shoup"), rows("narrow_rev"), rows("narrow_rev_shoup"),
+                          rows("narrow_inv_rev"), rows("narrow_inv_rev_shoup"), consts("n_inv"),
+                          consts("n_inv_shoup"), consts("last_inv"), consts("last_inv_shoup"))
+
+
+def _plan(a: np.ndarray, tables: tuple[NttTable, ...],
+          rows: np.ndarray | None) -> tuple[_StackedTables, np.ndarray]:
+    """The stacked tables and the row indices of ``a`` they apply to (all rows of ``a`` by default)."""
+    if rows is None:
+        if len(tables) != a.shape[0]:
+            raise ValueError(f"NTT: {a.shape[0]} rows but {len(tables)} tables")
+        rows = np.arange(a.shape[0], dtype=np.int64)
+    elif len(tables) != rows.shape[0]:
+        raise ValueError(f"NTT: {rows.shape[0]} rows selected but {len(tables)} tables")
+    return _stacked(tuple(t.modulus for t in tables), a.shape[1]), rows
 
 
 @timed("ntt")
-def ntt_forward(a: np.ndarray, tables: tuple[NttTable, ...]) -> None:
-    """In place, row by row: each limb a[i] (mod tables[i].modulus) to NTT form."""
-    for row, tab in zip(a, tables, strict=True):
-        ntt_forward_limb(row, tab.psi_rev, tab.psi_rev_shoup, np.uint64(tab.modulus))
+def ntt_forward(a: np.ndarray, tables: tuple[NttTable, ...], rows: np.ndarray | None = None) -> None:
+    """In place: each limb a[i] (mod tables[i].modulus) to NTT form, the limbs spread over the threads.
+
+    ``rows`` (int64 indices into ``a``), if given, selects the limbs to transform: rows[k] with tables[k].
+    """
+    st, rows = _plan(a, tables, rows)
+    _forward_rows(a, rows, st.psi_rev, st.psi_rev_shoup, st.narrow_rev, st.narrow_rev_shoup, st.q)
 
 
 @timed("intt")
-def ntt_inverse(a: np.ndarray, tables: tuple[NttTable, ...]) -> None:
-    """In place, row by row: each limb a[i] from NTT form back to coefficients."""
-    for row, tab in zip(a, tables, strict=True):
-        ntt_inverse_limb(row, tab.psi_inv_rev, tab.psi_inv_rev_shoup, np.uint64(tab.n_inv),
-                         np.uint64(tab.n_inv_shoup), np.uint64(tab.modulus))
+def ntt_inverse(a: np.ndarray, tables: tuple[NttTable, ...], rows: np.ndarray | None = None) -> None:
+    """In place: each limb a[i] from NTT form back to coefficients (``rows`` as in ``ntt_forward``)."""
+    st, rows = _plan(a, tables, rows)
+    _inverse_rows(a, rows, st.psi_inv_rev, st.psi_inv_rev_shoup, st.narrow_inv_rev, st.narrow_inv_rev_shoup,
+                  st.n_inv, st.n_inv_shoup, st.last_inv, st.last_inv_shoup, st.q)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ..instrument import timed
 from ..params import Parameters
@@ -38,24 +38,34 @@ def prepare_key(key: SwitchingKey, params: Parameters) -> PreparedKey:
     return PreparedKey(key.data, rns.shoup_companions(key.data, qp))
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _inner_product(extended, key, key_shoup, rows, q, acc):
-    """acc[c, r] = sum_j extended[j, r] * key[j, c, rows[r]] mod q[r], lazily kept in [0, 2q) then reduced."""
+    """acc[c, r] = sum_j extended[j, r] * key[j, c, rows[r]] mod q[r], lazily kept in [0, 2q) then reduced.
+
+    One pass over each extended row serves both components c = 0, 1; the rows r go to the threads.
+    """
     n_digits, n_rows, n = extended.shape
-    for r in range(n_rows):
+    for r in prange(n_rows):
         qr = q[r]
         two_q = qr + qr
         kr = rows[r]
-        for c in range(2):
+        a0, a1 = acc[0, r], acc[1, r]
+        x, k0, k1 = extended[0, r], key[0, 0, kr], key[0, 1, kr]
+        s0, s1 = key_shoup[0, 0, kr], key_shoup[0, 1, kr]
+        for k in range(n):
+            a0[k] = shoup_mul_lazy(x[k], k0[k], s0[k], qr)
+            a1[k] = shoup_mul_lazy(x[k], k1[k], s1[k], qr)
+        for j in range(1, n_digits):
+            x, k0, k1 = extended[j, r], key[j, 0, kr], key[j, 1, kr]
+            s0, s1 = key_shoup[j, 0, kr], key_shoup[j, 1, kr]
             for k in range(n):
-                acc[c, r, k] = 0
-            for j in range(n_digits):
-                for k in range(n):
-                    v = acc[c, r, k] + shoup_mul_lazy(extended[j, r, k], key[j, c, kr, k], key_shoup[j, c, kr, k], qr)
-                    acc[c, r, k] = v - two_q if v >= two_q else v
-            for k in range(n):
-                v = acc[c, r, k]
-                acc[c, r, k] = v - qr if v >= qr else v
+                v0 = a0[k] + shoup_mul_lazy(x[k], k0[k], s0[k], qr)
+                v1 = a1[k] + shoup_mul_lazy(x[k], k1[k], s1[k], qr)
+                a0[k] = v0 - two_q if v0 >= two_q else v0
+                a1[k] = v1 - two_q if v1 >= two_q else v1
+        for k in range(n):
+            a0[k] = a0[k] - qr if a0[k] >= qr else a0[k]
+            a1[k] = a1[k] - qr if a1[k] >= qr else a1[k]
 
 
 @timed("key_switch")
@@ -74,17 +84,18 @@ def key_switch(d: np.ndarray, level: int, key: PreparedKey, params: Parameters) 
     ntt_inverse(d_coeff, q_basis.tables)
     alpha = params.digit_size
     n_rows = len(qp_moduli)
-    extended = np.empty((-(-n_q // alpha), n_rows, n), dtype=np.uint64)
+    n_digits = -(-n_q // alpha)
+    extended = np.empty((n_digits, n_rows, n), dtype=np.uint64)
+    to_transform: list[int] = []  # rows of extended, flattened to (digit * n_rows + row), that need an NTT
     for j, lo in enumerate(range(0, n_q, alpha)):
         hi = min(lo + alpha, n_q)  # digit j: the primes q_lo .. q_{hi-1}; every other row by conversion
         fast_base_convert(d_coeff[lo:hi], q_moduli[lo:hi], qp_moduli, out=extended[j])
-        ntt_forward(extended[j, :lo], qp.tables[:lo])
-        ntt_forward(extended[j, hi:], qp.tables[hi:])
         extended[j, lo:hi] = d[lo:hi]  # the digit's own rows: d itself, already in NTT form
+        to_transform += [j * n_rows + r for r in range(n_rows) if not lo <= r < hi]
+    # One NTT call for every converted row of every digit, so the threads share them all.
+    ntt_forward(extended.reshape(n_digits * n_rows, n), tuple(qp.tables[r % n_rows] for r in to_transform),
+                np.array(to_transform, dtype=np.int64))
     acc = np.empty((2, len(qp_moduli), n), dtype=np.uint64)
     _inner_product(extended, key.data, key.shoup, key_rows, qp.q, acc)
     p_basis = rns.rns_basis(params.special_moduli, n)
-    out = np.empty((2, n_q, n), dtype=np.uint64)
-    for c in range(2):
-        out[c] = mod_down(acc[c], q_basis, p_basis)
-    return out
+    return mod_down(acc, q_basis, p_basis)

@@ -62,7 +62,7 @@ def test_ops_table_and_json_against_stand_in_seal(monkeypatch, tmp_path, capsys)
     monkeypatch.setattr(ops, "_seal_timer", _fake_seal_timer)
     out_json = tmp_path / "ops.json"
     code = main(["bench", "ops", "--ring-degree", "1024", "--repeats", "2", "--no-first-call",
-                 "--json", str(out_json)])
+                 "--threads", "1", "--json", str(out_json)])
     assert code == 0
     text = capsys.readouterr().out
     assert "machine load" in text and "not measured here" in text

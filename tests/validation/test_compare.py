@@ -88,7 +88,8 @@ def test_engine_names_are_parsed_in_canonical_order():
     (["--engines", "plain,gpu"], "unknown engine 'gpu'"),
     (["--batch-size", "0"], "must be positive"),
     (["--batches", "5"], "holds 64 records: not enough for 5 batch"),
-    (["--threads", "0"], "--threads must be at least 1"),
+    (["--threads", "0"], "threads must be an integer in [1, "),
+    (["--threads", "999"], "threads must be an integer in [1, "),
 ])
 def test_bad_options_give_one_line(capsys, tiny, tmp_path, extra, message):
     err = _cli_error(capsys, ["compare", "--model", str(tiny), "--batch-size", "16", "--out", str(tmp_path),

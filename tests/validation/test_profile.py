@@ -136,7 +136,7 @@ def test_the_engine_primitives_carry_their_hooks() -> None:
 
     hooked = {
         ntt.ntt_forward: "ntt", ntt.ntt_inverse: "intt", rns.mul: "mul", rns.mul_add_into: "mul_add",
-        rns.mac_plain_shoup_lazy: "mac_shoup", rns.mac_tensor_shoup_lazy: "mac_shoup",
+        rns.dot_plain_shoup: "mac_shoup", rns.dot_tensor_shoup: "mac_shoup",
         basis_conversion.fast_base_convert: "base_convert", basis_conversion.mod_down: "mod_down",
         basis_conversion.divide_by_last_prime: "rescale", keyswitch.key_switch: "key_switch",
         embedding.embed: "decode_fft", embedding.embed_inverse: "encode_fft",

@@ -42,8 +42,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--backend", default="SEAL",
                         help="HElayers backend: SEAL (default), OpenFHE, Lattigo, or 'paper' (HEaaN, then "
                         "SEAL)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="OpenMP threads for HElayers (default 1; ckkslab always runs on one thread)")
     parser.add_argument("--frac-bits", type=int, default=30,
                         help="fractional precision ckkslab plans for, in bits (default 30, as HElayers)")
     add_quiet(parser)
@@ -56,8 +54,6 @@ def run(args: argparse.Namespace) -> int:
     from validation.compare import CompareError, CompareOptions, compare, parse_engines
     from validation.report import save_comparison, summary_text
 
-    if args.threads < 1:
-        raise UserError(f"--threads must be at least 1, got {args.threads}")
     try:
         options = CompareOptions(
             model_dir=args.model, data_dir=args.model if args.data is None else args.data, out=args.out,

@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"== {recipe}: {RECIPES[recipe]}; one batch of {batch} real test records, {weights} ==",
               flush=True)
         options = CompareOptions(model_dir=model_dir, data_dir=model_dir, out=out, batch_size=batch,
-                                 batches=1, encrypt_weights=not args.quick, quiet=args.quiet)
+                                 batches=1, encrypt_weights=not args.quick, threads=args.threads,
+                                 quiet=args.quiet)
         try:
             report = save_comparison(compare(options))
         except CompareError as exc:

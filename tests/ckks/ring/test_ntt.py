@@ -23,6 +23,7 @@ from ckks.ring.modarith import (
     shoup_mul,
     shoup_mul_lazy,
     shoup_precompute,
+    shoup_quotient,
 )
 from ckks.ring.ntt import bit_reverse_permutation, ntt_forward, ntt_inverse, ntt_table
 from ckks.ring.primes import minimal_primitive_root, ntt_primes
@@ -45,6 +46,12 @@ def _shoup_many(a, w, ws, q, out, lazy_out):
     for i in range(a.shape[0]):
         out[i] = shoup_mul(a[i], w[i], ws[i], q)
         lazy_out[i] = shoup_mul_lazy(a[i], w[i], ws[i], q)
+
+
+@njit(cache=False)
+def _quotient_many(a, ws, out):
+    for i in range(a.shape[0]):
+        out[i] = shoup_quotient(a[i], ws[i])
 
 
 @njit(cache=False)
@@ -108,6 +115,21 @@ def test_shoup_mul_random(bits, data):
     _shoup_many(a, w, shoup_precompute(w, q), np.uint64(q), out, lazy)
     assert [int(v) for v in out] == [x * y % q for x, y in pairs]
     assert all(0 <= int(v) < 2 * q and int(v) % q == x * y % q for v, (x, y) in zip(lazy, pairs, strict=True))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(sorted(PRIMES)), st.data())
+def test_shoup_quotient_is_within_three_below_the_true_quotient(bits, data):
+    """floor(a w / q) - 3 <= shoup_quotient(a, floor(w 2^64 / q)) <= floor(a w / q), for every a < 2^64."""
+    q = PRIMES[bits]
+    pairs = data.draw(st.lists(st.tuples(st.one_of(st.integers(0, U64), st.sampled_from(EDGE_64)),
+                                         st.one_of(st.integers(0, q - 1), st.sampled_from([0, 1, q - 1]))),
+                               min_size=1, max_size=32))
+    a, w = u64(p[0] for p in pairs), u64(p[1] for p in pairs)
+    out = np.empty_like(a)
+    _quotient_many(a, shoup_precompute(w, q), out)
+    for (x, y), e in zip(pairs, out, strict=True):
+        assert x * y // q - 3 <= int(e) <= x * y // q
 
 
 @pytest.mark.parametrize("bits", sorted(PRIMES))
@@ -216,7 +238,7 @@ def random_poly(rng: np.random.Generator, q: int, n: int) -> list[int]:
 
 
 @pytest.mark.parametrize("bits", [20, 36, 50, 60, 61])
-@pytest.mark.parametrize("n", [16, 32, 128])
+@pytest.mark.parametrize("n", [4, 8, 16, 32, 128])
 def test_forward_ntt_is_evaluation_at_odd_powers_bit_reversed(bits, n):
     q = ntt_primes(bits, n, 1)[0]
     rng = np.random.default_rng(bits * n)
@@ -285,7 +307,7 @@ def test_ntt_negacyclic_product_equals_schoolbook(bits, n, ref):
 
 @settings(max_examples=30, deadline=None)
 @given(
-    log_n=st.integers(4, 10),
+    log_n=st.integers(2, 10),
     bits=st.sampled_from([20, 30, 45, 59, 60, 61]),
     limbs=st.integers(1, 3),
     seed=st.integers(0, 2**32 - 1),

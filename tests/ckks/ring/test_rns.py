@@ -164,18 +164,39 @@ def test_rowwise_operations_against_python(bits):
     # Shoup products with a fixed operand: companions floor(b * 2^64 / q) computed without division
     b_shoup = rns.shoup_companions(b, basis)
     assert rows(b_shoup) == [[(y << 64) // q for y in s] for s, q in zip(pb, qs, strict=True)]
-    lazy = np.stack([acc, acc])  # a two-component accumulator: (acc, acc) += (a, a) * b, three times
-    for _ in range(3):  # three lazy accumulations stay in [0, 2q) and reduce to the exact sum
-        rns.mac_plain_shoup_lazy(lazy, np.stack([a, a]), b, b_shoup, basis)
-        assert all(int(v) < 2 * q for part in lazy for row, q in zip(part, qs, strict=True) for v in row)
-    for part in lazy:
-        rns.reduce_lazy(part, basis)
-        assert rows(part) == [
-            [(z + 3 * x * y) % q for x, y, z in zip(r, s, t, strict=True)]
-            for r, s, t, q in zip(pa, pb, pacc, qs, strict=True)
-        ]
+    # dot products with fixed operands: three terms (a, acc) * b, (acc, a) * a, (b, b) * acc
+    xs = np.stack([np.stack([a, acc]), np.stack([acc, a]), np.stack([b, b])])
+    ws = np.stack([b, a, acc])
+    got = rns.dot_plain_shoup(xs, ws, rns.shoup_companions(ws, basis), [[(0, 0), (1, 1), (2, 2)], [(2, 1)]],
+                              basis)
+    assert [rows(part) for part in got[0]] == [
+        [[(x * y + z * x + y * z) % q for x, y, z in zip(r, s, t, strict=True)]
+         for r, s, t, q in zip(pa, pb, pacc, qs, strict=True)],
+        [[(z * y + x * x + y * z) % q for x, y, z in zip(r, s, t, strict=True)]
+         for r, s, t, q in zip(pa, pb, pacc, qs, strict=True)],
+    ]
+    b_times_a = [[x * y % q for x, y in zip(r, s, strict=True)] for r, s, q in zip(pb, pa, qs, strict=True)]
+    assert [rows(part) for part in got[1]] == [b_times_a, b_times_a]   # (b, b) * a
     # operands are not modified
     assert rows(a) == pa and rows(b) == pb
+
+
+def test_tensor_dot_product_against_python_integers():
+    """sum_t (x0 w0, x0 w1 + x1 w0, x1 w1) over many terms (more than one accumulator chunk of slots)."""
+    basis = basis_of(2048, (30, 50, 60))
+    rng = np.random.default_rng(8)
+    xs = np.stack([np.stack([random_rows(basis, rng, edge=True) for _ in range(2)]) for _ in range(5)])
+    ws = np.stack([np.stack([random_rows(basis, rng, edge=True) for _ in range(2)]) for _ in range(4)])
+    terms = [[(0, 0), (1, 1), (2, 2), (3, 3), (4, 0)], [(4, 3), (4, 2)]]
+    got = rns.dot_tensor_shoup(xs, ws, rns.shoup_companions(ws, basis), terms, basis)
+    for r, row in enumerate(terms):
+        for i, q in enumerate(basis.moduli):
+            for k in (0, 1, 1023, 1024, 2047):
+                pairs = [([int(v) for v in xs[t, :, i, k]], [int(v) for v in ws[u, :, i, k]]) for t, u in row]
+                want = [sum(x[0] * w[0] for x, w in pairs) % q,
+                        sum(x[0] * w[1] + x[1] * w[0] for x, w in pairs) % q,
+                        sum(x[1] * w[1] for x, w in pairs) % q]
+                assert [int(got[r, c, i, k]) for c in range(3)] == want
 
 
 def test_shoup_companions_of_stacked_operands():

@@ -124,6 +124,25 @@ def test_dot_equals_sum_of_products_exactly(toy):
     np.testing.assert_allclose(out, sum(vec(10 + i) * vec(30 + i) for i in range(3)), atol=TOL)
 
 
+def test_dot_many_equals_each_output_summed_term_by_term(toy):
+    """Several outputs sharing inputs and grouped weights (prepare_many), and weights prepared one by one."""
+    ev = toy.evaluator
+    cts = [enc(toy, vec(40 + i)) for i in range(3)]
+    for make in (lambda i: toy.encoder.encode(vec(50 + i)), lambda i: enc(toy, vec(50 + i))):
+        weights = [make(i) for i in range(4)]
+        grouped, alone = ev.prepare_many(weights), [ev.prepare(w) for w in weights]
+        terms = [[(0, 0), (2, 3)], [(1, 1)], [(2, 2), (0, 1), (1, 0)]]
+        product = ev.multiply_plain if isinstance(weights[0], ckks.Plaintext) else ev.multiply
+        for prepared in (grouped, alone, grouped[:2] + alone[2:]):
+            outs = ev.dot_many(cts, [[(i, prepared[w]) for i, w in row] for row in terms])
+            for out, row in zip(outs, terms, strict=True):
+                expected = product(cts[row[0][0]], weights[row[0][1]])
+                for i, w in row[1:]:
+                    expected = ev.add(expected, product(cts[i], weights[w]))
+                np.testing.assert_array_equal(out.data, expected.data)
+                assert out.scale == expected.scale and out.level == expected.level
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Bookkeeping
 # ------------------------------------------------------------------------------------------------------------
