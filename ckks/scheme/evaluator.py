@@ -32,7 +32,7 @@ from ..params import Parameters
 from ..ring import automorphism, rns
 from ..ring.basis_conversion import divide_by_last_prime
 from ..rlwe.ciphertext import Ciphertext, Plaintext
-from ..rlwe.keys import GaloisKeys, RelinKey
+from ..rlwe.keys import GaloisKeys, RelinKey, generating_call
 from ..rlwe.keyswitch import PreparedKey, key_switch, prepare_key
 
 
@@ -337,7 +337,7 @@ class Evaluator:
             raise ParameterError(f"{op}: operand has size {a.size}; relinearize first")
         if self.galois_keys is None:
             raise MissingKeyError(f"{op}: this Evaluator has no Galois keys; pass galois_keys="
-                                  "KeyGenerator.galois_keys(steps=[...]) when creating it")
+                                  f"{generating_call(galois, self.params.ring_degree)} when creating it")
         if galois not in self._galois:
             self._galois[galois] = prepare_key(self.galois_keys.key_for(galois, op), self.params)
         key = self._galois[galois]
@@ -369,6 +369,7 @@ class Evaluator:
         m(X^-1) at zeta^(5^j) is conj(m(zeta^(5^j))): slot j becomes conj(z_j) (CKKS 2017, section 4.2).
 
         Raises:
-            MissingKeyError: if there is no conjugation key.
+            MissingKeyError: if the Galois keys lack the conjugation key (make it with
+                KeyGenerator.galois_keys(conjugate=True)).
         """
         return self._apply_galois(a, automorphism.conjugation_element(self.params.ring_degree), "conjugate")
