@@ -198,8 +198,8 @@ def save_xy(directory: str | Path, split: str, x: np.ndarray, y: np.ndarray) -> 
         DataSchemaError: x is not 2-D float, or y is not a column vector of the same length, or either is
             complex.
     """
-    x = refuse_complex(x, f"x_{split}", DataSchemaError)
-    y = refuse_complex(y, f"y_{split}", DataSchemaError)
+    x = refuse_complex(x, f"the values of x_{split}", DataSchemaError)
+    y = refuse_complex(y, f"the values of y_{split}", DataSchemaError)
     if x.ndim != 2 or y.shape != (x.shape[0], 1):
         raise DataSchemaError(f"x must be (n, d) and y (n, 1); got {x.shape} and {y.shape}")
     directory = Path(directory)

@@ -115,7 +115,7 @@ class PlainNetwork:
             if isinstance(layer, Polynomial):
                 refuse_complex(layer.coeffs, f"the coefficients of layer '{layer.name}'", ModelFormatError)
             if isinstance(layer, Dense):
-                for part, values in (("weights", layer.weights), ("bias", layer.bias)):
+                for part, values in (("weights", layer.weights), ("bias values", layer.bias)):
                     refuse_complex(values, f"the {part} of layer '{layer.name}'", ModelFormatError)
                 if layer.weights.shape[0] != self.output_dim:
                     raise ModelFormatError(f"layer '{layer.name}' expects {layer.weights.shape[0]} inputs "

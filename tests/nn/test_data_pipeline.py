@@ -197,9 +197,9 @@ def test_minmax_scaling_by_hand():
 def test_complex_records_are_refused_on_the_way_in_and_out(tmp_path):
     """save_xy refuses complex x or y by name (astype(float64) would keep the real parts); an x_test.h5
     holding complex values (written by hand) is refused by load_xy: its dtype is not a real number type."""
-    with pytest.raises(DataSchemaError, match="x_test are complex numbers"):
+    with pytest.raises(DataSchemaError, match="the values of x_test are complex numbers"):
         save_xy(tmp_path, "test", np.zeros((4, 2)) + 1j, np.zeros((4, 1)))
-    with pytest.raises(DataSchemaError, match="y_train are complex numbers"):
+    with pytest.raises(DataSchemaError, match="the values of y_train are complex numbers"):
         save_xy(tmp_path, "train", np.zeros((4, 2)), np.zeros((4, 1), dtype=np.complex64))
     save_xy(tmp_path, "test", np.zeros((4, 2)), np.zeros((4, 1)))
     with h5py.File(tmp_path / "x_test.h5", "w") as handle:

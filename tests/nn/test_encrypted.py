@@ -123,7 +123,7 @@ def test_complex_records_and_weights_are_refused_by_name():
         plan_inference(net, x + 1j, batch_size=8, frac_bits=20, security=None, ring_degree=64)
     with pytest.raises(ModelFormatError, match="the weights of layer 'bad' are complex"):
         PlainNetwork([Dense(np.ones((6, 1)) * (1 + 1j), np.zeros(1), "bad")], 6)
-    with pytest.raises(ModelFormatError, match="the bias of layer 'bad' are complex"):
+    with pytest.raises(ModelFormatError, match="the bias values of layer 'bad' are complex"):
         PlainNetwork([Dense(np.ones((6, 1)), np.zeros(1, dtype=complex), "bad")], 6)
     with pytest.raises(ModelFormatError, match="the coefficients of layer 'act' are complex"):
         PlainNetwork([Polynomial((0.0, 1j), "act")], 6)
