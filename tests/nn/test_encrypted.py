@@ -89,13 +89,18 @@ def test_plan_explains_itself_and_refuses_what_does_not_fit():
         plan_inference(net, x * 1000, batch_size=4096, int_bits=2)
 
 
-def test_out_of_range_inputs_and_bad_batches_are_refused():
-    rng = np.random.default_rng(4)
+def toy_batch(seed: int):
+    """A small network, 8 records of 6 features, its toy plan (N = 64), an encoder, a secret-key encryptor."""
+    rng = np.random.default_rng(seed)
     net = small_network(rng)
     x = rng.uniform(-1, 1, (8, 6))
     plan = plan_inference(net, x, batch_size=8, frac_bits=20, security=None, ring_degree=64)
     keys = ckks.KeyGenerator(plan.params, seed=1)
-    encoder, encryptor = ckks.Encoder(plan.params), ckks.Encryptor(plan.params, keys.secret_key)
+    return net, x, plan, ckks.Encoder(plan.params), ckks.Encryptor(plan.params, keys.secret_key)
+
+
+def test_out_of_range_inputs_and_bad_batches_are_refused():
+    _, x, plan, encoder, encryptor = toy_batch(4)
     with pytest.raises(ckks.ValueRangeError, match="planned range"):
         enc.encrypt_batch(x * 1000, plan, encoder, encryptor)
     with pytest.raises(ckks.ValueRangeError, match="NaN"):
@@ -109,12 +114,7 @@ def test_out_of_range_inputs_and_bad_batches_are_refused():
 def test_complex_records_and_weights_are_refused_by_name():
     """The network is real (its values travel in the real parts of the complex slots): complex records,
     weights or files are refused by name, never converted to their real parts."""
-    rng = np.random.default_rng(14)
-    net = small_network(rng)
-    x = rng.uniform(-1, 1, (8, 6))
-    plan = plan_inference(net, x, batch_size=8, frac_bits=20, security=None, ring_degree=64)
-    keys = ckks.KeyGenerator(plan.params, seed=1)
-    encoder, encryptor = ckks.Encoder(plan.params), ckks.Encryptor(plan.params, keys.secret_key)
+    net, x, plan, encoder, encryptor = toy_batch(14)
     for records in (x + 0.5j, x.astype(np.complex128), [[1 + 2j] * 6]):
         with pytest.raises(ckks.ValueRangeError, match=r"encrypt_batch: the records are complex numbers "
                                                        r"\(dtype complex128\): the network computes on real"):
