@@ -146,10 +146,19 @@ def unpack(data: bytes, kind: str, fields: Sequence[str]) -> tuple[dict[str, Any
 
 
 def load_object(blob: bytes, params: ckks.Parameters, expected: type) -> Any:
+    """The ckks object in ``blob``, of type ``expected`` and, as everything the real network writes, with
+    real slots (a complex plaintext or ciphertext would decode to complex scores).
+
+    Raises:
+        ArtifactError: the blob does not load, holds another type, or holds complex slots.
+    """
     try:
         obj = ckks.from_bytes(blob, params=params)
     except ckks.SerializationError as exc:
         raise ArtifactError(str(exc)) from None
     if not isinstance(obj, expected):
         raise ArtifactError(f"expected a {expected.__name__} in the file, found a {type(obj).__name__}")
+    if getattr(obj, "complex_slots", False):
+        raise ArtifactError(f"the file holds a {type(obj).__name__} of complex slots: the network's files "
+                            "hold real values only (ckkslab encrypt and predict never write complex ones)")
     return obj

@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from nn.errors import DataSchemaError  # re-exported: from nn.data import DataSchemaError
+from nn.errors import DataSchemaError, refuse_complex  # re-exported: from nn.data import DataSchemaError
 from nn.hdf5_sandbox import HDF5_ERRORS, read_isolated
 from nn.hdf5_storage import read_float64, storage_outside
 from nn.jsonfile import parse_json
@@ -86,10 +86,11 @@ def apply_scaling(x: np.ndarray, scaling: dict[str, Any]) -> np.ndarray:
     """Apply a scaling made by :func:`fit_scaling` to raw features ``x`` (n, d); float64 result.
 
     Raises:
-        DataSchemaError: unknown method, or minmax bounds whose length differs from d.
+        DataSchemaError: unknown method, minmax bounds whose length differs from d, or complex features.
     """
     from sklearn.preprocessing import normalize
 
+    x = refuse_complex(x, "the features to scale", DataSchemaError)
     method = scaling.get("method")
     if method == "l2_rows":
         return normalize(np.asarray(x, dtype=np.float64), norm="l2", axis=1)
@@ -194,10 +195,11 @@ def save_xy(directory: str | Path, split: str, x: np.ndarray, y: np.ndarray) -> 
     The layout HElayers' example utilities read; no timestamps are stored so equal arrays give equal files.
 
     Raises:
-        DataSchemaError: x is not 2-D float, or y is not a column vector of the same length.
+        DataSchemaError: x is not 2-D float, or y is not a column vector of the same length, or either is
+            complex.
     """
-    x = np.asarray(x)
-    y = np.asarray(y)
+    x = refuse_complex(x, f"the values of x_{split}", DataSchemaError)
+    y = refuse_complex(y, f"the values of y_{split}", DataSchemaError)
     if x.ndim != 2 or y.shape != (x.shape[0], 1):
         raise DataSchemaError(f"x must be (n, d) and y (n, 1); got {x.shape} and {y.shape}")
     directory = Path(directory)

@@ -22,6 +22,7 @@ import ckks
 from . import batch_packing as bp
 from . import single_packing as sp
 from .container import ArtifactError
+from .errors import refuse_complex
 from .model import SQUARE, Dense, PlainNetwork, Polynomial
 from .plan import InferencePlan, layer_depth, network_problem
 
@@ -156,10 +157,10 @@ def encrypt_batch(
 
     Raises:
         ckks.ValueRangeError: empty batch, too many records, another number of features than the plan's
-            network takes, non-finite values, or values beyond the planned range (the network's intermediate
-            values could overflow).
+            network takes, complex or non-finite values, or values beyond the planned range (the network's
+            intermediate values could overflow).
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(refuse_complex(x, "encrypt_batch: the records", ckks.ValueRangeError), dtype=np.float64)
     if x.ndim != 2 or x.shape[0] == 0:
         raise ckks.ValueRangeError(
             f"encrypt_batch: expected records as a non-empty 2-D array, got shape {x.shape}"

@@ -4,9 +4,15 @@ Both are ``ValueError`` subclasses, so the command line turns them into one line
 They live here, apart from the loaders that raise them, so that every loader module (``nn.model``,
 ``nn.keras_weights``, ``nn.table``, ``nn.data``) can raise either without importing another loader;
 ``nn.model`` and ``nn.data`` re-export them (``from nn.model import ModelFormatError`` keeps working).
+
+``refuse_complex`` is the check every entry of numbers into the network makes (records, weights, scores):
+CKKS slots are complex, but the network is real and uses only their real parts.
 """
 
 from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
 
 
 class ModelFormatError(ValueError):
@@ -15,3 +21,22 @@ class ModelFormatError(ValueError):
 
 class DataSchemaError(ValueError):
     """A table or an x/y file does not have the columns, values or shapes the pipeline expects."""
+
+
+def refuse_complex(values: npt.ArrayLike, what: str, error: type[ValueError]) -> np.ndarray:
+    """``values`` as a numpy array, refused by name if its dtype is complex.
+
+    The network computes on real numbers: each record value, weight and score travels in the real part of a
+    CKKS slot (the slots hold N/2 complex numbers; nn leaves the imaginary parts 0). Converting complex values
+    to float64 would keep their real parts without a word; they are refused instead. The dtype decides, as
+    in ``ckks.Encoder``: ``[1 + 0j]`` is complex.
+
+    Raises:
+        error: ``values`` have a complex dtype; the message names ``what``.
+    """
+    array = np.asarray(values)
+    if np.iscomplexobj(array):
+        raise error(f"{what} are complex numbers (dtype {array.dtype}): the network computes on real "
+                    "numbers only (each value travels in the real part of a CKKS slot), so their imaginary "
+                    "parts would be lost; give real values")
+    return array

@@ -23,7 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from nn.errors import DataSchemaError, ModelFormatError  # re-exported: from nn.model import ModelFormatError
+from nn.errors import (  # re-exported: from nn.model import ModelFormatError
+    DataSchemaError,
+    ModelFormatError,
+    refuse_complex,
+)
 from nn.hdf5_sandbox import read_isolated
 from nn.jsonfile import parse_json
 from nn.keras_weights import MAX_WEIGHTS_PER_ARRAY, read_weights
@@ -93,7 +97,12 @@ class Decision:
 
 
 class PlainNetwork:
-    """A loaded network: ``layers`` run in order on float64 records (n, input_dim)."""
+    """A loaded network: ``layers`` run in order on float64 records (n, input_dim).
+
+    Raises:
+        ModelFormatError: a Dense layer's input width is not the previous layer's output width, or a layer's
+            weights, bias or polynomial coefficients are complex (the network is real).
+    """
 
     def __init__(self, layers: list[Dense | Polynomial], input_dim: int,
                  decision: Decision | None = None, metadata: dict[str, Any] | None = None) -> None:
@@ -103,7 +112,11 @@ class PlainNetwork:
         self.metadata = dict(metadata or {})
         self.output_dim = self.input_dim
         for layer in self.layers:
+            if isinstance(layer, Polynomial):
+                refuse_complex(layer.coeffs, f"the coefficients of layer '{layer.name}'", ModelFormatError)
             if isinstance(layer, Dense):
+                for part, values in (("weights", layer.weights), ("bias values", layer.bias)):
+                    refuse_complex(values, f"the {part} of layer '{layer.name}'", ModelFormatError)
                 if layer.weights.shape[0] != self.output_dim:
                     raise ModelFormatError(f"layer '{layer.name}' expects {layer.weights.shape[0]} inputs "
                                            f"but receives {self.output_dim}")
@@ -115,9 +128,12 @@ class PlainNetwork:
         return sum(1 if isinstance(layer, Dense) else layer.depth for layer in self.layers)
 
     def _check_input(self, x: np.ndarray) -> np.ndarray:
-        """``x`` as float64, checked to be (n, input_dim) finite numbers."""
+        """``x`` as float64, checked to be (n, input_dim) finite real numbers."""
         try:
-            x = np.asarray(x, dtype=np.float64)
+            x = np.asarray(refuse_complex(x, "the records given to the network", DataSchemaError),
+                           dtype=np.float64)
+        except DataSchemaError:
+            raise
         except (TypeError, ValueError) as exc:
             raise DataSchemaError(f"input must be an array of numbers: {exc}") from None
         if x.ndim != 2 or x.shape[1] != self.input_dim:
@@ -131,7 +147,7 @@ class PlainNetwork:
         """The input and the output of every layer, in order (for range calibration).
 
         Raises:
-            DataSchemaError: ``x`` is not (n, input_dim) numbers, or not finite.
+            DataSchemaError: ``x`` is not (n, input_dim) numbers, or complex, or not finite.
         """
         values = [self._check_input(x)]
         for layer in self.layers:
@@ -142,7 +158,7 @@ class PlainNetwork:
         """The network's float64 output (n, output_dim).
 
         Raises:
-            DataSchemaError: ``x`` is not (n, input_dim) numbers, or not finite.
+            DataSchemaError: ``x`` is not (n, input_dim) numbers, or complex, or not finite.
         """
         return self.forward_trace(x)[-1]
 
@@ -152,9 +168,9 @@ class PlainNetwork:
         p = sigmoid(s) = 1 / (1 + exp(-s)) when the output is a logit, else p = s; decision = p > threshold.
 
         Raises:
-            ValueError: scores are not one per record, or not finite.
+            ValueError: scores are not one per record, complex, or not finite.
         """
-        scores = np.asarray(scores, dtype=np.float64)
+        scores = np.asarray(refuse_complex(scores, "the scores", ValueError), dtype=np.float64)
         if scores.ndim == 2 and scores.shape[1] == 1:
             scores = scores[:, 0]
         if scores.ndim != 1:

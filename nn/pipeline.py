@@ -18,6 +18,7 @@ from ckks.progress import Progress
 
 from . import artifacts
 from . import encrypted as enc
+from .errors import refuse_complex
 from .model import PlainNetwork
 from .plan import InferencePlan, plan_inference
 
@@ -84,9 +85,10 @@ def run_ckkslab(
     not parallel).
 
     Raises:
-        ValueError (PlanError, ckks.ValueRangeError): bad shapes, no secure parameters, values out of range.
+        ValueError (PlanError, ckks.ValueRangeError): bad shapes, no secure parameters, complex values, values
+            out of range.
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(refuse_complex(x, "run_ckkslab: the records", ckks.ValueRangeError), dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != network.input_dim:
         raise ValueError(f"expected records of shape (n, {network.input_dim}), got {x.shape}")
     if x.shape[0] == 0 or x.shape[0] % batch_size:

@@ -15,6 +15,7 @@ the exact expected polynomial, which this module tracks alongside with exact rat
 plaintext polynomials (negacyclic products, X -> X^(5^k) automorphisms, division by q_l): the noise printed
 is all the noise accumulated up to that step. Precision is
 -log2(max |decoded slot - exact real result|) over all 8 slots (CKKS, Cheon-Kim-Kim-Song 2017, section 3).
+The slots are complex; the neuron, like the network, puts real values in them and decodes their real parts.
 """
 
 from __future__ import annotations
@@ -309,6 +310,8 @@ def format_trace(trace: Trace) -> str:
         "ckkslab trace: one neuron y = (w . x + b)^2 on a 4-feature record",
         "TOY parameters, insecure, asked for by name (security=None): for reading, never for data",
         f"ring Z[X]/(X^{n} + 1): N = {n}, {n // 2} slots; chain {chain}",
+        f"the {n // 2} slots are complex numbers; the neuron, like the network, uses their real parts "
+        "(imaginary parts 0 up to noise): every slot value below is a real part",
         f"special prime p = {trace.special_moduli[0]}; scale Delta = {_scale_text(trace.scale)}; "
         f"randomness seeded with {trace.seed} (tests only)",
         f"toy secret key s(X), ternary coefficients s_0..s_{n - 1} (printed only because this is a toy):",

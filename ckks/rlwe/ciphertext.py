@@ -4,6 +4,10 @@ A plaintext at level l is m(X) over Q_l = q_0 ... q_l, encoding values z as m ~ 
 A ciphertext (c_0, ..., c_{k-1}) at level l decrypts to sum_i c_i * s^i = m + e (mod Q_l); a fresh or
 relinearized one has two components, a product before relinearization three (CKKS 2017, section 3).
 The scale is a float tracked exactly through every operation (Kim-Papadimitriou-Polyakov, CT-RSA 2022).
+
+The N/2 slots are complex numbers. ``complex_slots`` says whether they carry complex values (the plaintext was
+encoded from a complex array, or an operand of the operation was) or real ones (imaginary parts 0 up to the
+noise); decoding returns complex or real numbers accordingly.
 """
 
 from __future__ import annotations
@@ -11,6 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+
+def _slots_text(complex_slots: bool) -> str:
+    return "complex" if complex_slots else "real"
 
 
 @dataclass
@@ -21,9 +29,11 @@ class Plaintext:
     level: int
     scale: float
     fingerprint: str
+    complex_slots: bool = False
 
     def __repr__(self) -> str:
-        return f"Plaintext(level={self.level}, scale=2^{np.log2(self.scale):.4f}, N={self.data.shape[-1]})"
+        return (f"Plaintext(level={self.level}, scale=2^{np.log2(self.scale):.4f}, N={self.data.shape[-1]}, "
+                f"slots={_slots_text(self.complex_slots)})")
 
 
 @dataclass
@@ -34,6 +44,7 @@ class Ciphertext:
     level: int
     scale: float
     fingerprint: str
+    complex_slots: bool = False
 
     @property
     def size(self) -> int:
@@ -42,8 +53,8 @@ class Ciphertext:
 
     def copy(self) -> Ciphertext:
         """A deep copy (the evaluator never mutates its inputs, but callers may)."""
-        return Ciphertext(self.data.copy(), self.level, self.scale, self.fingerprint)
+        return Ciphertext(self.data.copy(), self.level, self.scale, self.fingerprint, self.complex_slots)
 
     def __repr__(self) -> str:
         return (f"Ciphertext(size={self.size}, level={self.level}, scale=2^{np.log2(self.scale):.4f}, "
-                f"N={self.data.shape[-1]})")
+                f"N={self.data.shape[-1]}, slots={_slots_text(self.complex_slots)})")

@@ -46,7 +46,7 @@ class Encryptor:
         return rns.to_ntt(rns.from_signed(values, basis), basis)
 
     def encrypt(self, pt: Plaintext) -> Ciphertext:
-        """A fresh encryption of ``pt`` at the plaintext's level and scale.
+        """A fresh encryption of ``pt`` at the plaintext's level and scale (its slots complex if pt's are).
 
         Raises:
             ParameterError: if the plaintext belongs to other parameters.
@@ -71,7 +71,7 @@ class Encryptor:
             e0 = self._small_ntt(gaussian(self._random, n), basis)
             c1 = uniform_mod(self._random, basis.moduli, n)
             c0 = rns.add(rns.sub(e0, rns.mul(c1, self.key.ntt[:rows], basis), basis), pt.data, basis)
-        return Ciphertext(np.stack([c0, c1]), pt.level, pt.scale, self.params.fingerprint)
+        return Ciphertext(np.stack([c0, c1]), pt.level, pt.scale, self.params.fingerprint, pt.complex_slots)
 
 
 class Decryptor:
@@ -84,7 +84,7 @@ class Decryptor:
         self.params, self.secret_key = params, secret_key
 
     def decrypt(self, ct: Ciphertext, flood_bits: float | None = None) -> Plaintext:
-        """The plaintext m + e of ``ct`` (any size), at the ciphertext's level and scale.
+        """The plaintext m + e of ``ct`` (any size), at its level and scale (slots complex if ct's are).
 
         ``flood_bits``: noise flooding (Li-Micciancio, EUROCRYPT 2021). The decryption m + e exposes the error
         e, a function of the secret key: whoever sees decrypted values can use them to recover the key.
@@ -112,7 +112,7 @@ class Decryptor:
             acc = rns.add(rns.mul(acc, s, basis), ct.data[i], basis)
         if flood_bits is not None:
             acc = rns.add(acc, flood, basis)
-        return Plaintext(acc, ct.level, ct.scale, self.params.fingerprint)
+        return Plaintext(acc, ct.level, ct.scale, self.params.fingerprint, ct.complex_slots)
 
     def _flooding_noise(self, flood_bits: float, basis: rns.RnsBasis, level: int) -> np.ndarray:
         """f = round(2^b * z), z ~ N(0, 1) per coefficient (Box-Muller, OS CSPRNG), NTT form over Q_level."""

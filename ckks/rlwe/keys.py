@@ -67,12 +67,16 @@ class GaloisKeys:
         """The key of Galois element g.
 
         Raises:
-            MissingKeyError: naming the operation and the rotation steps that do have keys.
+            MissingKeyError: naming the operation, the rotation steps that do have keys, and the
+                ``KeyGenerator.galois_keys`` call that makes the missing one.
         """
         if galois not in self.keys:
-            raise MissingKeyError(f"{what}: no Galois key for element {galois}; keys exist for rotation steps "
-                                  f"{self.steps()}{' and conjugation' if self.has_conjugation() else ''}. "
-                                  "Generate it with KeyGenerator.galois_keys(steps=[...])")
+            steps = self.steps()
+            kind = ("no conjugation key" if galois == automorphism.conjugation_element(self.ring_degree)
+                    else "no Galois key")
+            raise MissingKeyError(f"{what}: {kind} for element {galois}; keys exist for rotation steps "
+                                  f"{steps}{' and conjugation' if self.has_conjugation() else ''}. "
+                                  f"Generate it with {generating_call(galois, self.ring_degree, steps)}")
         return self.keys[galois]
 
     def steps(self) -> list[int]:
@@ -84,6 +88,14 @@ class GaloisKeys:
     def has_conjugation(self) -> bool:
         """Whether the conjugation key is present."""
         return automorphism.conjugation_element(self.ring_degree) in self.keys
+
+
+def generating_call(galois: int, ring_degree: int, steps: list[int] | None = None) -> str:
+    """The ``KeyGenerator.galois_keys`` call that makes the key of Galois element g, for an error message:
+    ``conjugate=True`` for g = 2N - 1 (keeping the rotation ``steps`` already held), ``steps=[...]`` else."""
+    if galois == automorphism.conjugation_element(ring_degree):
+        return f"KeyGenerator.galois_keys({f'steps={steps}, ' if steps else ''}conjugate=True)"
+    return "KeyGenerator.galois_keys(steps=[...])"
 
 
 class KeyGenerator:

@@ -3,6 +3,9 @@
 encode: z (up to N/2 values, zero-padded to N/2 slots) -> m = round(Delta * sigma^-1(z)), reduced into the RNS
         primes of the chosen level and put in NTT form.
 decode: m -> sigma(m) / Delta, with m reconstructed exactly from its residues (centered CRT).
+
+The N/2 slots are complex. A complex input array tags the plaintext ``complex_slots`` and decodes to
+complex128; a real one decodes to float64, the real parts (its imaginary parts are only noise around 0).
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ class Encoder:
     def encode(self, values: npt.ArrayLike, level: int | None = None, scale: float | None = None) -> Plaintext:
         """m = round(scale * sigma^-1(z)) mod Q_level, in NTT form; slots past len(values) hold 0.
 
+        ``values`` real or complex. The dtype decides how the plaintext decodes: a complex dtype (a numpy
+        complex array, or Python complex numbers) tags it ``complex_slots`` and ``decode`` returns complex128,
+        even when every imaginary part is 0 (``[1 + 0j]`` is complex); any real dtype decodes to float64.
+
         Raises:
             ValueRangeError: values not finite, more than N/2 of them, or too large for scale and Q_level.
             LevelMismatchError: level outside [0, max_level].
@@ -47,6 +54,7 @@ class Encoder:
         z = np.asarray(values)
         if z.dtype == object or not (np.issubdtype(z.dtype, np.number) or z.dtype == bool):
             raise ValueRangeError(f"encode: values must be numbers, got dtype {z.dtype}")
+        complex_slots = bool(np.iscomplexobj(z))
         z = np.atleast_1d(z).astype(np.complex128).ravel()
         if z.size > p.slots:
             raise ValueRangeError(f"encode: {z.size} values do not fit in {p.slots} slots (N/2)")
@@ -67,10 +75,15 @@ class Encoder:
         rounded = np.rint(coeffs)
         residues = (rns.from_signed(rounded.astype(np.int64), basis) if biggest < _INT64_SAFE
                     else rns.from_float_integers(rounded, basis))
-        return Plaintext(rns.to_ntt(residues, basis), int(level), scale, p.fingerprint)
+        return Plaintext(rns.to_ntt(residues, basis), int(level), scale, p.fingerprint, complex_slots)
 
     def decode(self, pt: Plaintext, complex_values: bool = False) -> np.ndarray:
-        """sigma(m) / scale for all N/2 slots: real parts (float64) unless ``complex_values``.
+        """z = sigma(m) / scale for all N/2 slots: complex128 if ``pt.complex_slots`` or ``complex_values``,
+        else float64 Re(z).
+
+        A plaintext of real slots (encoded from real values, and every operand since real) holds Re(z) = the
+        values and Im(z) = noise around 0, so its real parts are returned; ``complex_values=True`` returns z
+        anyway (to look at that noise). A complex plaintext always decodes to z: nothing is dropped.
 
         Raises:
             ParameterError: if ``pt`` is not a Plaintext of these parameters.
@@ -82,4 +95,4 @@ class Encoder:
         moduli = self.params.moduli[: pt.level + 1]
         coeffs = rns.from_ntt(pt.data, rns.rns_basis(moduli, self.params.ring_degree))
         slots = embed(crt_to_float(coeffs, moduli) / pt.scale)
-        return slots if complex_values else slots.real.copy()
+        return slots if complex_values or pt.complex_slots else slots.real.copy()

@@ -9,6 +9,9 @@ both levels and scales, and what to do. Inputs are never modified.
   rescale:             c -> round(c / q_l) at level l - 1, scale Delta / q_l exactly (never snapped to 2^k).
   rotate(k):           c(X) -> c(X^(5^k)) then KeySwitch_{s(X^g) -> s}: slot i holds old slot i + k.
   dot / dot_many:      sum_t c_t * w_t with fixed (prepared) weights w_t, for one or many outputs at once.
+  conjugate:           c(X) -> c(X^(2N-1)) then KeySwitch_{s(X^-1) -> s}: slot i holds conj(old slot i).
+
+Slots are complex: a result has ``complex_slots`` set when any operand has (scalar constants are real).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from ..params import Parameters
 from ..ring import automorphism, rns
 from ..ring.basis_conversion import divide_by_last_prime
 from ..rlwe.ciphertext import Ciphertext, Plaintext
-from ..rlwe.keys import GaloisKeys, RelinKey
+from ..rlwe.keys import GaloisKeys, RelinKey, generating_call
 from ..rlwe.keyswitch import PreparedKey, key_switch, prepare_key
 
 
@@ -119,6 +122,10 @@ class Evaluator:
         return a
 
     def _scalar_residues(self, op: str, value: float, scale: float, level: int) -> np.ndarray:
+        if np.iscomplexobj(value):  # round(value * scale) would fail, or drop the imaginary part
+            raise ValueRangeError(f"{op}: the constant {value!r} is complex, and scalar constants must be "
+                                  "real; encode it in every slot, Encoder.encode(np.full(N/2, c), level=..., "
+                                  "scale=...), and use add or multiply_plain")
         if not math.isfinite(value):
             raise ValueRangeError(f"{op}: the constant {value!r} is not finite")
         product = value * scale
@@ -127,10 +134,11 @@ class Evaluator:
                                   f"the modulus at level {level}")
         return rns.scalar_residues(round(product), self._basis(level))
 
-    def _new(self, data: np.ndarray, level: int, scale: float) -> Ciphertext:
-        return Ciphertext(data, level, scale, self.params.fingerprint)
+    def _new(self, data: np.ndarray, level: int, scale: float, complex_slots: bool) -> Ciphertext:
+        return Ciphertext(data, level, scale, self.params.fingerprint, complex_slots)
 
-    def _product(self, op: str, data: np.ndarray, level: int, scale: float) -> Ciphertext:
+    def _product(self, op: str, data: np.ndarray, level: int, scale: float,
+                 complex_slots: bool) -> Ciphertext:
         """A product's result, refused (out of levels) when its scale leaves no room below Q_level / 2."""
         room = math.log2(self._basis(level).product) - 1 - math.log2(scale)
         if room < 1:
@@ -138,7 +146,7 @@ class Evaluator:
                 f"{op}: the product's scale 2^{math.log2(scale):.1f} does not fit the modulus at level {level} "
                 f"(2^{math.log2(self._basis(level).product):.1f}): values would wrap around; rescale the operands "
                 "first or multiply at a higher level")
-        return self._new(data, level, scale)
+        return self._new(data, level, scale, complex_slots)
 
     # ----- additive -------------------------------------------------------------------------------------
     def add(self, a: Ciphertext, b: Ciphertext | Plaintext) -> Ciphertext:
@@ -153,20 +161,21 @@ class Evaluator:
                 rns.add(a.data[i], parts[i], basis, out=out[i])
             else:  # the longer operand's extra components pass through
                 out[i] = a.data[i] if i < a.size else parts[i]
-        return self._new(out, a.level, a.scale)
+        return self._new(out, a.level, a.scale, a.complex_slots or b.complex_slots)
 
     def negate(self, a: Ciphertext) -> Ciphertext:
         """-a."""
         self._ct("negate", a)
         basis = self._basis(a.level)
-        return self._new(np.stack([rns.neg(c, basis) for c in a.data]), a.level, a.scale)
+        return self._new(np.stack([rns.neg(c, basis) for c in a.data]), a.level, a.scale, a.complex_slots)
 
     def sub(self, a: Ciphertext, b: Ciphertext | Plaintext) -> Ciphertext:
         """a - b at equal level and scale."""
         self._ct("sub", a)
         self._check_pair("sub", a, b, same_scale=True)
         if isinstance(b, Plaintext):
-            neg_b = Plaintext(rns.neg(b.data, self._basis(b.level)), b.level, b.scale, b.fingerprint)
+            neg_b = Plaintext(rns.neg(b.data, self._basis(b.level)), b.level, b.scale, b.fingerprint,
+                              b.complex_slots)
             return self.add(a, neg_b)
         return self.add(a, self.negate(b))
 
@@ -176,7 +185,7 @@ class Evaluator:
         out = a.data.copy()
         out[0] = rns.add_scalar(a.data[0], self._scalar_residues("add_scalar", value, a.scale, a.level),
                                 self._basis(a.level))
-        return self._new(out, a.level, a.scale)
+        return self._new(out, a.level, a.scale, a.complex_slots)
 
     # ----- multiplicative -------------------------------------------------------------------------------
     def multiply(self, a: Ciphertext, b: Ciphertext) -> Ciphertext:
@@ -195,7 +204,8 @@ class Evaluator:
         d1 = rns.mul(a.data[0], b.data[1], basis)
         rns.mul_add_into(d1, a.data[1], b.data[0], basis)
         d2 = rns.mul(a.data[1], b.data[1], basis)
-        return self._product("multiply", np.stack([d0, d1, d2]), a.level, a.scale * b.scale)
+        return self._product("multiply", np.stack([d0, d1, d2]), a.level, a.scale * b.scale,
+                             a.complex_slots or b.complex_slots)
 
     def square(self, a: Ciphertext) -> Ciphertext:
         """a * a as a size-3 ciphertext (one product fewer than multiply(a, a))."""
@@ -205,8 +215,8 @@ class Evaluator:
         basis = self._basis(a.level)
         d1 = rns.mul(a.data[0], a.data[1], basis)
         d1 = rns.add(d1, d1, basis)
-        return self._product("square", np.stack([rns.mul(a.data[0], a.data[0], basis), d1,
-                                                 rns.mul(a.data[1], a.data[1], basis)]), a.level, a.scale * a.scale)
+        squares = np.stack([rns.mul(a.data[0], a.data[0], basis), d1, rns.mul(a.data[1], a.data[1], basis)])
+        return self._product("square", squares, a.level, a.scale * a.scale, a.complex_slots)
 
     def multiply_plain(self, a: Ciphertext, b: Plaintext) -> Ciphertext:
         """a * b slot-wise for a plaintext b at the same level; scale multiplies."""
@@ -216,7 +226,7 @@ class Evaluator:
             raise ParameterError(f"multiply_plain: expected a Plaintext, got {type(b).__name__}")
         basis = self._basis(a.level)
         return self._product("multiply_plain", np.stack([rns.mul(c, b.data, basis) for c in a.data]), a.level,
-                             a.scale * b.scale)
+                             a.scale * b.scale, a.complex_slots or b.complex_slots)
 
     def multiply_scalar(self, a: Ciphertext, value: float, scale: float | None = None) -> Ciphertext:
         """a * value in every slot, with value encoded as the integer round(value * scale) (no NTT needed).
@@ -229,7 +239,7 @@ class Evaluator:
         res = self._scalar_residues("multiply_scalar", value, scale, a.level)
         basis = self._basis(a.level)
         return self._product("multiply_scalar", np.stack([rns.mul_scalar(c, res, basis) for c in a.data]), a.level,
-                             a.scale * scale)
+                             a.scale * scale, a.complex_slots)
 
     def multiply_integer(self, a: Ciphertext, value: int) -> Ciphertext:
         """a * value for an integer value; the scale does not change."""
@@ -238,7 +248,8 @@ class Evaluator:
             raise ParameterError(f"multiply_integer: {value!r} is not an integer (use multiply_scalar)")
         res = rns.scalar_residues(int(value), self._basis(a.level))
         basis = self._basis(a.level)
-        return self._new(np.stack([rns.mul_scalar(c, res, basis) for c in a.data]), a.level, a.scale)
+        return self._new(np.stack([rns.mul_scalar(c, res, basis) for c in a.data]), a.level, a.scale,
+                         a.complex_slots)
 
     def prepare(self, operand: Ciphertext | Plaintext) -> PreparedOperand:
         """Precompute floor(w * 2^64 / q_i) for a weight that will multiply many ciphertexts (see ``dot``)."""
@@ -334,7 +345,9 @@ class Evaluator:
         csr = [[next(flat) for _ in row] for row in terms]
         dot = rns.dot_plain_shoup if isinstance(weights[0].source, Plaintext) else rns.dot_tensor_shoup
         out = dot(x, w_data, w_shoup, csr, self._basis(level))
-        return [self._product(op, out[r], level, scale) for r, scale in enumerate(scales)]
+        return [self._product(op, out[r], level, scale,
+                              any(cts[i].complex_slots or w.source.complex_slots for i, w in row))
+                for r, (scale, row) in enumerate(zip(scales, terms, strict=True))]
 
     def relinearize(self, a: Ciphertext) -> Ciphertext:
         """(d0, d1, d2) -> (d0, d1) + KeySwitch_{s^2 -> s}(d2).
@@ -353,7 +366,7 @@ class Evaluator:
         basis = self._basis(a.level)
         u = key_switch(a.data[2], a.level, self._relin, self.params)
         return self._new(np.stack([rns.add(a.data[0], u[0], basis), rns.add(a.data[1], u[1], basis)]),
-                         a.level, a.scale)
+                         a.level, a.scale, a.complex_slots)
 
     def rescale(self, a: Ciphertext) -> Ciphertext:
         """round(a / q_l) at level l - 1 with scale exactly a.scale / q_l.
@@ -367,7 +380,7 @@ class Evaluator:
                                    "chain is used up: use parameters with more primes or fewer multiplications")
         basis = self._basis(a.level)
         data = np.stack([divide_by_last_prime(c, basis) for c in a.data])
-        return self._new(data, a.level - 1, a.scale / self.params.moduli[a.level])
+        return self._new(data, a.level - 1, a.scale / self.params.moduli[a.level], a.complex_slots)
 
     def drop_level(self, a: Ciphertext, level: int) -> Ciphertext:
         """The same message and scale at a lower level (drop the last primes: a modulus switch, no division).
@@ -378,7 +391,7 @@ class Evaluator:
         self._ct("drop_level", a)
         if not 0 <= level <= a.level:
             raise LevelMismatchError(f"drop_level: cannot go from level {a.level} to level {level}")
-        return self._new(a.data[:, : level + 1].copy(), level, a.scale)
+        return self._new(a.data[:, : level + 1].copy(), level, a.scale, a.complex_slots)
 
     # ----- automorphisms --------------------------------------------------------------------------------
     def _apply_galois(self, a: Ciphertext, galois: int, op: str) -> Ciphertext:
@@ -387,7 +400,7 @@ class Evaluator:
             raise ParameterError(f"{op}: operand has size {a.size}; relinearize first")
         if self.galois_keys is None:
             raise MissingKeyError(f"{op}: this Evaluator has no Galois keys; pass galois_keys="
-                                  "KeyGenerator.galois_keys(steps=[...]) when creating it")
+                                  f"{generating_call(galois, self.params.ring_degree)} when creating it")
         if galois not in self._galois:
             self._galois[galois] = prepare_key(self.galois_keys.key_for(galois, op), self.params)
         key = self._galois[galois]
@@ -395,7 +408,8 @@ class Evaluator:
         c0 = automorphism.apply_ntt(a.data[0], galois, n)
         c1 = automorphism.apply_ntt(a.data[1], galois, n)
         u = key_switch(c1, a.level, key, self.params)
-        return self._new(np.stack([rns.add(c0, u[0], self._basis(a.level)), u[1]]), a.level, a.scale)
+        return self._new(np.stack([rns.add(c0, u[0], self._basis(a.level)), u[1]]), a.level, a.scale,
+                         a.complex_slots)
 
     def rotate(self, a: Ciphertext, step: int) -> Ciphertext:
         """Rotate the N/2 slots left by ``step`` (right if negative): slot i gets slot (i + step) mod N/2.
@@ -412,5 +426,13 @@ class Evaluator:
                                   f"rotate by {step}")
 
     def conjugate(self, a: Ciphertext) -> Ciphertext:
-        """Complex-conjugate every slot."""
+        """Complex-conjugate every slot: c(X) -> c(X^(2N-1)), then key switching from s(X^(2N-1)) back to s.
+
+        X^(2N-1) = X^-1 sends zeta^(5^j) to its conjugate, and m has integer coefficients, so
+        m(X^-1) at zeta^(5^j) is conj(m(zeta^(5^j))): slot j becomes conj(z_j) (CKKS 2017, section 4.2).
+
+        Raises:
+            MissingKeyError: if the Galois keys lack the conjugation key (make it with
+                KeyGenerator.galois_keys(conjugate=True)).
+        """
         return self._apply_galois(a, automorphism.conjugation_element(self.params.ring_degree), "conjugate")

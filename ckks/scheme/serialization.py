@@ -6,7 +6,8 @@ One object per file, all integers little-endian:
     0       8     magic b"CKKSLAB\\0"
     8       2     format version (u16, currently 1)
     10      2     object type (u16, see ``ObjectType``)
-    12      4     flags (u32, reserved, must be 0)
+    12      4     flags (u32): bit 0 = COMPLEX_SLOTS, the slots carry complex values (Plaintext and
+                  Ciphertext only: ``complex_slots``); every other bit, and bit 0 on other types, must be 0
     16      16    parameter fingerprint (16 ASCII lowercase hex digits, ``Parameters.fingerprint``)
     32      8     body length B (u64)
     40      B     body (type-specific, below)
@@ -32,6 +33,10 @@ is checked against N, the number of limbs of the level, the ciphertext size and 
 against its prime, so that a buffer either loads as exactly the object that was saved or raises
 ``SerializationError``. Declared lengths are compared with the bytes actually present before anything is
 allocated.
+
+The complex-slots flag lives in the header's flags field, which version 1 reserved as 0: a file of real
+values reads as before, and a reader that predates the flag refuses a complex file ("flags field is 0x1")
+instead of decoding it as real numbers.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ MAGIC = b"CKKSLAB\0"
 FORMAT_VERSION = 1
 HEADER = struct.Struct("<8sHHI16sQ")
 CHECKSUM_SIZE = 32
+COMPLEX_SLOTS = 1  # the flags bit of a plaintext or ciphertext whose slots carry complex values
 _BUNDLE_MEMBERS = (1, 5, 6, 7)  # PARAMETERS, PUBLIC_KEY, RELIN_KEY, GALOIS_KEYS
 
 
@@ -142,7 +148,8 @@ def _encode(obj: Serializable) -> tuple[list[bytes | memoryview], bytes]:
                 else f"cannot save {kind.name}: its keys come from different parameters {sorted(found)}")
         fingerprint = found.pop()
     length = sum(len(p) for p in body)
-    header = HEADER.pack(MAGIC, FORMAT_VERSION, kind, 0, fingerprint.encode("ascii"), length)
+    flags = COMPLEX_SLOTS if isinstance(obj, (Plaintext, Ciphertext)) and obj.complex_slots else 0
+    header = HEADER.pack(MAGIC, FORMAT_VERSION, kind, flags, fingerprint.encode("ascii"), length)
     digest = hashlib.sha256(header)
     for part in body:
         digest.update(part)
@@ -218,8 +225,9 @@ def _read_switching_key(r: Reader, params: Parameters, field: str) -> SwitchingK
     return SwitchingKey(_check_residues(data, qp, r, field), params.fingerprint)
 
 
-def _read_body(kind: ObjectType, r: Reader, params: Parameters) -> Serializable:
-    """Decode a body of ``kind`` (not PARAMETERS or SERVER_BUNDLE) against ``params``."""
+def _read_body(kind: ObjectType, r: Reader, params: Parameters, complex_slots: bool = False) -> Serializable:
+    """Decode a body of ``kind`` (not PARAMETERS or SERVER_BUNDLE) against ``params``; ``complex_slots`` is
+    the header's flag (plaintexts and ciphertexts only)."""
     n, fp, qp = params.ring_degree, params.fingerprint, params.moduli + params.special_moduli
     if kind in (ObjectType.PLAINTEXT, ObjectType.CIPHERTEXT):
         level, scale = _level_scale(r, params)
@@ -231,7 +239,7 @@ def _read_body(kind: ObjectType, r: Reader, params: Parameters) -> Serializable:
             shape = (size, *shape)
         data = _check_residues(r.array(shape, 1, "data"), params.moduli[: level + 1], r, "data")
         cls = Plaintext if kind == ObjectType.PLAINTEXT else Ciphertext
-        obj: Serializable = cls(data, level, scale, fp)
+        obj: Serializable = cls(data, level, scale, fp, complex_slots)
     elif kind == ObjectType.SECRET_KEY:
         s = r.array((n,), 2, "coefficients")
         if np.any((s < -1) | (s > 1)):
@@ -298,7 +306,8 @@ def from_bytes(buf: bytes | bytearray | memoryview, params: Parameters | None = 
     theirs must match). ``expected``, a class or tuple of classes, refuses any other type of object.
 
     Raises:
-        SerializationError: wrong magic, version, flags or type; truncated or oversized buffer; checksum
+        SerializationError: wrong magic, version, flags (a bit other than complex slots, or that bit on an
+            object without slots) or type; truncated or oversized buffer; checksum
             mismatch; missing ``params``; fingerprint of other parameters; a shape, level, scale, size or
             residue that does not fit the parameters; a secret key inside a server bundle.
     """
@@ -316,8 +325,12 @@ def from_bytes(buf: bytes | bytearray | memoryview, params: Parameters | None = 
     _, version, code, flags, fp_raw, length = r.unpack(HEADER, "header")
     if version != FORMAT_VERSION:
         raise r.fail(f"format version {version}, this library reads version {FORMAT_VERSION}")
-    if flags != 0:
-        raise r.fail(f"flags field is {flags:#x}, must be 0 in version {FORMAT_VERSION}")
+    if code in (ObjectType.PLAINTEXT, ObjectType.CIPHERTEXT):
+        if flags & ~COMPLEX_SLOTS:
+            raise r.fail(f"flags field is {flags:#x}: a {ObjectType(code).name.lower()} may set only bit 0 "
+                         f"(complex slots) in version {FORMAT_VERSION}")
+    elif flags != 0:
+        raise r.fail(f"flags field is {flags:#x}, must be 0 for this object type in version {FORMAT_VERSION}")
     available = len(view) - HEADER.size - CHECKSUM_SIZE
     if length > available:
         raise r.fail(f"truncated: the header declares a {length}-byte body, only {available} bytes follow")
@@ -345,7 +358,7 @@ def from_bytes(buf: bytes | bytearray | memoryview, params: Parameters | None = 
     if params is None:
         raise r.fail(f"loading a {_CLASSES[kind].__name__} needs the params= argument: the Parameters it was "
                      f"made with (fingerprint {fingerprint})")
-    return _read_body(kind, body, params)
+    return _read_body(kind, body, params, bool(flags & COMPLEX_SLOTS))
 
 
 def load(path_or_file: str | Path | BinaryIO, params: Parameters | None = None,

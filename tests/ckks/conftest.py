@@ -2,9 +2,10 @@
 
 The reference functions (exposed through the session fixture ``ref``) never call the code under test: the ring
 product is the schoolbook negacyclic product with Python integers, the CRT is Python-int Chinese remaindering,
-the canonical embedding is the direct O(N^2) sum at zeta^(5^j), zeta = exp(i pi / N), and the automorphism is
-X^i -> X^(i g mod 2N) with X^N = -1.  Only the NTT is used to bring a ciphertext's NTT-form limbs back to
-coefficients (``to_coefficients``); the NTT itself is checked against direct evaluation in test_ntt.py.
+the canonical embedding is the direct O(N^2) sum at zeta^(5^j), zeta = exp(i pi / N) (or, where N^2 is
+too many, numpy's FFT of length 2N), and the automorphism is X^i -> X^(i g mod 2N) with X^N = -1.  Only the
+NTT is used to bring a ciphertext's NTT-form limbs back to coefficients (``to_coefficients``); the NTT itself
+is checked against direct evaluation in test_ntt.py.
 
 (Helpers are handed out by a fixture, not imported: several conftest.py files exist in tests/ and none of them
 is importable by name.)
@@ -117,6 +118,22 @@ def embedding_inverse(z: np.ndarray, n: int) -> np.ndarray:
     return (2.0 / n) * (np.exp(-1j * np.pi * powers / n) @ z).real
 
 
+def embedding_fft(coeffs) -> np.ndarray:
+    """The canonical embedding m(zeta^(5^j)), j < N/2, by numpy's FFT: zeta = exp(2 pi i / 2N), so
+    m(zeta^t) = sum_k m_k exp(2 pi i k t / 2N) = 2N * ifft(m zero-padded to 2N)[t], read at t = 5^j mod 2N."""
+    m = np.asarray([float(c) for c in coeffs], dtype=np.float64)
+    n = m.size
+    return (2 * n) * np.fft.ifft(m, 2 * n)[slot_exponents(n)]
+
+
+def embedding_inverse_fft(z: np.ndarray, n: int) -> np.ndarray:
+    """``embedding_inverse`` by numpy's FFT: with w_t = z_j at t = 5^j mod 2N (0 elsewhere),
+    m_k = (2/N) Re sum_j z_j zeta^(-5^j k) = (2/N) Re fft(w)[k], k < N."""
+    w = np.zeros(2 * n, dtype=np.complex128)
+    w[slot_exponents(n)] = np.zeros(n // 2, dtype=np.complex128) + np.asarray(z, dtype=np.complex128)
+    return (2.0 / n) * np.fft.fft(w)[:n].real
+
+
 def to_coefficients(data: np.ndarray, moduli: tuple[int, ...], n: int) -> np.ndarray:
     """NTT-form limbs (L, N) -> coefficient-form limbs (the NTT is checked against direct evaluation)."""
     return rns.from_ntt(data, rns.rns_basis(tuple(moduli), n))
@@ -169,6 +186,8 @@ def ref() -> SimpleNamespace:
         slot_exponents=slot_exponents,
         embedding=embedding,
         embedding_inverse=embedding_inverse,
+        embedding_fft=embedding_fft,
+        embedding_inverse_fft=embedding_inverse_fft,
         to_coefficients=to_coefficients,
         decrypt_exact=decrypt_exact,
         plaintext_coefficients=plaintext_coefficients,

@@ -272,9 +272,10 @@ def test_relinearize_without_relin_key(toy):
 def test_rotate_and_conjugate_without_any_galois_keys(toy):
     ev = ckks.Evaluator(toy.params, relin_key=toy.rlk)
     ct = fresh(toy)
-    with pytest.raises(ckks.MissingKeyError, match="galois_keys"):
+    with pytest.raises(ckks.MissingKeyError, match=r"galois_keys=KeyGenerator\.galois_keys\(steps="):
         ev.rotate(ct, 1)
-    with pytest.raises(ckks.MissingKeyError, match="galois_keys"):
+    with pytest.raises(ckks.MissingKeyError, match=r"conjugate: .* galois_keys=KeyGenerator\.galois_keys\("
+                                                    r"conjugate=True\) when creating it"):
         ev.conjugate(ct)
 
 
@@ -286,9 +287,21 @@ def test_rotation_step_without_key_lists_existing_steps(toy, few_keys):
         ev.rotate(ct, 2)
     msg = str(info.value)
     assert "rotate by 2" in msg and "[1, 3]" in msg and "galois_keys(steps=" in msg
-    assert "conjugation" not in msg
-    with pytest.raises(ckks.MissingKeyError, match=r"conjugate: .*\[1, 3\]"):
+    assert "conjugation" not in msg and "conjugate=True" not in msg
+    with pytest.raises(ckks.MissingKeyError) as info:
         ev.conjugate(ct)
+    msg = str(info.value)
+    assert msg.startswith(f"conjugate: no conjugation key for element {2 * toy.params.ring_degree - 1};")
+    assert "[1, 3]" in msg and msg.endswith("Generate it with KeyGenerator.galois_keys(steps=[1, 3], "
+                                            "conjugate=True)")
+    # the call the message names makes keys that conjugate and still rotate
+    keys = toy.keygen.galois_keys(steps=[1, 3], conjugate=True)
+    out = ckks.Evaluator(toy.params, galois_keys=keys)
+    z = np.linspace(-1, 1, SLOTS) * (1 + 2j)
+    ct = toy.encryptor.encrypt(toy.encoder.encode(z))
+    np.testing.assert_allclose(toy.encoder.decode(toy.decryptor.decrypt(out.conjugate(ct))), np.conj(z),
+                               atol=2.0**-20)
+    out.rotate(ct, 1), out.rotate(ct, 3)
     # with a conjugation key, the message says so
     keys = toy.keygen.galois_keys(steps=[1, 2, 3], conjugate=True)
     with pytest.raises(ckks.MissingKeyError, match=r"steps \[1, 2, 3\] and conjugation"):
@@ -358,6 +371,14 @@ def test_scalars_must_fit_the_modulus(toy):
         ev.add_scalar(ct, 2.0**20)
     with pytest.raises(ckks.ValueRangeError, match="does not fit"):
         ev.multiply_scalar(ct, 1.0, scale=2.0**60)
+
+
+@pytest.mark.parametrize("op", ["add_scalar", "multiply_scalar"])
+@pytest.mark.parametrize("value", [1 + 2j, 0.5j, np.complex128(1), np.complex64(-3 + 0j)])
+def test_complex_scalars_are_refused_by_name(toy, op, value):
+    """A complex constant cannot be round(value * scale): refused with the way to do it (a plaintext)."""
+    with pytest.raises(ckks.ValueRangeError, match=rf"{op}: the constant .* is complex.*multiply_plain"):
+        getattr(toy.evaluator, op)(fresh(toy), value)
 
 
 @pytest.mark.parametrize("op", ["add_scalar", "multiply_scalar"])

@@ -190,6 +190,22 @@ def test_minmax_scaling_by_hand():
                                   [[0.5, 0.0], [1.5, 1.0]])  # constant feature: divided by 1
     with pytest.raises(DataSchemaError):
         apply_scaling(np.ones((1, 3)), scaling)
+    with pytest.raises(DataSchemaError, match="the features to scale are complex numbers"):
+        apply_scaling(np.array([[2.0, 5.0 + 1j]]), scaling)
+
+
+def test_complex_records_are_refused_on_the_way_in_and_out(tmp_path):
+    """save_xy refuses complex x or y by name (astype(float64) would keep the real parts); an x_test.h5
+    holding complex values (written by hand) is refused by load_xy: its dtype is not a real number type."""
+    with pytest.raises(DataSchemaError, match="the values of x_test are complex numbers"):
+        save_xy(tmp_path, "test", np.zeros((4, 2)) + 1j, np.zeros((4, 1)))
+    with pytest.raises(DataSchemaError, match="the values of y_train are complex numbers"):
+        save_xy(tmp_path, "train", np.zeros((4, 2)), np.zeros((4, 1), dtype=np.complex64))
+    save_xy(tmp_path, "test", np.zeros((4, 2)), np.zeros((4, 1)))
+    with h5py.File(tmp_path / "x_test.h5", "w") as handle:
+        handle["x_test"] = np.full((4, 2), 1 + 2j)
+    with pytest.raises(DataSchemaError, match="dataset 'x_test' is not an array of numbers"):
+        load_xy(tmp_path)
 
 
 def test_save_load_round_trip_is_byte_reproducible(tmp_path):

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 import ckks
+from nn import artifacts
 from nn import encrypted as enc
+from nn.container import ArtifactError
+from nn.errors import DataSchemaError, ModelFormatError
 from nn.model import SQUARE, Dense, PlainNetwork, Polynomial
 from nn.plan import PlanError, plan_inference
 
@@ -86,13 +89,18 @@ def test_plan_explains_itself_and_refuses_what_does_not_fit():
         plan_inference(net, x * 1000, batch_size=4096, int_bits=2)
 
 
-def test_out_of_range_inputs_and_bad_batches_are_refused():
-    rng = np.random.default_rng(4)
+def toy_batch(seed: int):
+    """A small network, 8 records of 6 features, its toy plan (N = 64), an encoder, a secret-key encryptor."""
+    rng = np.random.default_rng(seed)
     net = small_network(rng)
     x = rng.uniform(-1, 1, (8, 6))
     plan = plan_inference(net, x, batch_size=8, frac_bits=20, security=None, ring_degree=64)
     keys = ckks.KeyGenerator(plan.params, seed=1)
-    encoder, encryptor = ckks.Encoder(plan.params), ckks.Encryptor(plan.params, keys.secret_key)
+    return net, x, plan, ckks.Encoder(plan.params), ckks.Encryptor(plan.params, keys.secret_key)
+
+
+def test_out_of_range_inputs_and_bad_batches_are_refused():
+    _, x, plan, encoder, encryptor = toy_batch(4)
     with pytest.raises(ckks.ValueRangeError, match="planned range"):
         enc.encrypt_batch(x * 1000, plan, encoder, encryptor)
     with pytest.raises(ckks.ValueRangeError, match="NaN"):
@@ -101,6 +109,32 @@ def test_out_of_range_inputs_and_bad_batches_are_refused():
         enc.encrypt_batch(np.zeros((9, 6)), plan, encoder, encryptor)
     with pytest.raises(ckks.ValueRangeError, match="non-empty"):
         enc.encrypt_batch(np.zeros((0, 6)), plan, encoder, encryptor)
+
+
+def test_complex_records_and_weights_are_refused_by_name():
+    """The network is real (its values travel in the real parts of the complex slots): complex records,
+    weights or files are refused by name, never converted to their real parts."""
+    net, x, plan, encoder, encryptor = toy_batch(14)
+    for records in (x + 0.5j, x.astype(np.complex128), [[1 + 2j] * 6]):
+        with pytest.raises(ckks.ValueRangeError, match=r"encrypt_batch: the records are complex numbers "
+                                                       r"\(dtype complex128\): the network computes on real"):
+            enc.encrypt_batch(records, plan, encoder, encryptor)
+    with pytest.raises(DataSchemaError, match="records given to the network are complex"):
+        plan_inference(net, x + 1j, batch_size=8, frac_bits=20, security=None, ring_degree=64)
+    with pytest.raises(ModelFormatError, match="the weights of layer 'bad' are complex"):
+        PlainNetwork([Dense(np.ones((6, 1)) * (1 + 1j), np.zeros(1), "bad")], 6)
+    with pytest.raises(ModelFormatError, match="the bias values of layer 'bad' are complex"):
+        PlainNetwork([Dense(np.ones((6, 1)), np.zeros(1, dtype=complex), "bad")], 6)
+    with pytest.raises(ModelFormatError, match="the coefficients of layer 'act' are complex"):
+        PlainNetwork([Polynomial((0.0, 1j), "act")], 6)
+    # a file of complex ciphertexts (not something ckkslab writes) is refused when read back
+    real = enc.encrypt_batch(x, plan, encoder, encryptor)
+    assert not any(ct.complex_slots for ct in real)
+    forged = [encryptor.encrypt(encoder.encode(np.full(plan.params.slots, 0.5j)))] * len(real)
+    with pytest.raises(ArtifactError, match="holds a Ciphertext of complex slots"):
+        artifacts.ciphertexts_from_bytes(artifacts.ciphertexts_to_bytes(forged), plan.params)
+    loaded = artifacts.ciphertexts_from_bytes(artifacts.ciphertexts_to_bytes(real), plan.params)
+    assert len(loaded) == len(real)
 
 
 def test_few_features_in_a_large_ring_still_wrap_around():

@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
+from nn.errors import DataSchemaError
 from nn.model import MAX_JSON_BYTES, Dense, ModelFormatError, Polynomial, load_network
 from nn.plan import layer_depth
 
@@ -155,6 +156,11 @@ def test_probability_default_and_input_checks(tmp_path):
         net.forward(np.zeros((4, 3)))
     with pytest.raises(ValueError, match="NaN"):
         net.forward(np.array([[np.nan, 0.0]]))
+    for complex_input in (np.array([[1 + 2j, 0.0]]), [[1j, 0.5]]):  # refused, not cut to its real parts
+        with pytest.raises(DataSchemaError, match="records given to the network are complex numbers"):
+            net.forward(complex_input)
+    with pytest.raises(ValueError, match="the scores are complex numbers"):
+        net.decide(np.array([0.5 + 0.1j]))
 
 
 def test_dense_layers_sharing_a_name_refused(tmp_path):

@@ -115,6 +115,18 @@ def test_parameters_are_the_named_toy_chain(traced: tuple[dict, str]) -> None:
     assert set(data["secret_key"]) <= {-1, 0, 1} and len(data["secret_key"]) == N
 
 
+def test_the_slots_are_complex_and_the_neuron_uses_their_real_parts(traced: tuple[dict, str]) -> None:
+    """The printed claim, re-derived: at every step the N/2 slots of the decryption (direct embedding) have
+    imaginary parts of noise size only, and the decoded values are their real parts."""
+    data, text = traced
+    claim = f"the {SLOTS} slots are complex numbers; the neuron, like the network, uses their real parts "
+    assert claim in text
+    for step in data["steps"]:
+        slots = embed_direct(step["decrypted"]) / step["scale"]
+        assert np.max(np.abs(slots.imag)) < 2.0**-12, step["op"]
+        np.testing.assert_allclose(step["decoded"], slots.real, rtol=0, atol=1e-9)
+
+
 def check_operand(op: dict, moduli: list[int]) -> None:
     z = np.zeros(SLOTS, dtype=complex)
     z[: len(op["slots"])] = op["slots"]

@@ -3,7 +3,9 @@
 encode: the plaintext's integer coefficients (Python-int CRT of its limbs) are the nearest integers to
         scale * sigma^-1(z), with sigma^-1 computed by the direct orthogonality formula;
 decode: of a plaintext built from known integers, = the direct evaluation sum_k m_k zeta^(5^j k) / scale;
-round trip (hypothesis): error <= N / (2 scale) per slot (each coefficient rounds by at most 1/2).
+round trip (hypothesis): error <= N / (2 scale) per slot (each coefficient rounds by at most 1/2);
+complex slots: a complex input decodes to complex128 (issue 14: the imaginary parts were dropped), a real one
+to float64, whatever the values (the dtype decides).
 """
 
 from __future__ import annotations
@@ -141,7 +143,8 @@ def test_encode_decode_round_trip(log_n, log_scale, bound, complex_values, seed,
     z = random_slots(np.random.default_rng(seed), count, bound, complex_values)
     enc = ckks.Encoder(p)
     scale = 2.0**log_scale
-    out = enc.decode(enc.encode(z, scale=scale), complex_values=True)
+    out = enc.decode(enc.encode(z, scale=scale))  # complex slots decode to complex without asking
+    assert out.dtype == (np.complex128 if complex_values else np.float64)
     padded = np.zeros(n // 2, dtype=np.complex128)
     padded[:count] = z
     err = np.abs(out - padded).max()
@@ -165,3 +168,49 @@ def test_encoding_is_linear_up_to_rounding(ref):
     enc = ckks.Encoder(p)
     ca, cb, cab = (ref.plaintext_coefficients(enc.encode(v), p) for v in (a, b, a + b))
     assert max(abs(x + y - z) for x, y, z in zip(ca, cb, cab, strict=True)) <= 1
+
+
+def test_the_issue_example_keeps_its_imaginary_parts():
+    """Issue 14, on the public API: [1 + 2j] * 32 decoded to [1. 1. 1. ...], float64."""
+    p = ckks.Parameters(ring_degree=64, moduli_bits=(40, 30, 30), special_moduli_bits=(40,), scale_bits=30,
+                        security=None)
+    e = ckks.Encoder(p)
+    out = e.decode(e.encode(np.array([1 + 2j] * 32)))
+    assert out.dtype == np.complex128
+    assert np.abs(out - (1 + 2j)).max() <= 64 / (2 * p.scale)
+
+
+@pytest.mark.parametrize("values,is_complex", [
+    (np.linspace(-1, 1, 8), False),
+    ([1, 2, 3], False),
+    ([True, False], False),
+    (np.float32(0.5), False),
+    ([1.5 + 0j, 2.0], True),  # a complex dtype with zero imaginary parts is still complex: the dtype decides
+    (0.5j, True),
+    ([1, 2j], True),
+    (np.array([1 - 1j], dtype=np.complex64), True),
+])
+def test_the_dtype_decides_real_or_complex(values, is_complex, ref):
+    p = params_for(64)
+    enc = ckks.Encoder(p)
+    pt = enc.encode(values)
+    assert pt.complex_slots == is_complex
+    out = enc.decode(pt)
+    assert out.dtype == (np.complex128 if is_complex else np.float64)
+    direct = ref.embedding(ref.plaintext_coefficients(pt, p)) / pt.scale  # the independent O(N^2) sum
+    np.testing.assert_allclose(out, direct if is_complex else direct.real, rtol=0, atol=1e-9)
+    forced = enc.decode(pt, complex_values=True)
+    assert forced.dtype == np.complex128
+    np.testing.assert_array_equal(forced.real, out.real)
+
+
+@pytest.mark.parametrize("n", [16, 64, 256])
+def test_the_fft_references_are_the_direct_sums(n, ref):
+    """ref.embedding_fft / embedding_inverse_fft (used where N^2 is too many) agree with the O(N^2) sums."""
+    rng = np.random.default_rng(n + 7)
+    m = [int(v) for v in rng.integers(-(2**40), 2**40, size=n)]
+    direct = ref.embedding(m)
+    assert np.abs(ref.embedding_fft(m) - direct).max() <= 2.0**-40 * np.abs(direct).max()
+    z = random_slots(rng, n // 2)
+    np.testing.assert_allclose(ref.embedding_inverse_fft(z, n), ref.embedding_inverse(z, n), rtol=0,
+                               atol=1e-12)

@@ -33,7 +33,8 @@ def enc(toy, z, level=None, secret=False) -> ckks.Ciphertext:
 
 
 def dec(toy, ct) -> np.ndarray:
-    return toy.encoder.decode(toy.decryptor.decrypt(ct), complex_values=True)
+    """Decrypt and decode: complex128 for a ciphertext of complex slots, float64 for a real one."""
+    return toy.encoder.decode(toy.decryptor.decrypt(ct))
 
 
 def exact(toy, ref, ct) -> list[int]:
@@ -219,6 +220,47 @@ def test_secret_key_ciphertexts_evaluate_alike(toy):
     np.testing.assert_allclose(dec(toy, ev.rotate(a, 2)), np.roll(x, -2), atol=TOL)
 
 
+def test_complex_slots_follow_the_operands(toy):
+    """Every result has complex slots iff an operand has; it then decodes to complex128 with the right
+    values, else to float64 (a real vector stays real, as nn needs)."""
+    ev = toy.evaluator
+    for x_complex in (False, True):
+        x = vec(60) if x_complex else vec(61).real
+        a = enc(toy, x)
+        unary = {
+            "negate": (ev.negate(a), -x),
+            "add_scalar": (ev.add_scalar(a, 0.5), x + 0.5),
+            "multiply_scalar": (ev.rescale(ev.multiply_scalar(a, -0.75)), -0.75 * x),
+            "multiply_integer": (ev.multiply_integer(a, 3), 3 * x),
+            "square": (ev.rescale(ev.relinearize(ev.square(a))), x * x),
+            "rotate": (ev.rotate(a, 5), np.roll(x, -5)),
+            "conjugate": (ev.conjugate(a), np.conj(x)),
+            "drop_level": (ev.drop_level(a, 0), x),
+            "relinearize (size 2)": (ev.relinearize(a), x),
+        }
+        for y_complex in (False, True):
+            y = vec(62, 0.5) if y_complex else vec(63, 0.5).real
+            b, pt = enc(toy, y), toy.encoder.encode(y)
+            binary = {
+                "add": (ev.add(a, b), x + y),
+                "sub plain": (ev.sub(a, pt), x - y),
+                "multiply": (ev.rescale(ev.relinearize(ev.multiply(a, b))), x * y),
+                "multiply_plain": (ev.rescale(ev.multiply_plain(a, pt)), x * y),
+                "dot (plain weights)": (ev.rescale(ev.dot([a], [ev.prepare(pt)])), x * y),
+                "dot (cipher weights)": (ev.rescale(ev.relinearize(ev.dot([a], [ev.prepare(b)]))), x * y),
+            }
+            for name, (ct, expected) in binary.items():
+                assert ct.complex_slots == (x_complex or y_complex), name
+                out = dec(toy, ct)
+                assert out.dtype == (np.complex128 if x_complex or y_complex else np.float64), name
+                np.testing.assert_allclose(out, expected, atol=TOL, err_msg=name)
+        for name, (ct, expected) in unary.items():
+            assert ct.complex_slots == x_complex, name
+            out = dec(toy, ct)
+            assert out.dtype == (np.complex128 if x_complex else np.float64), name
+            np.testing.assert_allclose(out, expected, atol=TOL, err_msg=name)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Homomorphism properties (hypothesis)
 # ------------------------------------------------------------------------------------------------------------
@@ -271,10 +313,21 @@ def test_rotate_homomorphism(toy, xr, xi, step):
 
 
 @settings(max_examples=10, deadline=None)
-@given(values, values)
-def test_conjugate_homomorphism(toy, xr, xi):
-    x = as_complex(xr, xi)
-    np.testing.assert_allclose(dec(toy, toy.evaluator.conjugate(enc(toy, x))), np.conj(x), atol=TOL * 8)
+@given(values, values, values, values, st.integers(-40, 40))
+def test_conjugate_homomorphism(toy, xr, xi, yr, yi, step):
+    """conj is slot-wise, multiplicative, commutes with rotations, and gives Re / Im: x + conj(x) = 2 Re x,
+    x - conj(x) = 2i Im x."""
+    x, y = as_complex(xr, xi), as_complex(yr, yi)
+    ev = toy.evaluator
+    a, b = enc(toy, x), enc(toy, y)
+    conj_a = ev.conjugate(a)
+    np.testing.assert_allclose(dec(toy, conj_a), np.conj(x), atol=TOL * 8)
+    product = ev.rescale(ev.relinearize(ev.multiply(conj_a, ev.conjugate(b))))
+    np.testing.assert_allclose(dec(toy, product), np.conj(x * y), atol=TOL * 64)
+    np.testing.assert_allclose(dec(toy, ev.conjugate(ev.rotate(a, step))), np.roll(np.conj(x), -step),
+                               atol=TOL * 8)
+    np.testing.assert_allclose(dec(toy, ev.add(a, conj_a)), 2 * x.real, atol=TOL * 8)
+    np.testing.assert_allclose(dec(toy, ev.sub(a, conj_a)), 2j * x.imag, atol=TOL * 8)
 
 
 @settings(max_examples=15, deadline=None)

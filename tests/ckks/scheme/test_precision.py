@@ -10,6 +10,11 @@ Floor (issue 3): min bits >= log2(scale) - log2(N) - 2 = 40 - 13 - 2 = 25 bits; 
 depth-2 row ((x y)^2: the first product's error is doubled by the squaring and a second rescale adds its
 rounding). Every expected value is computed with numpy from the inputs, never with the code under test.
 ``pytest -s`` prints the table.
+
+The complex rows (``pytest -s tests/ckks/scheme/test_precision.py -k complex``) decode a second way, without
+the engine's encoder: the plaintext's integer coefficients (Python-int CRT of its limbs) go through numpy's
+FFT of the canonical embedding (``ref.embedding_fft``), and the engine's own decode, called without
+``complex_values=``, must return complex128 (the plaintext remembers that its slots are complex) and agree.
 """
 
 from __future__ import annotations
@@ -54,17 +59,26 @@ def big():
     )
 
 
+def print_table(title: str, rows: dict[str, tuple[float, float, float]]) -> None:
+    print(f"\n\n{title}, N = {N}, scale 2^40 (floor {FLOOR:.0f} bits on the worst slot)")
+    print(f"  {'operation':<38}{'min':>8}{'mean':>8}{'median':>8}")
+    for name, (lo, mean, median) in rows.items():
+        print(f"  {name:<38}{lo:>8.2f}{mean:>8.2f}{median:>8.2f}")
+
+
 @pytest.fixture(scope="module")
 def table():
     rows: dict[str, tuple[float, float, float]] = {}
     yield rows
-    print(
-        f"\n\nPrecision in bits over {PARAMS.slots} complex slots, N = {N}, scale 2^40 "
-        f"(floor {FLOOR:.0f} bits on the worst slot)"
-    )
-    print(f"  {'operation':<34}{'min':>8}{'mean':>8}{'median':>8}")
-    for name, (lo, mean, median) in rows.items():
-        print(f"  {name:<34}{lo:>8.2f}{mean:>8.2f}{median:>8.2f}")
+    print_table(f"Precision in bits over {PARAMS.slots} complex slots", rows)
+
+
+@pytest.fixture(scope="module")
+def complex_table():
+    rows: dict[str, tuple[float, float, float]] = {}
+    yield rows
+    print_table(f"Complex slots decoded by numpy's FFT of the canonical embedding: bits over {PARAMS.slots} "
+                "slots", rows)
 
 
 def precision_bits(got: np.ndarray, expected: np.ndarray) -> tuple[float, float, float]:
@@ -74,14 +88,15 @@ def precision_bits(got: np.ndarray, expected: np.ndarray) -> tuple[float, float,
 
 
 def decrypt_decode(big, ct: ckks.Ciphertext) -> np.ndarray:
-    return big["encoder"].decode(big["decryptor"].decrypt(ct), complex_values=True)
+    """The decoded slots, complex128 or float64 as the ciphertext's slots are (no complex_values=)."""
+    return big["encoder"].decode(big["decryptor"].decrypt(ct))
 
 
 def operations():
     """(name, function of the fixture returning (decoded result, expected values))."""
 
     def encode(b):
-        return b["encoder"].decode(b["encoder"].encode(b["x"]), complex_values=True), b["x"]
+        return b["encoder"].decode(b["encoder"].encode(b["x"])), b["x"]
 
     def encrypt_pk(b):
         return decrypt_decode(b, b["cx"]), b["x"]
@@ -154,6 +169,7 @@ def operations():
 @pytest.mark.parametrize("name,op", operations(), ids=[name for name, _ in operations()])
 def test_precision_floor(big, table, name, op):
     got, expected = op(big)
+    assert got.dtype == np.complex128  # complex inputs: every operation keeps the slots complex
     lo, mean, median = precision_bits(got, expected)
     table[name] = (lo, mean, median)
     floor = FLOOR - 1 if "depth 2" in name else FLOOR
@@ -166,3 +182,66 @@ def test_wrong_answers_fail_the_floor(big):
     got = decrypt_decode(big, big["ev"].rotate(big["cx"], 1))
     assert precision_bits(got, np.roll(big["x"], 1))[0] < 2
     assert precision_bits(got + 2.0**-20, np.roll(big["x"], -1))[0] < FLOOR
+
+
+def complex_operations():
+    """(name, function of the fixture returning (plaintext to decode, expected complex values))."""
+
+    def decrypted(b, ct):
+        return b["decryptor"].decrypt(ct)
+
+    def mul(b):
+        ev = b["ev"]
+        return decrypted(b, ev.rescale(ev.relinearize(ev.multiply(b["cx"], b["cy"])))), b["x"] * b["y"]
+
+    def mul_plain(b):
+        ev = b["ev"]
+        out = ev.rescale(ev.multiply_plain(b["cx"], b["encoder"].encode(b["y"])))
+        return decrypted(b, out), b["x"] * b["y"]
+
+    return [
+        ("complex encode", lambda b: (b["encoder"].encode(b["x"]), b["x"])),
+        ("complex encrypt (public key)", lambda b: (decrypted(b, b["cx"]), b["x"])),
+        ("complex multiply+relinearize+rescale", mul),
+        ("complex multiply_plain+rescale", mul_plain),
+        ("complex rotate +1", lambda b: (decrypted(b, b["ev"].rotate(b["cx"], 1)), np.roll(b["x"], -1))),
+        (f"complex rotate +{BIG_STEP}",
+         lambda b: (decrypted(b, b["ev"].rotate(b["cx"], BIG_STEP)), np.roll(b["x"], -BIG_STEP))),
+        ("complex conjugate", lambda b: (decrypted(b, b["ev"].conjugate(b["cx"])), np.conj(b["x"]))),
+    ]
+
+
+@pytest.mark.parametrize("name,op", complex_operations(), ids=[name for name, _ in complex_operations()])
+def test_complex_slots_decoded_by_the_fft_embedding(big, complex_table, ref, name, op):
+    pt, expected = op(big)
+    assert pt.complex_slots
+    independent = ref.embedding_fft(ref.plaintext_coefficients(pt, PARAMS)) / pt.scale
+    engine = big["encoder"].decode(pt)  # no complex_values=: the plaintext's tag decides
+    assert engine.dtype == np.complex128
+    assert np.abs(engine - independent).max() < 2.0**-40  # one embedding, two algorithms: float64 noise apart
+    lo, mean, median = precision_bits(independent, expected)
+    complex_table[name] = (lo, mean, median)
+    assert lo >= FLOOR, f"{name}: worst slot has {lo:.2f} bits < floor {FLOOR:.0f}"
+    assert mean >= lo and median >= lo
+    assert precision_bits(independent.real, expected)[0] < 2  # dropping the imaginary parts fails the floor
+
+
+def test_complex_encode_rounds_the_fft_inverse_embedding(big, ref):
+    """encode(x) at N = 8192 has the integer coefficients nearest scale * sigma^-1(x), sigma^-1 by numpy's
+    FFT (float64 noise of both FFTs at scale 2^40 is ~2^-10, far below the 1/2 of the rounding)."""
+    pt = big["encoder"].encode(big["x"])
+    coefficients = np.array([float(c) for c in ref.plaintext_coefficients(pt, PARAMS)])
+    exact = PARAMS.scale * ref.embedding_inverse_fft(big["x"], N)
+    assert np.abs(coefficients - exact).max() <= 0.5 + 2.0**-6
+
+
+def test_real_values_still_decode_to_float64(big):
+    """A real input stays tagged real through multiply, relinearize, rescale and rotate: nn and every existing
+    caller get float64 real parts, as before."""
+    ev, real = big["ev"], big["x"].real
+    ct = big["encryptor"].encrypt(big["encoder"].encode(real))
+    out = ev.rotate(ev.rescale(ev.relinearize(ev.multiply(ct, ct))), 1)
+    assert not ct.complex_slots and not out.complex_slots
+    got = decrypt_decode(big, out)
+    assert got.dtype == np.float64
+    assert precision_bits(got, np.roll(real**2, -1))[0] >= FLOOR

@@ -65,6 +65,9 @@ def world() -> dict:
     objects = {"params": PARAMS, "plaintext": pt, "ciphertext": ct, "secret": sk, "public": pk, "relin": rlk,
                "galois": gk, "bundle": bundle}
     w["buffers"] = {name: to_bytes(obj) for name, obj in objects.items()}
+    w["z"] = x + 1j * np.random.default_rng(2).uniform(-1, 1, PARAMS.slots)  # complex slots
+    w["complex"] = {"plaintext": encoder.encode(w["z"]),
+                    "ciphertext": ckks.Encryptor(PARAMS, pk, seed=4).encrypt(encoder.encode(w["z"]))}
     return w
 
 
@@ -84,6 +87,23 @@ def test_header_and_ciphertext_body_decoded_by_hand(world: dict) -> None:
     assert (level, scale, size, code, ndim) == (ct.level, ct.scale, 2, 1, 3)
     assert struct.unpack_from("<3Q", buf, HEADER + 13) == (2, PARAMS.max_level + 1, 64)
     assert buf[HEADER + 37 : -DIGEST] == ct.data.astype("<u8").tobytes()
+
+
+def test_complex_slots_are_bit_0_of_the_flags_and_round_trip(world: dict) -> None:
+    """A complex plaintext or ciphertext sets flags = 1 (offset 12) and nothing else differs from the real
+    layout; it loads with its complex slots and decrypts to the complex values; real objects keep flags 0."""
+    decryptor, encoder = ckks.Decryptor(PARAMS, world["sk"]), world["encoder"]
+    for name, obj in world["complex"].items():
+        buf = to_bytes(obj)
+        assert int.from_bytes(buf[12:16], "little") == 1
+        assert int.from_bytes(world["buffers"][name][12:16], "little") == 0
+        assert struct.unpack_from("<Hd", buf, HEADER) == (obj.level, obj.scale)
+        loaded = from_bytes(buf, params=PARAMS)
+        assert loaded.complex_slots and np.array_equal(loaded.data, obj.data) and to_bytes(loaded) == buf
+        pt = decryptor.decrypt(loaded) if name == "ciphertext" else loaded
+        got = encoder.decode(pt)
+        assert got.dtype == np.complex128 and np.abs(got - world["z"]).max() < 1e-5
+        assert not from_bytes(world["buffers"][name], params=PARAMS).complex_slots
 
 
 def test_parameters_round_trip_without_params() -> None:
@@ -143,6 +163,9 @@ def test_server_bundle_round_trip_and_partial_bundles(world: dict) -> None:
     assert np.array_equal(bundle.relin_key.key.data, world["rlk"].key.data)
     server = ckks.Evaluator(bundle.params, relin_key=bundle.relin_key, galois_keys=bundle.galois_keys)
     assert np.abs(world["decrypt"](server.rotate(world["ct"], 1)) - np.roll(world["x"], -1)).max() < 1e-4
+    assert bundle.galois_keys.has_conjugation()  # the conjugation key travels in the bundle, and works
+    conjugated = world["decrypt"](server.conjugate(world["complex"]["ciphertext"]))
+    assert np.abs(conjugated - np.conj(world["z"])).max() < 1e-4
     for partial in (ckks.ServerBundle(PARAMS), ckks.ServerBundle(PARAMS, relin_key=world["rlk"]),
                     ckks.ServerBundle(PARAMS, galois_keys=ckks.GaloisKeys(ring_degree=64))):
         loaded = from_bytes(to_bytes(partial))
@@ -225,7 +248,11 @@ def test_wrong_magic_version_flags_type(world: dict) -> None:
     rejects(b"\x89PNG\r\n\x1a\n" + bytes(100), "wrong magic")
     rejects(b"", "empty")
     rejects(edit(buf, 8, "<H", 2), "format version 2")
-    rejects(edit(buf, 12, "<I", 1), "flags")
+    rejects(edit(buf, 12, "<I", 2), "flags field is 0x2: a ciphertext may set only bit 0")
+    rejects(edit(buf, 12, "<I", 2**32 - 1), "flags")
+    for name in ("params", "secret", "public", "relin", "galois", "bundle"):  # no slots, no complex flag
+        rejects(edit(world["buffers"][name], 12, "<I", 1), "flags field is 0x1, must be 0 for this object")
+    assert from_bytes(edit(buf, 12, "<I", 1), params=PARAMS).complex_slots  # the flag, set by hand
     rejects(edit(buf, 10, "<H", 99), "unknown object type 99")
     rejects(buf, "holds a Ciphertext, expected RelinKey", expected=ckks.RelinKey)
     rejects(world["buffers"]["secret"], "expected ServerBundle", expected=ckks.ServerBundle)
