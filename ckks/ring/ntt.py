@@ -21,7 +21,7 @@ whatever the thread count, so results are bit-identical.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache, lru_cache
 
 import numpy as np
@@ -252,43 +252,17 @@ def _inverse_rows(a, rows, psi_inv_rev, psi_inv_rev_shoup, narrow, narrow_shoup,
                          n_inv[r], n_inv_shoup[r], last_inv[r], last_inv_shoup[r], q[r])
 
 
-@dataclass(frozen=True)
-class _StackedTables:
-    """The tables of several primes as (rows, N) arrays and (rows,) constants, for one multi-row call."""
-
-    q: np.ndarray
-    psi_rev: np.ndarray
-    psi_rev_shoup: np.ndarray
-    psi_inv_rev: np.ndarray
-    psi_inv_rev_shoup: np.ndarray
-    narrow_rev: np.ndarray
-    narrow_rev_shoup: np.ndarray
-    narrow_inv_rev: np.ndarray
-    narrow_inv_rev_shoup: np.ndarray
-    n_inv: np.ndarray
-    n_inv_shoup: np.ndarray
-    last_inv: np.ndarray
-    last_inv_shoup: np.ndarray
-
-
 @lru_cache(maxsize=256)
-def _stacked(moduli: tuple[int, ...], ring_degree: int) -> _StackedTables:
+def _stacked(moduli: tuple[int, ...], ring_degree: int) -> dict[str, np.ndarray]:
+    """Every field of these primes' ``NttTable``s stacked, for one multi-row call: twiddles as (rows, N)
+    arrays (narrow ones as (rows, S - 1, N/S)), constants such as ``modulus`` as (rows,) arrays."""
     tables = [ntt_table(q, ring_degree) for q in moduli]
-
-    def rows(name: str) -> np.ndarray:
-        return np.stack([getattr(t, name) for t in tables])
-
-    def consts(name: str) -> np.ndarray:
-        return np.array([getattr(t, name) for t in tables], dtype=np.uint64)
-
-    return _StackedTables(consts("modulus"), rows("psi_rev"), rows("psi_rev_shoup"), rows("psi_inv_rev"),
-                          rows("psi_inv_rev_shoup"), rows("narrow_rev"), rows("narrow_rev_shoup"),
-                          rows("narrow_inv_rev"), rows("narrow_inv_rev_shoup"), consts("n_inv"),
-                          consts("n_inv_shoup"), consts("last_inv"), consts("last_inv_shoup"))
+    return {f.name: np.array([getattr(t, f.name) for t in tables], dtype=np.uint64)
+            for f in fields(NttTable) if f.name != "ring_degree"}
 
 
 def _plan(a: np.ndarray, tables: tuple[NttTable, ...],
-          rows: np.ndarray | None) -> tuple[_StackedTables, np.ndarray]:
+          rows: np.ndarray | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The stacked tables and the row indices of ``a`` they apply to (all rows of ``a`` by default)."""
     if rows is None:
         if len(tables) != a.shape[0]:
@@ -306,12 +280,14 @@ def ntt_forward(a: np.ndarray, tables: tuple[NttTable, ...], rows: np.ndarray | 
     ``rows`` (int64 indices into ``a``), if given, selects the limbs to transform: rows[k] with tables[k].
     """
     st, rows = _plan(a, tables, rows)
-    _forward_rows(a, rows, st.psi_rev, st.psi_rev_shoup, st.narrow_rev, st.narrow_rev_shoup, st.q)
+    _forward_rows(a, rows, st["psi_rev"], st["psi_rev_shoup"], st["narrow_rev"], st["narrow_rev_shoup"],
+                  st["modulus"])
 
 
 @timed("intt")
 def ntt_inverse(a: np.ndarray, tables: tuple[NttTable, ...], rows: np.ndarray | None = None) -> None:
     """In place: each limb a[i] from NTT form back to coefficients (``rows`` as in ``ntt_forward``)."""
     st, rows = _plan(a, tables, rows)
-    _inverse_rows(a, rows, st.psi_inv_rev, st.psi_inv_rev_shoup, st.narrow_inv_rev, st.narrow_inv_rev_shoup,
-                  st.n_inv, st.n_inv_shoup, st.last_inv, st.last_inv_shoup, st.q)
+    _inverse_rows(a, rows, st["psi_inv_rev"], st["psi_inv_rev_shoup"], st["narrow_inv_rev"],
+                  st["narrow_inv_rev_shoup"], st["n_inv"], st["n_inv_shoup"], st["last_inv"], st["last_inv_shoup"],
+                  st["modulus"])
