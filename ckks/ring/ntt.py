@@ -289,5 +289,5 @@ def ntt_inverse(a: np.ndarray, tables: tuple[NttTable, ...], rows: np.ndarray | 
     """In place: each limb a[i] from NTT form back to coefficients (``rows`` as in ``ntt_forward``)."""
     st, rows = _plan(a, tables, rows)
     _inverse_rows(a, rows, st["psi_inv_rev"], st["psi_inv_rev_shoup"], st["narrow_inv_rev"],
-                  st["narrow_inv_rev_shoup"], st["n_inv"], st["n_inv_shoup"], st["last_inv"], st["last_inv_shoup"],
-                  st["modulus"])
+                  st["narrow_inv_rev_shoup"], st["n_inv"], st["n_inv_shoup"], st["last_inv"],
+                  st["last_inv_shoup"], st["modulus"])
