@@ -197,6 +197,7 @@ def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted"
     if unknown:
         raise ValueError(f"unknown mode(s) {unknown}; choose from {list(MODES)}")
     ckks.set_threads(threads)
+    ckks.keep_freed_memory()
     say = progress or (lambda _msg: None)
     run_ours = ckkslab_runner or _ckkslab_runner
     run_theirs = helayers_runner or _helayers_runner

@@ -331,6 +331,7 @@ def run(ring_degree: int = 16384, repeats: int = 10, rounds: int = 1, first_call
 
     single_thread_environment()
     ckks.set_threads(threads)
+    ckks.keep_freed_memory()
     say = progress or (lambda _msg: None)
     timer = seal_timer or _seal_timer
     kernels = ckks.compile_kernels(quiet=progress is None)

@@ -6,7 +6,7 @@ Layers, each importing only the ones below it (tests/test_import_layers.py check
     rlwe/     ciphertext, keys, keyswitch, encryptor                           scheme-neutral RLWE
     params.py literal -> validated immutable parameters                        (primes from ring/primes)
     ring/     primes, modarith, ntt, rns, basis_conversion, automorphism, sampling   nothing of CKKS
-    errors.py, instrument.py, progress.py, threads.py                          shared by every layer
+    errors.py, instrument.py, progress.py, threads.py, allocator.py            shared by every layer
 
 warmup.py (beside this file, it uses every layer): ``compile_kernels()``, Numba's compilation done before
 anything is timed.
@@ -32,6 +32,7 @@ from .scheme.bundle import ServerBundle
 from .scheme.encoder import Encoder
 from .scheme.evaluator import Evaluator
 from .scheme.serialization import from_bytes, load, save, to_bytes
+from .allocator import keep_freed_memory
 from .threads import available_threads, get_threads, set_threads
 from .warmup import KernelCompilation, compile_kernels
 
@@ -40,5 +41,6 @@ __all__ = [
     "KernelCompilation", "KeyGenerator", "LevelMismatchError", "MissingKeyError", "OutOfLevelsError",
     "ParameterError", "Parameters", "Plaintext", "PublicKey", "RelinKey", "ScaleMismatchError", "SecretKey",
     "SerializationError", "ServerBundle", "SwitchingKey", "ValueRangeError", "available_threads",
-    "compile_kernels", "from_bytes", "get_threads", "load", "made_from", "save", "set_threads", "to_bytes",
+    "compile_kernels", "from_bytes", "get_threads", "keep_freed_memory", "load", "made_from", "save",
+    "set_threads", "to_bytes",
 ]

@@ -32,5 +32,5 @@ def test_the_four_parts_section_names_every_module_of_the_tree():
         assert modules, sub
         missing = {m for m in modules if not re.search(rf"\b{m}\b", described)}
         assert not missing, f"ckks/{sub}/ has {sorted(missing)}, which the README does not list there"
-    for module in ("errors", "instrument", "progress", "threads", "params"):
+    for module in ("errors", "instrument", "progress", "threads", "allocator", "params"):
         assert (root / "ckks" / f"{module}.py").is_file() and f"{module}.py" in block, module

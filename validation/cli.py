@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    ckks.keep_freed_memory()
     try:
         args.threads = ckks.set_threads(args.threads)
         result = args.func(args)
