@@ -129,7 +129,7 @@ def dask_scheduler(options: SchedulerOptions, bundle: bytes, model: bytes, bundl
             if options.address is None:
                 cluster = stack.enter_context(LocalCluster(
                     n_workers=options.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                    dashboard_address=None, silence_logs=logging.ERROR))
+                    dashboard_address=None, silence_logs=logging.CRITICAL))
                 target = f"embedded LocalCluster at {cluster.scheduler_address}"
                 client = stack.enter_context(Client(cluster, set_as_default=False))
             else:
