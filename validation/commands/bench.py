@@ -1,4 +1,5 @@
-"""``ckkslab bench ops`` and ``ckkslab bench inference``: ckkslab against SEAL / HElayers in one process.
+"""``ckkslab bench ops|inference|batches``: ckkslab against SEAL / HElayers in one process, and ckkslab on
+every batch of a test split, locally and on Dask.
 
 The benchmarks themselves live in ``benchmarks/`` (runnable scripts, also installed as a package so that
 the ``ckkslab`` command finds them from any directory).
@@ -17,7 +18,7 @@ def _benchmark(name: str) -> ModuleType:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``bench`` sub-command with its ``ops`` and ``inference`` sub-commands."""
+    """Add the ``bench`` sub-command with its ``ops``, ``inference`` and ``batches`` sub-commands."""
     parser = subparsers.add_parser(
         "bench", help="benchmarks: CKKS primitives vs SEAL, encrypted inference vs HElayers",
         description="Benchmarks run both engines in one process, single thread, and print both times "
@@ -38,6 +39,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "time per stage and ratio, artifact sizes, peak memory, precision vs the float64 network.")
     _benchmark("inference").add_arguments(inference)
     inference.set_defaults(func=run_inference)
+    batches = commands.add_parser(
+        "batches", help="every batch of the test split: records/s locally and on Dask, peak memory",
+        description="All full batches of the test split through ckkslab (weights encrypted) on the local "
+        "scheduler and on an embedded Dask LocalCluster of each --workers count: records/s and the ratio "
+        "to local; then the peak RSS of `ckkslab compare` with --batches 1 and --batches all in fresh "
+        "processes, and their ratio.")
+    _benchmark("batches").add_arguments(batches)
+    batches.set_defaults(func=run_batches)
 
 
 def run_ops(args: argparse.Namespace) -> int:
@@ -51,6 +60,12 @@ def run_inference(args: argparse.Namespace) -> int:
     """``ckkslab bench inference``."""
     _check_positive(args, "batches", "repeats")
     _benchmark("inference").run_from_args(args, quiet=args.quiet)
+    return 0
+
+
+def run_batches(args: argparse.Namespace) -> int:
+    """``ckkslab bench batches``."""
+    _benchmark("batches").run_from_args(args, quiet=args.quiet)
     return 0
 
 
