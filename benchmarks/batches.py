@@ -1,6 +1,6 @@
 """Every batch of a model's test split through ckkslab: records/s on each scheduler, and peak memory.
 
-Run as ``ckkslab bench batches --model DIR`` or ``python benchmarks/batches.py --model DIR``.
+Run as ``ckkslab bench batches --model DIR [--workers 1 2] [--json FILE]``.
 
 1. Throughput, in this process, one run after the other: ``nn.pipeline.run_ckkslab`` on all full batches
    (32,768 records = 8 batches for the shipped models), weights encrypted, on the local scheduler (this
@@ -104,7 +104,7 @@ def format_report(result: dict[str, Any]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``ckkslab bench batches`` and of this script."""
+    """The options of ``ckkslab bench batches``."""
     parser.add_argument("--model", type=Path, required=True,
                         help="model directory: model.json, model.h5, ckkslab.json and x_test.h5/y_test.h5")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
@@ -128,15 +128,3 @@ def run_from_args(args: argparse.Namespace, quiet: bool = False) -> dict[str, An
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Script entry point (``python benchmarks/batches.py ...``)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    run_from_args(parser.parse_args(argv))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

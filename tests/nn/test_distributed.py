@@ -18,17 +18,14 @@ from distributed.protocol import pickle as dask_pickle
 import ckks
 from nn import artifacts, pipeline, workflow
 from nn.distributed import SchedulerError, SchedulerOptions
-from nn.model import SQUARE, Dense, PlainNetwork, Polynomial
+from nn.model import PlainNetwork
 
 RECORDS, BATCH = 40, 8  # 5 batches
 
 
 @pytest.fixture(scope="module")
-def network() -> PlainNetwork:
-    rng = np.random.default_rng(21)
-    first = Dense(rng.normal(0, 0.5, (4, 3)), rng.normal(0, 0.1, 3), "d1")
-    last = Dense(rng.normal(0, 0.5, (3, 1)), rng.normal(0, 0.1, 1), "d2")
-    return PlainNetwork([first, Polynomial(SQUARE, "sq"), last], 4)
+def network(toy_network) -> PlainNetwork:
+    return toy_network(4, 3, 21)
 
 
 @pytest.fixture(scope="module")

@@ -14,18 +14,15 @@ import numpy as np
 import pytest
 
 from nn import artifacts, workflow
-from nn.model import SQUARE, Dense, PlainNetwork, Polynomial
+from nn.model import PlainNetwork
 from nn.streaming import RecordProgress, check_each_once
 
 BATCH = 8
 
 
 @pytest.fixture(scope="module")
-def network() -> PlainNetwork:
-    rng = np.random.default_rng(31)
-    first = Dense(rng.normal(0, 0.5, (3, 2)), rng.normal(0, 0.1, 2), "d1")
-    last = Dense(rng.normal(0, 0.5, (2, 1)), rng.normal(0, 0.1, 1), "d2")
-    return PlainNetwork([first, Polynomial(SQUARE, "sq"), last], 3)
+def network(toy_network) -> PlainNetwork:
+    return toy_network(3, 2, 31)
 
 
 def encrypted(path: Path, network: PlainNetwork, records: int) -> tuple[Path, np.ndarray]:

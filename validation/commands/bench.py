@@ -25,29 +25,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and the ratio ckkslab / reference (below 1: ckkslab is faster). Check the machine load first: "
         "the figures are minima of wall times.")
     commands = parser.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
-    ops = commands.add_parser(
-        "ops", help="CKKS primitives, ckkslab vs SEAL (through pyhelayers)",
-        description="Encode, encrypt, decrypt+decode, add, multiply-plain, multiply, relinearize, "
-        "multiply+relinearize, rescale, rotate (ckkslab and SEAL, same N and chain) and the NTT per limb "
-        "(ckkslab; SEAL's figure reported beside it), min over repeats on fresh operands, single thread; "
-        "then the first-call (Numba compile) cost in fresh processes, empty and warm cache.")
-    _benchmark("ops").add_arguments(ops)
-    ops.set_defaults(func=run_ops)
-    inference = commands.add_parser(
-        "inference", help="encrypted inference of a model, ckkslab vs HElayers-SEAL",
-        description="The same test batch through ckkslab and HElayers-SEAL, weights encrypted and plain: "
-        "time per stage and ratio, artifact sizes, peak memory, precision vs the float64 network.")
-    _benchmark("inference").add_arguments(inference)
-    inference.set_defaults(func=run_inference)
-    batches = commands.add_parser(
-        "batches", help="every batch of the test split: records/s locally and on Dask, peak memory",
-        description="All full batches of the test split through ckkslab (weights encrypted) on the local "
-        "scheduler and on an embedded Dask LocalCluster of each --workers count: records/s and the ratio "
-        "to local; then the peak RSS of `ckkslab compare` with --batches 1 and --batches all in fresh "
-        "processes, and their ratio.")
-    _benchmark("batches").add_arguments(batches)
-    batches.set_defaults(func=run_batches)
-
+    for name, help_text, description, run in (
+        ("ops", "CKKS primitives, ckkslab vs SEAL (through pyhelayers)",
+         "Encode, encrypt, decrypt+decode, add, multiply-plain, multiply, relinearize, "
+         "multiply+relinearize, rescale, rotate (ckkslab and SEAL, same N and chain) and the NTT per limb "
+         "(ckkslab; SEAL's figure reported beside it), min over repeats on fresh operands, single thread; "
+         "then the first-call (Numba compile) cost in fresh processes, empty and warm cache.", run_ops),
+        ("inference", "encrypted inference of a model, ckkslab vs HElayers-SEAL",
+         "The same test batch through ckkslab and HElayers-SEAL, weights encrypted and plain: "
+         "time per stage and ratio, artifact sizes, peak memory, precision vs the float64 network.",
+         run_inference),
+        ("batches", "every batch of the test split: records/s locally and on Dask, peak memory",
+         "All full batches of the test split through ckkslab (weights encrypted) on the local "
+         "scheduler and on an embedded Dask LocalCluster of each --workers count: records/s and the ratio "
+         "to local; then the peak RSS of `ckkslab compare` with --batches 1 and --batches all in fresh "
+         "processes, and their ratio.", run_batches),
+    ):
+        command = commands.add_parser(name, help=help_text, description=description)
+        _benchmark(name).add_arguments(command)
+        command.set_defaults(func=run)
 
 def run_ops(args: argparse.Namespace) -> int:
     """``ckkslab bench ops``."""
