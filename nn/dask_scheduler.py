@@ -3,8 +3,9 @@
 Only ``nn.distributed.open_scheduler`` imports this module (it imports dask). What travels to the workers:
 
 - once per worker, a ``ServerPlugin`` holding the bundle bytes and the model bytes (Dask sends a registered
-  worker plugin to every worker, including one that the nanny restarts after a crash); the worker loads them
-  into a ``nn.server.Server`` at its first batch and keeps it for the next ones;
+  worker plugin to every worker, including one that the nanny restarts after a crash); each worker loads
+  them into a ``nn.server.Server`` before the first batch (a worker that joins later, at its first batch)
+  and keeps it for the next ones;
 - per batch, a task ``predict_on_worker(plugin name, batch bytes, batch name)`` that returns the prediction
   bytes.
 
@@ -22,6 +23,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 
+import dask
 from distributed import Client, Future, KilledWorker, LocalCluster, as_completed, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
@@ -92,8 +94,12 @@ class DaskScheduler:
         for batch in batches:
             if pending.count() >= 2 * self.workers:
                 yield self._outcome(next(pending), names)
-            future = self.client.submit(predict_on_worker, self.plugin, batch.data, batch.name, pure=False,
-                                        key=f"ckkslab-predict-{self.run_id}-{batch.index}")
+            # The batch's bytes travel inside its task on purpose (Dask warns about such "large graphs"):
+            # the scheduler keeps them until the task is done, so a retry after a worker's death has them,
+            # which a scattered copy on the dead worker would not.
+            with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1TiB"}):
+                future = self.client.submit(predict_on_worker, self.plugin, batch.data, batch.name,
+                                            pure=False, key=f"ckkslab-predict-{self.run_id}-{batch.index}")
             names[future.key] = batch
             pending.add(future)
         for future in pending:
@@ -140,5 +146,9 @@ def dask_scheduler(options: SchedulerOptions, bundle: bytes, model: bytes, bundl
         name = f"ckkslab-server-{digest(bundle)[:8]}{digest(model)[:8]}"
         client.register_plugin(ServerPlugin(name, bundle, model, bundle_name, model_name), name=name)
         stack.callback(client.unregister_worker_plugin, name)
-        client.submit(load_on_worker, name, pure=False).result()
+        # Every worker loads the server now, as the local scheduler does before its first batch (a worker
+        # that joins later loads it at its first batch).
+        client.gather([client.submit(load_on_worker, name, workers=[worker], allow_other_workers=True,
+                                     pure=False, key=f"ckkslab-load-{name}-{index}")
+                       for index, worker in enumerate(client.scheduler_info()["workers"])])
         yield DaskScheduler(client, name, target)
