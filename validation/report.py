@@ -307,8 +307,12 @@ def render_markdown(report: dict[str, Any]) -> str:
 def summary_text(report: dict[str, Any], out: Path) -> str:
     """A few lines for the terminal: metrics, agreement and timings with ratios, and where the files are."""
     engines = report["engines"]
-    lines = [f"{report['model']['path']} on {report['data']['records_compared']} records "
-             f"({report['batches']} x {report['batch_size']}), {report['threads_note']}"]
+    data = report["data"]
+    left = data["records_available"] - data["records_compared"]
+    lines = [f"{report['model']['path']} on {data['records_compared']} records "
+             f"({report['batches']} x {report['batch_size']}"
+             + (f"; {left} of the {data['records_available']} records not compared" if left else "")
+             + f"), {report['threads_note']}"]
     for name, entry in engines.items():
         m = entry["metrics"]
         auc = "n/a" if m["auc"] is None else f"{m['auc']:.4f}"
