@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import ckks
 from benchmarks import fuzz_loaders as fz
 
-NAMES = ["ckks.parameters", "ckks.plaintext", "ckks.rlwe.ciphertext", "ckks.secret_key", "ckks.public_key",
+NAMES = ["ckks.parameters", "ckks.plaintext", "ckks.ciphertext", "ckks.secret_key", "ckks.public_key",
          "ckks.relin_key", "ckks.galois_keys", "ckks.server_bundle"]
 SHORT = settings(max_examples=300, deadline=None, derandomize=True, database=None,
                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
@@ -117,7 +117,7 @@ def test_huge_declared_lengths_are_refused_without_allocating(name, loaders):
 
 def test_header_body_length_field_is_checked_before_reading(loaders):
     """The body length at offset 32 claims 2^64 - 1 bytes: refused as truncated, not read."""
-    seed = loaders["ckks.rlwe.ciphertext"].seeds[0]
+    seed = loaders["ckks.ciphertext"].seeds[0]
     buf = bytearray(seed)
     struct.pack_into("<Q", buf, 32, 2**64 - 1)
     with pytest.raises(ckks.SerializationError, match="truncated"):
