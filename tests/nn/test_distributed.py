@@ -202,3 +202,16 @@ def test_a_corrupted_batch_fails_by_name_while_the_others_finish(tmp_path, netwo
 def test_scheduler_options_that_do_not_fit_are_refused(options, message):
     with pytest.raises(SchedulerError, match=message):
         SchedulerOptions(**options)
+
+
+def test_embedded_workers_keep_the_default_allocator(tmp_path, network, records):
+    """Dask's nanny would start them with MALLOC_TRIM_THRESHOLD_ set, which doubles a batch's CPU time
+    (nn/dask_scheduler.py); the embedded cluster's workers have it unset and one BLAS thread."""
+    from nn.dask_scheduler import dask_scheduler
+
+    w = workspace(tmp_path, network, records)
+    bundle, model = (w / "context" / "bundle.ckks").read_bytes(), (w / "server" / "model.ckks").read_bytes()
+    with dask_scheduler(SchedulerOptions("dask", workers=1), bundle, model, "bundle", "model") as running:
+        seen = running.client.run(lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+                                           os.environ.get("OPENBLAS_NUM_THREADS")))
+    assert list(seen.values()) == [(None, "1")]
