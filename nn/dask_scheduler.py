@@ -132,7 +132,8 @@ def dask_scheduler(options: SchedulerOptions, bundle: bytes, model: bytes, bundl
     registered and loaded once; the plugin is removed and an embedded cluster closed on exit.
 
     Raises:
-        SchedulerError: the cluster cannot be started, or the scheduler at ``options.address`` reached.
+        SchedulerError: the cluster cannot be started, the scheduler at ``options.address`` reached, or its
+            workers cannot import ckkslab.
         The server's load errors (see ``nn.server.Server``), from the first worker that loads it.
     """
     target = options.address or "embedded LocalCluster"
@@ -151,7 +152,11 @@ def dask_scheduler(options: SchedulerOptions, bundle: bytes, model: bytes, bundl
         except (OSError, TimeoutError, ValueError) as exc:
             raise SchedulerError(f"cannot start or reach the Dask scheduler ({target}): {exc}") from None
         name = f"ckkslab-server-{digest(bundle)[:8]}{digest(model)[:8]}"
-        client.register_plugin(ServerPlugin(name, bundle, model, bundle_name, model_name), name=name)
+        try:
+            client.register_plugin(ServerPlugin(name, bundle, model, bundle_name, model_name), name=name)
+        except Exception as exc:  # a worker that cannot unpickle the plugin answers with a bare Exception
+            raise SchedulerError(f"the workers of {target} cannot take ckkslab's server ({exc}): install "
+                                 "ckkslab, the same version as here, on every worker") from None
         stack.callback(client.unregister_worker_plugin, name)
         # Every worker loads the server now, as the local scheduler does before its first batch (a worker
         # that joins later loads it at its first batch).
