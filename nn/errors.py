@@ -1,9 +1,11 @@
-"""The named errors of the plaintext side: a bad model directory, and a bad table or x/y file.
+"""The named errors of the plaintext side and of the workspace: a bad model directory, a bad table or x/y
+file, a workspace file that is missing or of another client.
 
-Both are ``ValueError`` subclasses, so the command line turns them into one line of text and exit code 2.
-They live here, apart from the loaders that raise them, so that every loader module (``nn.model``,
-``nn.keras_weights``, ``nn.table``, ``nn.data``) can raise either without importing another loader;
-``nn.model`` and ``nn.data`` re-export them (``from nn.model import ModelFormatError`` keeps working).
+All are ``ValueError`` subclasses, so the command line turns them into one line of text and exit code 2.
+They live here, apart from the modules that raise them, so that every loader module (``nn.model``,
+``nn.keras_weights``, ``nn.table``, ``nn.data``) and both the server (``nn.server``) and the workspace steps
+(``nn.workflow``) can raise them without importing each other; ``nn.model``, ``nn.data`` and ``nn.workflow``
+re-export them (``from nn.model import ModelFormatError``, ``workflow.WorkflowError`` keep working).
 
 ``refuse_complex`` is the check every entry of numbers into the network makes (records, weights, scores):
 CKKS slots are complex, but the network is real and uses only their real parts.
@@ -40,3 +42,7 @@ def refuse_complex(values: npt.ArrayLike, what: str, error: type[ValueError]) ->
                     "numbers only (each value travels in the real part of a CKKS slot), so their imaginary "
                     "parts would be lost; give real values")
     return array
+
+
+class WorkflowError(ValueError):
+    """A workspace file is missing, from another context, or the step is called out of order."""

@@ -8,19 +8,22 @@ keygen / encrypt / predict / decrypt commands run the same steps through files.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 import ckks
-from ckks.progress import Progress
 
 from . import artifacts
 from . import encrypted as enc
+from .distributed import Batch, SchedulerOptions, open_scheduler
 from .errors import refuse_complex
 from .model import PlainNetwork
 from .plan import InferencePlan, plan_inference
+from .server import keys_id
+from .streaming import RecordProgress, check_each_once
 
 STAGES = ("keygen", "encrypt_model", "encrypt_data", "predict", "decrypt")
 
@@ -29,8 +32,10 @@ STAGES = ("keygen", "encrypt_model", "encrypt_data", "predict", "decrypt")
 class CkksResult:
     """Decrypted predictions of the ckkslab flow and what each stage cost (wall seconds, summed over batches).
 
-    ``extra["server_load_s"]``: the server's one-time loading of bundle and model and preparation of the weights
-    (not part of ``predict``, as HElayers' model loading is not part of its predict).
+    ``extra["server_load_s"]``: the server's one-time loading of bundle and model and preparation of the
+    weights (not part of ``predict``, as HElayers' model loading is not part of its predict; with Dask, the
+    cluster's start and the first worker's load); ``extra["scheduler"]``: where the batches ran.
+    ``record_ids``: the id (row in ``x``) of each prediction, read back from the predictions' headers.
     """
 
     predictions: np.ndarray
@@ -40,6 +45,7 @@ class CkksResult:
     params: dict[str, Any]
     plan_text: str
     extra: dict[str, Any] = field(default_factory=dict)
+    record_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def plan_summary(plan: InferencePlan, network: PlainNetwork, encrypt_weights: bool) -> dict[str, Any]:
@@ -78,15 +84,21 @@ def run_ckkslab(
     frac_bits: int = 30,
     calibration_x: np.ndarray | None = None,
     quiet: bool = False,
+    scheduler: SchedulerOptions | None = None,
 ) -> CkksResult:
     """Plan, key, encrypt, predict and decrypt ``x`` (n, d) in batches of ``batch_size`` records.
 
-    ``calibration_x`` (default: x itself) fixes the planned value range. Single thread (Numba kernels are
-    not parallel).
+    ``calibration_x`` (default: x itself) fixes the planned value range. ``scheduler`` (default: local, in
+    this process, on ``ckks.get_threads()`` threads) runs the server's side: each batch is encrypted when
+    the scheduler asks for it and decrypted when its predictions come back, so that only the batches in
+    flight are held.
+    ``timings_s["predict"]`` is the wall time of the batch loop not spent encrypting or decrypting (the time
+    the client waits for the server, whatever runs it).
 
     Raises:
         ValueError (PlanError, ckks.ValueRangeError): bad shapes, no secure parameters, complex values, values
             out of range.
+        SchedulerError: see ``nn.distributed.open_scheduler``; a batch's error stops the run.
     """
     x = np.asarray(refuse_complex(x, "run_ckkslab: the records", ckks.ValueRangeError), dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != network.input_dim:
@@ -110,6 +122,7 @@ def run_ckkslab(
         plan.params, public_key, keygen.relin_key(), keygen.galois_keys(plan.rotation_steps)
     )
     bundle_bytes = ckks.to_bytes(bundle)
+    keys = keys_id(bundle_bytes)  # the tag the server checks on the data and an encrypted model
     clock("keygen", start)
     sizes["context"] = len(bundle_bytes)
 
@@ -118,51 +131,53 @@ def run_ckkslab(
     # The client owns the secret key: secret-key encryption (smaller noise, no division by P), as `ckkslab encrypt`.
     encryptor = ckks.Encryptor(plan.params, keygen.secret_key)
     model = enc.compile_model(network, plan, encoder, encryptor if encrypt_weights else None)
-    model_bytes = artifacts.model_to_bytes(model)
+    model_bytes = artifacts.model_to_bytes(replace(model, keys=keys) if encrypt_weights else model)
     clock("encrypt_model", start)
     sizes["model"] = len(model_bytes)
 
-    # The server: loads the bundle (no secret key in it) and the model, and prepares the weights, once.
-    start = time.perf_counter()
-    server_bundle = ckks.from_bytes(bundle_bytes)
-    server_model = artifacts.model_from_bytes(model_bytes, server_bundle.params)
-    evaluator = ckks.Evaluator(
-        server_bundle.params, relin_key=server_bundle.relin_key, galois_keys=server_bundle.galois_keys
-    )
-    prepared = enc.prepare_weights(server_model, evaluator)
-    server_load = time.perf_counter() - start
     decryptor = ckks.Decryptor(plan.params, keygen.secret_key)
     timer = enc.StageTimer()
-    outputs = []
-    with Progress("ckkslab batches", x.shape[0] // batch_size, enabled=show) as bar:
-        for first in range(0, x.shape[0], batch_size):
-            batch = x[first : first + batch_size]
+    batches = x.shape[0] // batch_size
+
+    def encrypted_batches() -> Iterator[Batch]:
+        for index in range(batches):
+            first = index * batch_size
             start = time.perf_counter()
-            data_bytes = artifacts.ciphertexts_to_bytes(enc.encrypt_batch(batch, plan, encoder, encryptor))
+            info = {"records": batch_size, "keys": keys, "batch": index, "first_record": first}
+            data = artifacts.ciphertexts_to_bytes(
+                enc.encrypt_batch(x[first : first + batch_size], plan, encoder, encryptor), info)
             clock("encrypt_data", start)
-            sizes["data"] += len(data_bytes)
+            sizes["data"] += len(data)
+            yield Batch(index, data, f"batch {index}")
 
-            start = time.perf_counter()
-            inputs = artifacts.ciphertexts_from_bytes(data_bytes, server_bundle.params)
-            prediction_bytes = artifacts.ciphertexts_to_bytes(
-                enc.predict(server_model, inputs, evaluator, prepared, timer)
-            )
-            clock("predict", start)
-            sizes["predictions"] += len(prediction_bytes)
-
-            start = time.perf_counter()
-            result = artifacts.ciphertexts_from_bytes(prediction_bytes, plan.params)
-            outputs.append(
-                enc.decrypt_batch(result, batch.shape[0], plan, network.output_dim, encoder, decryptor)
-            )
-            clock("decrypt", start)
-            bar.advance()
+    outputs, ids = {}, {}
+    start = time.perf_counter()
+    # The server: loads the bundle (no secret key in it) and the model, and prepares the weights, once.
+    with open_scheduler(scheduler or SchedulerOptions(), bundle_bytes, model_bytes, timer=timer) as running:
+        server_load = time.perf_counter() - start
+        loop_start = time.perf_counter()
+        with RecordProgress("ckkslab batches", batches, x.shape[0], enabled=show) as bar:
+            for outcome in running.run(encrypted_batches()):
+                if outcome.error is not None:
+                    raise outcome.error
+                start = time.perf_counter()
+                result, info = artifacts.ciphertexts_with_info(outcome.predictions, plan.params)
+                sizes["predictions"] += len(outcome.predictions)
+                outputs[outcome.index] = enc.decrypt_batch(result, info["records"], plan, network.output_dim,
+                                                           encoder, decryptor)
+                ids[outcome.index] = info["first_record"] + np.arange(info["records"])
+                clock("decrypt", start)
+                bar.advance(info["records"])
+        times["predict"] = time.perf_counter() - loop_start - times["encrypt_data"] - times["decrypt"]
+    record_ids = np.concatenate([ids[i] for i in range(batches)])
+    check_each_once(record_ids, "the merged predictions")
     return CkksResult(
-        np.concatenate(outputs),
+        np.concatenate([outputs[i] for i in range(batches)]),
         times,
         dict(timer.seconds),
         sizes,
         plan_summary(plan, network, encrypt_weights),
         plan.describe(network),
-        {"server_load_s": server_load},
+        {"server_load_s": server_load, "scheduler": running.description},
+        record_ids,
     )

@@ -1,13 +1,16 @@
 """Every engine on exactly the same batches: plaintext float64, ckkslab and HElayers, side by side.
 
-The records are the first ``batches x batch_size`` rows of ``x_test.h5`` in the data directory. Each
-engine runs on all of them in batches of ``batch_size`` (keys and model made once), its outputs are turned
-into decisions by the model's ``ckkslab.json`` rule (``PlainNetwork.decide``), and every pair of engines is
-compared output by output (``validation.metrics.agreement``). ckkslab's parallel kernels and HElayers'
-OpenMP both run on ``threads`` threads, so timing ratios compare the same number of cores.
-ckkslab's kernels are compiled (or loaded from Numba's cache) before the first engine runs
-(``ckks.compile_kernels``), so no stage time includes compilation; Numba is watched while the engines run,
-and the report says so if a kernel was compiled or loaded inside a stage after all.
+The records are the first ``batches x batch_size`` rows of ``x_test.h5`` in the data directory (every full
+batch with ``batches=None``, ``--batches all``). Each engine runs on all of them in batches of
+``batch_size`` (keys and model made once, one batch of ciphertexts in memory at a time), its outputs are
+turned into decisions by the model's ``ckkslab.json`` rule (``PlainNetwork.decide``), and every pair of
+engines is compared output by output (``validation.metrics.agreement``), over all records and per batch.
+ckkslab's parallel kernels and HElayers' OpenMP both run on ``threads`` threads, so timing ratios compare
+the same number of cores. ckkslab's kernels are compiled (or loaded from Numba's cache) before the first
+engine runs (``ckks.compile_kernels``), so no stage time includes compilation; Numba is watched while the
+engines run, and the report says so if a kernel was compiled or loaded inside a stage after all.
+ckkslab's server side can run on a Dask cluster instead (``scheduler``, see ``nn.distributed``); the
+client's side (keys, encryption, decryption) stays here.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nn.distributed import SchedulerOptions
 from nn.model import PlainNetwork
 
 if TYPE_CHECKING:
@@ -37,19 +41,21 @@ class CompareError(ValueError):
 
 @dataclass(frozen=True)
 class CompareOptions:
-    """What to compare: model and data directories, batching, engines and how HElayers runs."""
+    """What to compare: model and data directories, batching (``batches=None``: every full batch), engines,
+    how HElayers runs and where ckkslab's server side runs."""
 
     model_dir: Path
     data_dir: Path
     out: Path
     batch_size: int = 4096
-    batches: int = 1
+    batches: int | None = 1
     engines: tuple[str, ...] = ENGINES
     encrypt_weights: bool = True
     backend: str = "SEAL"
     threads: int = 1
     frac_bits: int = 30
     quiet: bool = False
+    scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
 
 
 @dataclass
@@ -127,7 +133,7 @@ def load_inputs(options: CompareOptions) -> Inputs:
     from nn.data import load_xy
     from nn.model import load_network
 
-    if options.batch_size < 1 or options.batches < 1:
+    if options.batch_size < 1 or (options.batches is not None and options.batches < 1):
         raise CompareError(f"--batch-size and --batches must be positive, got {options.batch_size} and "
                            f"{options.batches}")
     for kind, directory in (("model", options.model_dir), ("data", options.data_dir)):
@@ -144,12 +150,12 @@ def load_inputs(options: CompareOptions) -> Inputs:
     if x_all.shape[1] != network.input_dim:
         raise CompareError(f"{options.data_dir}/x_test.h5 has {x_all.shape[1]} features but the model takes "
                            f"{network.input_dim}")
-    wanted = options.batch_size * options.batches
-    if x_all.shape[0] < wanted:
-        full = x_all.shape[0] // options.batch_size
+    full = x_all.shape[0] // options.batch_size
+    wanted = options.batch_size * (full if options.batches is None else options.batches)
+    if x_all.shape[0] < wanted or wanted == 0:
         raise CompareError(f"{options.data_dir}/x_test.h5 holds {x_all.shape[0]} records: not enough for "
-                           f"{options.batches} batch(es) of {options.batch_size} (at most {full} full "
-                           "batch(es))")
+                           f"{options.batches or 'one'} batch(es) of {options.batch_size} (at most {full} "
+                           "full batch(es))")
     calibration_x, source = x_all, f"{options.data_dir}/x_test.h5 ({x_all.shape[0]} records)"
     own = Path(options.model_dir) / "x_test.h5"
     if own.is_file() and Path(options.model_dir).resolve() != Path(options.data_dir).resolve():
@@ -190,10 +196,12 @@ def run_ckkslab_engine(inputs: Inputs, options: CompareOptions) -> EngineRun:
         with PeakRss() as peak:
             result = run_ckkslab(inputs.network, inputs.x, batch_size=options.batch_size,
                                  encrypt_weights=options.encrypt_weights, frac_bits=options.frac_bits,
-                                 calibration_x=inputs.calibration_x, quiet=options.quiet)
+                                 calibration_x=inputs.calibration_x, quiet=options.quiet,
+                                 scheduler=options.scheduler)
     except (CkksError, ValueError) as exc:
         raise CompareError(f"ckkslab engine: {exc}") from exc
-    params = dict(result.params, calibration=inputs.calibration_source, peak_rss_scope=peak.scope)
+    params = dict(result.params, calibration=inputs.calibration_source, peak_rss_scope=peak.scope,
+                  scheduler=result.extra["scheduler"])
     details = {"stage_seconds": dict(result.stage_seconds), "plan_text": result.plan_text}
     return EngineRun("ckkslab", np.asarray(result.predictions, dtype=np.float64), params,
                      dict(result.timings_s), dict(result.sizes_bytes), peak.peak_bytes, details)
@@ -252,7 +260,7 @@ def _run_engines(options: CompareOptions, inputs: Inputs) -> tuple[dict[str, Eng
 
     runs: dict[str, EngineRun] = {}
     skipped: dict[str, str] = {}
-    records = f"{options.batches} batch(es) of {options.batch_size} records"
+    records = f"{inputs.x.shape[0] // options.batch_size} batch(es) of {options.batch_size} records"
     for name in options.engines:
         _say(f"[{name}] {records}", options.quiet)
         cpu_start = time.process_time()

@@ -100,6 +100,7 @@ def build_report(comparison: Comparison) -> dict[str, Any]:
         f"{a}_vs_{b}": agreement(runs[a].outputs, runs[b].outputs, decided[a][1], decided[b][1])
         for a, b in PAIRS if a in runs and b in runs
     }
+    batches = int(inputs.x.shape[0]) // options.batch_size
     return {
         "schema_version": SCHEMA_VERSION,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -107,7 +108,8 @@ def build_report(comparison: Comparison) -> dict[str, Any]:
         "data": {"path": str(options.data_dir), "records_available": inputs.records_available,
                  "records_compared": int(inputs.x.shape[0]), "positives": int(inputs.y.sum())},
         "batch_size": options.batch_size,
-        "batches": options.batches,
+        "batches": batches,
+        "per_batch_agreement": per_batch_agreement(comparison, decided),
         "threads": options.threads,
         "threads_note": _threads_note(runs, options.threads),
         "encrypt_weights": options.encrypt_weights,
@@ -119,6 +121,28 @@ def build_report(comparison: Comparison) -> dict[str, Any]:
         **_numba_section(comparison),
         "host": {"cpus": os.cpu_count(), "load_average_1_5_15": [round(v, 2) for v in os.getloadavg()]},
     }
+
+
+def per_batch_agreement(comparison: Comparison,
+                        decided: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[dict[str, Any]]:
+    """For each batch of ``batch_size`` records and each pair of engines: equal decisions and worst error.
+
+    Each entry: batch, first_record, records, and per pair ``{decisions_equal, decisions_total,
+    max_abs_error, bits_min}`` (``validation.metrics.agreement`` on the batch's records).
+    """
+    runs, size = comparison.runs, comparison.options.batch_size
+    pairs = [(a, b) for a, b in PAIRS if a in runs and b in runs]
+    table = []
+    for first in range(0, comparison.inputs.x.shape[0], size):
+        rows = slice(first, first + size)
+        entry: dict[str, Any] = {"batch": first // size, "first_record": first, "records": size}
+        for a, b in pairs:
+            found = agreement(runs[a].outputs[rows], runs[b].outputs[rows], decided[a][1][rows],
+                              decided[b][1][rows])
+            entry[f"{a}_vs_{b}"] = {key: found[key] for key in ("decisions_equal", "decisions_total",
+                                                                 "max_abs_error", "bits_min")}
+        table.append(entry)
+    return table
 
 
 def _jsonable(value: Any) -> Any:
@@ -201,6 +225,19 @@ def _params_rows(report: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _per_batch_section(report: dict[str, Any]) -> list[str]:
+    """The agreement of each pair batch by batch (with more than one batch): equal decisions, worst error."""
+    table = report["per_batch_agreement"]
+    if len(table) < 2 or not report["agreement"]:
+        return []
+    pairs = list(report["agreement"])
+    rows = [[str(e["batch"]), f"{e['first_record']}-{e['first_record'] + e['records'] - 1}"]
+            + [f"{e[p]['decisions_equal']}/{e[p]['decisions_total']}, {e[p]['max_abs_error']:.3g}"
+               for p in pairs] for e in table]
+    return (["", "## Agreement per batch (equal decisions, max abs error)", ""]
+            + _table(["batch", "record ids", *(p.replace("_vs_", " vs ") for p in pairs)], rows))
+
+
 def _timings_section(report: dict[str, Any]) -> list[str]:
     """Wall seconds per stage and engine, CPU seconds of each whole call, ratios, and what they include."""
     engines, ratio = report["engines"], report["ratios"]
@@ -276,6 +313,10 @@ def render_markdown(report: dict[str, Any]) -> str:
                   "of the second engine.", ""]
         lines += _table(["pair", "equal decisions", "max abs error", "mean abs error", "bits (min)",
                          "bits (mean)", "bits rel. (min)", "bits rel. (mean)"], _agreement_rows(report))
+    lines += _per_batch_section(report)
+    scheduler = engines.get("ckkslab", {}).get("params", {}).get("scheduler")
+    if scheduler:
+        lines += ["", f"ckkslab's server side ran on: {scheduler}."]
     names = list(engines)
     lines += _timings_section(report)
     encrypted = [n for n in names if n != "plain"]
@@ -300,8 +341,12 @@ def render_markdown(report: dict[str, Any]) -> str:
 def summary_text(report: dict[str, Any], out: Path) -> str:
     """A few lines for the terminal: metrics, agreement and timings with ratios, and where the files are."""
     engines = report["engines"]
-    lines = [f"{report['model']['path']} on {report['data']['records_compared']} records "
-             f"({report['batches']} x {report['batch_size']}), {report['threads_note']}"]
+    data = report["data"]
+    left = data["records_available"] - data["records_compared"]
+    lines = [f"{report['model']['path']} on {data['records_compared']} records "
+             f"({report['batches']} x {report['batch_size']}"
+             + (f"; {left} of the {data['records_available']} records not compared" if left else "")
+             + f"), {report['threads_note']}"]
     for name, entry in engines.items():
         m = entry["metrics"]
         auc = "n/a" if m["auc"] is None else f"{m['auc']:.4f}"

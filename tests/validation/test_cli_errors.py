@@ -198,6 +198,25 @@ CLI: list[CliEntry] = [
       r"bundle.ckks was made with other keys than .*secret.key"),
     C("cli-compare-missing-model", "compare: --model directory that does not exist",
       lambda s: ["compare", "--model", str(s.t / "absent")], r"does not exist"),
+    C("cli-compare-workers-without-dask", "compare: --workers without --scheduler dask",
+      lambda s: ["compare", "--model", M, "--workers", "2"],
+      r"--workers and --scheduler-address need --scheduler dask"),
+    C("cli-encrypt-too-many-batches", "encrypt: --batches beyond what the data holds",
+      lambda s: ["encrypt", "--model", M, "--workspace", s.copy_ws(s.a), "--plain-weights", "--batches",
+                 "99"],
+      r"99 batches of 4096 need 405504 records, the data has 32768 \(8 batch\(es\)\)"),
+    C("cli-predict-dask-one-batch", "predict: --scheduler dask on the one-batch files (server/data.ckks)",
+      lambda s: ["predict", "--workspace", s.copy_ws(s.a), "--scheduler", "dask"],
+      r"--scheduler dask runs batch files: encrypt them with `ckkslab encrypt --batches N`"),
+    C("cli-predict-workers-zero", "predict: --workers 0",
+      lambda s: ["predict", "--workspace", s.copy_ws(s.a), "--scheduler", "dask", "--workers", "0"],
+      r"--workers must be at least 1, got 0"),
+    C("cli-predict-corrupt-batch", "predict: one corrupted batch file among others (they are written)",
+      lambda s: ["predict", "--workspace", batch_ws(s, corrupt=1)],
+      r"1 batch\(es\) failed, the others are written: batch_0001\.ckks: ArtifactError: .*checksum mismatch"),
+    C("cli-decrypt-missing-batch", "decrypt: a batch without predictions (its predict failed or was stopped)",
+      lambda s: ["decrypt", "--workspace", batch_ws(s, corrupt=1, predict=True)],
+      r"no predictions for batch\(es\) \[1\]: run `ckkslab predict` \(it resumes\)"),
     C("cli-bench-ring-degree", "bench ops: a ring degree that is not a power of two",
       lambda s: ["bench", "ops", "--ring-degree", "100"], r"ring_degree must be a power of two"),
 ]
@@ -207,6 +226,21 @@ def not_hdf5(s: SimpleNamespace) -> str:
     d = Path(s.data(np.ones((4, 14))))
     (d / "x_test.h5").write_bytes(b"x,y\n1,2\n")
     return str(d)
+
+
+def batch_ws(s: SimpleNamespace, corrupt: int, predict: bool = False) -> str:
+    """A copy of workspace A with 2 batches of 8 records (plain weights), batch ``corrupt`` flipped inside
+    its ciphertexts, predicted already (the other batch written) if ``predict``."""
+    ws = s.copy_ws(s.a)
+    ok(["--quiet", "encrypt", "--model", M, "--workspace", ws, "--plain-weights", "--batches", "2",
+        "--batch-size", "8"])
+    path = Path(ws) / "server" / "data" / f"batch_{corrupt:04d}.ckks"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.write_bytes(bytes(data))
+    if predict:
+        main(["--quiet", "predict", "--workspace", ws])
+    return ws
 
 
 def corrupt(ws: str, relative: str) -> str:

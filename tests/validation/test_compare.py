@@ -220,3 +220,30 @@ def test_demo_quick_runs_the_three_engines(capsys, tiny, tmp_path, monkeypatch):
     for pair in ("ckkslab_vs_plain", "helayers_vs_plain", "ckkslab_vs_helayers"):
         assert report["agreement"][pair]["decisions_equal"] == 16
     assert report["ratios"]["predict_ckkslab_over_helayers"] > 0
+
+
+def test_every_batch_on_dask_with_metrics_over_all_and_agreement_per_batch(capsys, tiny, tmp_path):
+    """``--batches all`` (64 records: 4 batches of 16) with ckkslab's server side on an embedded LocalCluster
+    of 2 workers: metrics over the 64 records, one agreement row per batch, the scheduler named."""
+    out = tmp_path / "out"
+    assert main(["--quiet", "compare", "--model", str(tiny), "--batch-size", "16", "--batches", "all",
+                 "--engines", "plain,ckkslab", "--frac-bits", "20", "--scheduler", "dask", "--workers", "2",
+                 "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["batches"] == 4 and report["data"]["records_compared"] == 64
+    assert report["engines"]["ckkslab"]["params"]["scheduler"].startswith("dask: 2 worker thread(s)")
+    per_batch = report["per_batch_agreement"]
+    assert [(e["batch"], e["first_record"], e["records"]) for e in per_batch] == [(0, 0, 16), (1, 16, 16),
+                                                                                   (2, 32, 16), (3, 48, 16)]
+    assert all(e["ckkslab_vs_plain"]["decisions_equal"] == 16 for e in per_batch)
+    assert max(e["ckkslab_vs_plain"]["max_abs_error"] for e in per_batch) == pytest.approx(
+        report["agreement"]["ckkslab_vs_plain"]["max_abs_error"])
+    assert report["engines"]["ckkslab"]["metrics"] == report["engines"]["plain"]["metrics"]
+    text = (out / "report.md").read_text()
+    assert "## Agreement per batch" in text and "| 3 | 48-63 | 16/16, " in text
+
+
+def test_batches_must_be_a_number_or_all(capsys, tiny, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["compare", "--model", str(tiny), "--batches", "every", "--out", str(tmp_path)])
+    assert "expected a number of batches or 'all', got 'every'" in capsys.readouterr().err

@@ -4,11 +4,51 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nn.distributed import SchedulerOptions
 
 
 def add_quiet(parser: argparse.ArgumentParser) -> None:
     """``--quiet`` after the sub-command too, without overriding ``ckkslab --quiet <command>``."""
     parser.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress display")
+
+
+def batch_count(text: str) -> int | None:
+    """The value of ``--batches``: an integer, or ``all`` (None: every batch the data holds)."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of batches or 'all', got {text!r}") from None
+
+
+def add_scheduler_options(parser: argparse.ArgumentParser) -> None:
+    """``--scheduler local|dask``, ``--workers N`` and ``--scheduler-address tcp://host:port``."""
+    parser.add_argument("--scheduler", choices=("local", "dask"), default="local",
+                        help="where the server's side runs: local (this process, one batch after another; "
+                        "default) or dask (dask.distributed workers: an embedded LocalCluster on 127.0.0.1, "
+                        "or the cluster at --scheduler-address). Workers get only the server bundle (no "
+                        "secret key), the model and the encrypted batches")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="with --scheduler dask: worker processes of the embedded LocalCluster, one "
+                        "thread each (default: one per CPU)")
+    parser.add_argument("--scheduler-address", default=None, metavar="ADDRESS",
+                        help="with --scheduler dask: an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 "
+                        "(its workers need ckkslab installed)")
+
+
+def scheduler_options(args: argparse.Namespace) -> SchedulerOptions:
+    """The ``nn.distributed.SchedulerOptions`` of the parsed options.
+
+    Raises:
+        SchedulerError: options that do not fit together (e.g. --workers without --scheduler dask).
+    """
+    from nn.distributed import SchedulerOptions
+
+    return SchedulerOptions(args.scheduler, args.workers, args.scheduler_address)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,9 +69,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="directory holding x_test.h5 and y_test.h5 (default: the model directory)")
     parser.add_argument("--batch-size", type=int, default=4096,
                         help="records per encrypted batch, for both encrypted engines (default 4096)")
-    parser.add_argument("--batches", type=int, default=1,
-                        help="number of batches compared; x_test.h5 must hold at least BATCHES x "
-                        "BATCH_SIZE records (default 1)")
+    parser.add_argument("--batches", type=batch_count, default=1,
+                        help="number of batches compared, or 'all' (every full batch of x_test.h5); "
+                        "x_test.h5 must hold at least BATCHES x BATCH_SIZE records (default 1)")
     parser.add_argument("--engines", default="plain,ckkslab,helayers",
                         help="comma-separated subset of plain,ckkslab,helayers (default: all three)")
     parser.add_argument("--out", type=Path, default=Path("out/compare"),
@@ -44,6 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "SEAL)")
     parser.add_argument("--frac-bits", type=int, default=30,
                         help="fractional precision ckkslab plans for, in bits (default 30, as HElayers)")
+    add_scheduler_options(parser)
     add_quiet(parser)
     parser.set_defaults(func=run)
 
@@ -59,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             model_dir=args.model, data_dir=args.model if args.data is None else args.data, out=args.out,
             batch_size=args.batch_size, batches=args.batches, engines=parse_engines(args.engines),
             encrypt_weights=not args.plain_weights, backend=args.backend, threads=args.threads,
-            frac_bits=args.frac_bits, quiet=args.quiet)
+            frac_bits=args.frac_bits, quiet=args.quiet, scheduler=scheduler_options(args))
         report = save_comparison(compare(options))
     except CompareError as exc:
         raise UserError(str(exc)) from exc

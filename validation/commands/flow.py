@@ -7,6 +7,8 @@
 With ``--plain-weights`` the server owns the model: ``ckkslab predict --model DIR`` encodes it itself.
 Each command first makes ckkslab's Numba kernels ready (``ckks.compile_kernels``), so the times it prints
 never include compilation; when it had to compile, it says how long that took.
+``encrypt --batches all`` writes every batch of the test set as its own file; ``predict`` then runs them all
+(``--scheduler dask`` on a Dask cluster), resuming after an interruption, and ``decrypt`` merges them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import time
 
 from validation.cli import UserError
+from validation.commands.compare import add_scheduler_options, batch_count, scheduler_options
 
 
 def _add_common(p: argparse.ArgumentParser, model: bool = True) -> None:
@@ -74,8 +77,16 @@ def _encrypt(args: argparse.Namespace) -> int:
         size = workflow.encrypt_model(args.workspace, net)
         print(f"encrypted the model in {time.perf_counter() - start:.2f} s: {size / 2**20:.1f} MiB")
     start = time.perf_counter()
-    size = workflow.encrypt_data(args.workspace, _batch(args))
-    print(f"encrypted the batch in {time.perf_counter() - start:.2f} s: {size / 2**20:.1f} MiB")
+    if "batches" not in vars(args):  # the single-batch files (server/data.ckks)
+        size = workflow.encrypt_data(args.workspace, _batch(args))
+        print(f"encrypted the batch in {time.perf_counter() - start:.2f} s: {size / 2**20:.1f} MiB")
+        return 0
+    from nn.data import load_xy
+
+    x, _ = load_xy(args.data or args.model, split="test")
+    size = workflow.encrypt_batches(args.workspace, x, args.batch_size, args.batches, quiet=args.quiet)
+    print(f"encrypted the batches in {time.perf_counter() - start:.2f} s: {size / 2**20:.1f} MiB in "
+          f"{args.workspace}/server/data/, listed in {args.workspace}/client/batches.json")
     return 0
 
 
@@ -85,14 +96,30 @@ def _predict(args: argparse.Namespace) -> int:
     from nn.model import load_network
 
     _kernels_ready(args)
+    scheduler = scheduler_options(args)
+    batches = workflow.uses_batches(args.workspace)
+    if scheduler.kind != "local" and not batches:
+        raise UserError("--scheduler dask runs batch files: encrypt them with `ckkslab encrypt --batches N` "
+                        "(or all) first")
     if args.model:
         workflow.encode_model(args.workspace, load_network(args.model))
     timer = StageTimer()
     start = time.perf_counter()
-    size = workflow.predict(args.workspace, timer)
-    print(f"predicted in {time.perf_counter() - start:.2f} s; encrypted predictions {size / 2**20:.2f} MiB")
+    if batches:
+        report = workflow.predict_batches(args.workspace, scheduler, timer, quiet=args.quiet)
+        print(f"predicted {len(report.computed)} batch(es) in {time.perf_counter() - start:.2f} s on "
+              f"{report.scheduler}; {len(report.skipped)} already done (resumed); encrypted predictions "
+              f"{report.bytes_written / 2**20:.2f} MiB")
+    else:
+        size = workflow.predict(args.workspace, timer)
+        print(f"predicted in {time.perf_counter() - start:.2f} s; encrypted predictions "
+              f"{size / 2**20:.2f} MiB")
     for stage, seconds in timer.seconds.items():
         print(f"  {stage:<40} {seconds:8.3f} s")
+    if batches and report.failed:
+        failures = "; ".join(f"{workflow.batch_file(index)}: {type(error).__name__}: {error}"
+                             for index, error in sorted(report.failed.items()))
+        raise UserError(f"{len(report.failed)} batch(es) failed, the others are written: {failures}")
     return 0
 
 
@@ -102,6 +129,11 @@ def _decrypt(args: argparse.Namespace) -> int:
 
     network = load_network(args.model) if args.model else None
     _kernels_ready(args)
+    if workflow.uses_batches(args.workspace):
+        ids, scores, path = workflow.decrypt_batches(args.workspace, network, flood_bits=args.flood_bits,
+                                                     quiet=args.quiet)
+        print(f"decrypted {scores.shape[0]} scores (record ids 0-{ids.max()}, each once) -> {path}")
+        return 0
     scores, path = workflow.decrypt(args.workspace, network, flood_bits=args.flood_bits)
     print(f"decrypted {scores.shape[0]} scores -> {path}")
     return 0
@@ -136,26 +168,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_common(p)
     p.add_argument("--data", help="directory with x_test.h5 (default: --model)")
     p.add_argument("--batch-size", type=int, default=4096, help="records per batch (default 4096)")
-    p.add_argument("--batch-index", type=int, default=0, help="which batch of the test file (default 0)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--batch-index", type=int, default=0,
+                       help="which batch of the test file, into server/data.ckks (default 0)")
+    which.add_argument("--batches", type=batch_count, default=argparse.SUPPRESS, metavar="N|all",
+                       help="the first N batches, or all (the last one possibly smaller), each into its own "
+                       "server/data/batch_NNNN.ckks, listed in client/batches.json; replaces the data "
+                       "encrypted before")
     p.add_argument("--plain-weights", action="store_true", help="do not encrypt the weights")
     p.set_defaults(func=_encrypt)
 
     p = subparsers.add_parser(
         "predict",
-        help="server: run the network on the encrypted batch",
+        help="server: run the network on the encrypted batch(es)",
         description="Load the context bundle (no secret key), the model and the encrypted "
         "batch; write encrypted predictions. With --model the server encodes its own "
-        "plaintext weights.",
+        "plaintext weights. With batch files (encrypt --batches), every batch is predicted into "
+        "server/predictions/batch_NNNN.ckks, each written whole (temporary name, then rename); a rerun "
+        "skips the batches already predicted from the same data and model, and a batch that fails "
+        "(e.g. a corrupted file) is named while the others are written.",
     )
     _add_common(p, model=False)
     p.add_argument("--model", help="plain Keras model directory, when the server owns the model")
+    add_scheduler_options(p)
     p.set_defaults(func=_predict)
 
     p = subparsers.add_parser(
         "decrypt",
         help="client: decrypt the predictions into scores and decisions",
         description="Decrypt the server's predictions with the secret key; write "
-        "client/scores.csv (score, probability, decision).",
+        "client/scores.csv (score, probability, decision). With batch files (encrypt --batches), every "
+        "batch client/batches.json lists is merged, with a record_id column, each id exactly once.",
     )
     _add_common(p, model=False)
     p.add_argument("--model", help="model directory (its ckkslab.json says how scores become decisions)")
