@@ -37,7 +37,8 @@ CONNECT_TIMEOUT_S = 30
 #: dynamic mmap threshold, so every large array of a batch becomes a fresh mmap of zeroed pages: measured on
 #: the clinical model, 0.85-0.97 s of CPU per batch on such a worker against 0.40-0.48 s without it. The
 #: embedded cluster's nannies leave it unset (None unsets it, see Dask's nanny); README says how to do the
-#: same on a real cluster.
+#: same on a real cluster. (A nanny also writes its variables into its own process's os.environ, which
+#: later workers inherit: a process that started a default-config LocalCluster before passes it on anyway.)
 WORKER_MALLOC_SETTING = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
 
@@ -151,7 +152,7 @@ def dask_scheduler(options: SchedulerOptions, bundle: bytes, model: bytes, bundl
                 stack.enter_context(dask.config.set({WORKER_MALLOC_SETTING: None}))
                 cluster = stack.enter_context(LocalCluster(
                     n_workers=options.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                    dashboard_address=None, silence_logs=logging.CRITICAL))
+                    dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL))
                 target = f"embedded LocalCluster at {cluster.scheduler_address}"
                 # the machine's cores shared between the embedded workers
                 kernel_threads = max(1, ckks.available_threads() // len(cluster.workers))

@@ -9,6 +9,7 @@ import logging
 import os
 from pathlib import Path
 
+import dask
 import numpy as np
 import pytest
 from distributed import Client, LocalCluster
@@ -17,6 +18,7 @@ from distributed.protocol import pickle as dask_pickle
 
 import ckks
 from nn import artifacts, pipeline, workflow
+from nn.dask_scheduler import WORKER_MALLOC_SETTING, dask_scheduler
 from nn.distributed import SchedulerError, SchedulerOptions
 from nn.model import PlainNetwork
 
@@ -35,9 +37,11 @@ def records() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def cluster():
-    """Two worker processes, one thread each, everything listening on 127.0.0.1 only."""
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, silence_logs=logging.CRITICAL) as running:
+    """Two worker processes, one thread each, everything listening on 127.0.0.1 only, started as the
+    embedded cluster is (without Dask's MALLOC_TRIM_THRESHOLD_, see nn/dask_scheduler.py)."""
+    with dask.config.set({WORKER_MALLOC_SETTING: None}), LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL) as running:
         yield running
 
 
@@ -204,11 +208,12 @@ def test_scheduler_options_that_do_not_fit_are_refused(options, message):
         SchedulerOptions(**options)
 
 
-def test_embedded_workers_keep_the_default_allocator(tmp_path, network, records):
+def test_embedded_workers_keep_the_default_allocator(tmp_path, network, records, monkeypatch):
     """Dask's nanny would start them with MALLOC_TRIM_THRESHOLD_ set, which doubles a batch's CPU time
-    (nn/dask_scheduler.py); the embedded cluster's workers have it unset and one BLAS thread."""
-    from nn.dask_scheduler import dask_scheduler
-
+    (nn/dask_scheduler.py); the embedded cluster's workers have it unset and one BLAS thread. (A nanny of
+    an earlier default-config cluster in this process writes the variable into os.environ, which workers
+    inherit: the test starts from an environment without it, as a ``ckkslab`` process does.)"""
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     w = workspace(tmp_path, network, records)
     bundle, model = (w / "context" / "bundle.ckks").read_bytes(), (w / "server" / "model.ckks").read_bytes()
     with dask_scheduler(SchedulerOptions("dask", workers=1), bundle, model, "bundle", "model") as running:
