@@ -2,7 +2,8 @@
 (L, N) uint64 array whose row i holds the coefficients (or NTT values) modulo q_i.
 
 By the Chinese remainder theorem, Z_Q = Z_q0 x ... x Z_q{L-1}, so ring addition and multiplication are done
-independently per row (Cheon-Han-Kim-Kim-Song, SAC 2018, section 2). This module knows nothing of CKKS.
+independently per row (Cheon-Han-Kim-Kim-Song, SAC 2018, section 2), and the rows go to Numba's threads
+(``ckks.set_threads``). This module knows nothing of CKKS.
 """
 
 from __future__ import annotations
@@ -113,52 +114,52 @@ def from_float_integers(values: np.ndarray, basis: RnsBasis) -> np.ndarray:
     return mul(rows, powers, basis)
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _add(a, b, q, out):
-    for i in range(a.shape[0]):
+    for i in prange(a.shape[0]):
         qi = q[i]
         for j in range(a.shape[1]):
             s = a[i, j] + b[i, j]
             out[i, j] = s - qi if s >= qi else s
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _sub(a, b, q, out):
-    for i in range(a.shape[0]):
+    for i in prange(a.shape[0]):
         qi = q[i]
         for j in range(a.shape[1]):
             s = a[i, j] + qi - b[i, j]
             out[i, j] = s - qi if s >= qi else s
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _neg(a, q, out):
-    for i in range(a.shape[0]):
+    for i in prange(a.shape[0]):
         qi = q[i]
         for j in range(a.shape[1]):
             out[i, j] = qi - a[i, j] if a[i, j] != 0 else a[i, j]
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _mul(a, b, q, q_neg_inv, r, r_shoup, out):
-    for i in range(a.shape[0]):
+    for i in prange(a.shape[0]):
         qi, qn, ri, rs = q[i], q_neg_inv[i], r[i], r_shoup[i]
         for j in range(a.shape[1]):
             out[i, j] = shoup_mul(mont_mul(a[i, j], b[i, j], qi, qn), ri, rs, qi)
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _mul_add(a, b, q, q_neg_inv, r, r_shoup, acc):
-    for i in range(a.shape[0]):
+    for i in prange(a.shape[0]):
         qi, qn, ri, rs = q[i], q_neg_inv[i], r[i], r_shoup[i]
         for j in range(a.shape[1]):
             s = acc[i, j] + shoup_mul(mont_mul(a[i, j], b[i, j], qi, qn), ri, rs, qi)
             acc[i, j] = s - qi if s >= qi else s
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _shoup_companions(a, q, q_neg_inv, r2, out):
-    for i in range(a.shape[0]):
+    for i in prange(a.shape[0]):
         qi, qn, r2i = q[i], q_neg_inv[i], r2[i]
         for j in range(a.shape[1]):
             out[i, j] = shoup_companion(a[i, j], qi, qn, r2i)
@@ -228,17 +229,17 @@ def _dot_tensor_shoup(x, w, w_shoup, term_x, term_w, starts, q, out):
                         out[r, c, i, start + k] = v - qi if v >= qi else v
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _mul_scalar(a, w, w_shoup, q, out):
-    for i in range(a.shape[0]):
+    for i in prange(a.shape[0]):
         qi, wi, ws = q[i], w[i], w_shoup[i]
         for j in range(a.shape[1]):
             out[i, j] = shoup_mul(a[i, j], wi, ws, qi)
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _add_scalar(a, c, q, out):
-    for i in range(a.shape[0]):
+    for i in prange(a.shape[0]):
         qi, ci = q[i], c[i]
         for j in range(a.shape[1]):
             s = a[i, j] + ci
