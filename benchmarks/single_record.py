@@ -1,6 +1,7 @@
 """Single-record packing on real records: precision against the float64 network and latency per record.
 
-    .venv/bin/python benchmarks/single_record.py --model models/clinical --records 64 [--plain-weights] [--json F]
+    .venv/bin/python benchmarks/single_record.py --model models/clinical --records 64 [--plain-weights]
+        [--threads T] [--json F]
 
 Each record is encrypted on its own (its features replicated through the slots), run through the network with
 the baby-step / giant-step diagonal method, and decrypted; the figure of merit is the server's predict time
@@ -22,8 +23,12 @@ from nn.model import load_network
 from nn.plan import plan_inference
 
 
-def run(model_dir: str, records: int, encrypt_weights: bool) -> dict:
-    """Encrypt, predict and decrypt ``records`` test records one by one; return precision and timings."""
+def run(model_dir: str, records: int, encrypt_weights: bool, threads: int | None = None) -> dict:
+    """Encrypt, predict and decrypt ``records`` test records one by one on ``threads`` threads (None: all
+    cores); return precision and timings."""
+    threads = ckks.set_threads(threads)
+    ckks.keep_freed_memory()
+    ckks.compile_kernels(quiet=True)
     net = load_network(model_dir)
     x, _ = load_xy(model_dir, "test")
     plan = plan_inference(net, x, batch_size=1)
@@ -46,7 +51,7 @@ def run(model_dir: str, records: int, encrypt_weights: bool) -> dict:
     want = net.forward(x[:records])
     err = np.abs(scores - want)
     decisions_equal = int(np.sum(net.decide(scores)[1] == net.decide(want)[1]))
-    return {"model": model_dir, "records": records, "encrypt_weights": encrypt_weights,
+    return {"model": model_dir, "records": records, "encrypt_weights": encrypt_weights, "threads": threads,
             "plan": plan.describe(net), "rotation_steps": list(plan.rotation_steps),
             "compile_model_s": compile_s, "latency_s_median": float(np.median(latencies)),
             "latency_s_min": float(np.min(latencies)), "max_abs_error": float(err.max()),
@@ -61,9 +66,10 @@ def main() -> None:
     parser.add_argument("--model", default="models/clinical")
     parser.add_argument("--records", type=int, default=64)
     parser.add_argument("--plain-weights", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="kernel threads (default: all cores)")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
-    result = run(args.model, args.records, not args.plain_weights)
+    result = run(args.model, args.records, not args.plain_weights, args.threads)
     print(result["plan"])
     for key, value in result.items():
         if key != "plan":
