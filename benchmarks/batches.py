@@ -34,12 +34,17 @@ BATCH_SIZE = 4096
 
 
 def throughput(model_dir: Path, workers: list[int], quiet: bool = True) -> list[dict[str, Any]]:
-    """One ``run_ckkslab`` over every full batch per scheduler: local, then dask with each worker count."""
+    """One ``run_ckkslab`` over every full batch per scheduler: local, then dask with each worker count.
+
+    The kernels are compiled (or loaded) first, so the local baseline does not pay it inside its loop.
+    """
+    import ckks
     from nn.data import load_xy
     from nn.distributed import SchedulerOptions
     from nn.model import load_network
     from nn.pipeline import run_ckkslab
 
+    ckks.compile_kernels(quiet=True)
     network = load_network(model_dir)
     x_all, _ = load_xy(model_dir, "test")
     x = x_all[: (x_all.shape[0] // BATCH_SIZE) * BATCH_SIZE]
@@ -65,16 +70,28 @@ def throughput(model_dir: Path, workers: list[int], quiet: bool = True) -> list[
 
 
 def peak_rss(model_dir: Path, batches: str) -> dict[str, Any]:
-    """Peak RSS of ``ckkslab --quiet compare --batches BATCHES --engines plain,ckkslab``, a fresh process."""
+    """Peak RSS of ``ckkslab --quiet compare --batches BATCHES --engines plain,ckkslab``, a fresh process
+    on this process's kernel thread count.
+
+    Raises:
+        ValueError: the child failed (its exit code and command are in the message).
+    """
+    import ckks
+
     with tempfile.TemporaryDirectory() as out:
-        command = [sys.executable, "-m", "validation.cli", "--quiet", "compare", "--model", str(model_dir),
-                   "--batches", batches, "--engines", "plain,ckkslab", "--out", out]
+        command = [sys.executable, "-m", "validation.cli", "--quiet", "--threads", str(ckks.get_threads()),
+                   "compare", "--model", str(model_dir), "--batches", batches, "--engines", "plain,ckkslab",
+                   "--out", out]
         start = time.perf_counter()
         child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        _, status, usage = os.wait4(child.pid, 0)
+        try:
+            _, status, usage = os.wait4(child.pid, 0)
+        finally:
+            if child.poll() is None:  # interrupted while waiting: do not leave the child running
+                child.kill()
         child.returncode = os.waitstatus_to_exitcode(status)
         if child.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} exited {child.returncode}")
+            raise ValueError(f"{' '.join(command)} exited {child.returncode}")
         return {"batches": batches, "peak_rss_bytes": usage.ru_maxrss * 1024,
                 "wall_s": time.perf_counter() - start, "command": " ".join(command[1:])}
 

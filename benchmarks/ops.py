@@ -1,4 +1,4 @@
-"""CKKS primitive timings, ckkslab against Microsoft SEAL (through pyhelayers), in one process, one thread.
+"""CKKS primitive timings, ckkslab (on ``threads``) against Microsoft SEAL (through pyhelayers, one thread).
 
 Run as ``ckkslab bench ops --ring-degree 16384 [--repeats R] [--json FILE]`` or
 ``python benchmarks/ops.py --ring-degree 16384``. Both engines get the same ring degree and the same chain
@@ -143,7 +143,7 @@ def _bits(error: float) -> float:
 
 
 def time_ckkslab_ops(params: Any, repeats: int = 10, seed: int = 0) -> dict[str, Any]:
-    """Minimum wall seconds of ckkslab's primitives at the top of ``params``' chain, one thread.
+    """Minimum wall seconds of ckkslab's primitives at the top of ``params``' chain (on ckks.get_threads()).
 
     The same operations and operands as ``reference.seal_ops.time_seal_ops``: values uniform in [-1, 1]
     (``seed`` fixes the values only; keys and masks come from the CSPRNG), encode of a full vector,

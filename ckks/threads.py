@@ -9,6 +9,8 @@ at most Numba's pool size, fixed when Numba starts: ``NUMBA_NUM_THREADS`` if set
 
 from __future__ import annotations
 
+import numbers
+
 import numba
 
 from .errors import ParameterError
@@ -30,11 +32,11 @@ def set_threads(count: int | None = None) -> int:
     most = available_threads()
     if count is None:
         count = most
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= most:
+    if isinstance(count, bool) or not isinstance(count, numbers.Integral) or not 1 <= count <= most:
         raise ParameterError(f"threads must be an integer in [1, {most}] (this machine's cores, or "
                              f"NUMBA_NUM_THREADS), got {count!r}")
-    numba.set_num_threads(count)
-    return count
+    numba.set_num_threads(int(count))
+    return int(count)
 
 
 def get_threads() -> int:

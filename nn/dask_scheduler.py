@@ -67,13 +67,15 @@ class ServerPlugin(WorkerPlugin):
         vars(self).update(state, _server=None, _lock=threading.Lock())
 
     def server(self) -> Server:
-        """The loaded server, made at the first call on this worker, with the kernels' threads set for the
-        calling thread (and, once, the allocator tuned: ``ckks.keep_freed_memory``)."""
+        """The loaded server, made at the first call on this worker (which also tunes the allocator,
+        ``ckks.keep_freed_memory``, and compiles or loads the kernels, ``ckks.compile_kernels``, before any
+        batch is timed), with the kernels' threads set for the calling thread."""
         with self._lock:
+            ckks.set_threads(min(self.kernel_threads or ckks.available_threads(), ckks.available_threads()))
             if self._server is None:
                 ckks.keep_freed_memory()
+                ckks.compile_kernels(quiet=True)
                 self._server = Server(self.bundle, self.model, self.bundle_name, self.model_name)
-            ckks.set_threads(min(self.kernel_threads or ckks.available_threads(), ckks.available_threads()))
             return self._server
 
     def teardown(self, worker: object) -> None:
@@ -93,11 +95,12 @@ def predict_on_worker(plugin: str, data: bytes, name: str) -> bytes:
 class DaskScheduler:
     """Batches as Dask tasks, at most two per worker thread in flight, results in completion order."""
 
-    def __init__(self, client: Client, plugin: str, where: str) -> None:
+    def __init__(self, client: Client, plugin: str, where: str, kernel_threads: int | None = None) -> None:
         self.client, self.plugin = client, plugin
         self.run_id = uuid.uuid4().hex[:8]  # task keys of two runs on one cluster never collide
         self.workers = max(1, sum(client.nthreads().values()))
-        self.description = f"dask: {self.workers} worker thread(s), {where}"
+        kernels = "all its cores" if kernel_threads is None else f"{kernel_threads} thread(s)"
+        self.description = f"dask: {self.workers} worker thread(s), kernels on {kernels} per worker, {where}"
 
     def run(self, batches: Iterable[Batch]) -> Iterator[Outcome]:
         """Submit batches as they are drawn, keeping 2 per worker thread in flight, and yield each outcome.
@@ -154,8 +157,9 @@ def dask_scheduler(options: SchedulerOptions, bundle: bytes, model: bytes, bundl
                     n_workers=options.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                     dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL))
                 target = f"embedded LocalCluster at {cluster.scheduler_address}"
-                # the machine's cores shared between the embedded workers
-                kernel_threads = max(1, ckks.available_threads() // len(cluster.workers))
+                # the machine's cores shared between the embedded workers, at most --threads each
+                kernel_threads = min(ckks.get_threads(),
+                                     max(1, ckks.available_threads() // len(cluster.workers)))
                 client = stack.enter_context(Client(cluster, set_as_default=False))
             else:
                 client = stack.enter_context(Client(options.address, timeout=CONNECT_TIMEOUT_S,
@@ -163,7 +167,7 @@ def dask_scheduler(options: SchedulerOptions, bundle: bytes, model: bytes, bundl
                 kernel_threads = None  # each worker of a real cluster uses its own machine's cores
         except (OSError, TimeoutError, ValueError) as exc:
             raise SchedulerError(f"cannot start or reach the Dask scheduler ({target}): {exc}") from None
-        name = f"ckkslab-server-{digest(bundle)[:8]}{digest(model)[:8]}"
+        name = f"ckkslab-server-{digest(bundle)[:8]}{digest(model)[:8]}-{uuid.uuid4().hex[:8]}"  # one per run
         try:
             client.register_plugin(ServerPlugin(name, bundle, model, bundle_name, model_name, kernel_threads),
                                    name=name)
@@ -176,4 +180,4 @@ def dask_scheduler(options: SchedulerOptions, bundle: bytes, model: bytes, bundl
         client.gather([client.submit(load_on_worker, name, workers=[worker], allow_other_workers=True,
                                      pure=False, key=f"ckkslab-load-{name}-{index}")
                        for index, worker in enumerate(client.scheduler_info()["workers"])])
-        yield DaskScheduler(client, name, target)
+        yield DaskScheduler(client, name, target, kernel_threads)

@@ -39,7 +39,7 @@ class SchedulerError(ValueError):
 @dataclass(frozen=True)
 class SchedulerOptions:
     """``kind``: local (this process, sequential) or dask; ``workers``: processes of the embedded
-    LocalCluster (one thread each; default: one per CPU); ``address``: an existing Dask scheduler instead.
+    LocalCluster (one Dask thread each, the cores shared between their kernels; default: one per CPU); ``address``: an existing Dask scheduler instead.
 
     Raises:
         SchedulerError: an unknown kind, fewer than one worker, or workers / an address without dask, or
@@ -90,7 +90,8 @@ class Scheduler(Protocol):
 
 
 class LocalScheduler:
-    """The server in this process: each batch predicted when the previous one is done (one thread)."""
+    """The server in this process: each batch predicted when the previous one is done (its kernels on
+    ``ckks.get_threads()`` threads)."""
 
     workers = 1
     description = "local (in this process, one batch at a time)"

@@ -37,7 +37,7 @@ import ckks
 from . import artifacts, batch_packing, container
 from . import encrypted as enc
 from .distributed import Batch, SchedulerOptions, open_scheduler
-from .errors import WorkflowError
+from .errors import WorkflowError, refuse_complex
 from .jsonfile import parse_json
 from .model import PlainNetwork
 from .plan import InferencePlan, plan_inference
@@ -206,10 +206,11 @@ def encrypt_batches(workspace: str | Path, x: np.ndarray, batch_size: int, batch
 
     Raises:
         WorkflowError: a batch size or count that is not positive, or more batches than ``x`` holds.
-        ckks.ValueRangeError: see ``nn.encrypted.encrypt_batch`` (records beyond the plan, NaN, ...).
+        ckks.ValueRangeError: complex records, or see ``nn.encrypted.encrypt_batch`` (records beyond the
+            plan, NaN, ...).
     """
     plan, secret, keys = _client_keys(workspace)
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(refuse_complex(x, "encrypt_batches: the records", ckks.ValueRangeError), dtype=np.float64)
     available = -(-x.shape[0] // batch_size) if batch_size >= 1 else 0
     count = available if batches is None else batches
     if batch_size < 1 or count < 1:

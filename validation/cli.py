@@ -60,11 +60,11 @@ def _add_threads_everywhere(subparsers: argparse._SubParsersAction) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, run the command, turn known errors into a one-line message and exit code 2."""
-    import ckks
-    from ckks.errors import CkksError
-
     parser = build_parser()
     args = parser.parse_args(argv)
+    import ckks  # after parsing: --help stays quick
+    from ckks.errors import CkksError
+
     ckks.keep_freed_memory()
     try:
         args.threads = ckks.set_threads(args.threads)

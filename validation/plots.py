@@ -72,7 +72,8 @@ def timing_bars(comparison: Comparison, path: Path) -> Path | None:
     ax.set_yscale("log")
     ax.set_ylabel("wall seconds (log scale)")
     n = comparison.options.threads
-    threads = {"ckkslab": "1 thread", "helayers": f"{n} thread" + ("s" if n > 1 else "")}
+    label = f"{n} thread" + ("s" if n > 1 else "")
+    threads = {"ckkslab": label, "helayers": label}
     ax.set_title(f"Stage timings, {comparison.inputs.x.shape[0]} records ("
                  + ", ".join(f"{name} {threads[name]}" for name in runs) + ")")
     ax.legend()

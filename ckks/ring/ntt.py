@@ -6,10 +6,11 @@ Cooley-Tukey forward, Gentleman-Sande inverse, no separate pre/post multiplicati
 precomputed twiddles and Harvey's lazy reduction (Harvey 2014): forward values stay in [0, 4q), inverse
 values in [0, 2q), and one final pass brings them to [0, q).
 
-Speed comes from the loop shape. For the wide stages (half-size t >= 8), each block's two halves are passed
-as separate array views to a kernel with one twiddle, a loop LLVM vectorises. The three narrow stages
-(t = 4, 2, 1) work inside groups of 8 consecutive values: the limb is transposed to an (8, N/8) array whose
-row c holds value c of every group, so each butterfly of a stage pairs two contiguous rows, with the
+Speed comes from the loop shape. For the wide stages (half-size t >= S = min(8, N/2)), each block's two
+halves are passed as separate array views to a kernel with one twiddle, a loop LLVM vectorises. The narrow
+stages (t = 4, 2, 1 when S = 8) work inside groups of S consecutive values: the limb is transposed to an
+(S, N/S) array whose row c holds value c of every group, so each butterfly of a stage pairs two contiguous
+rows, with the
 twiddles of all groups laid out contiguously too (``narrow_twiddles``): a vectorised loop again, where
 the untransposed columns (stride 2t) would run scalar. The inverse folds N^-1 into its last stage, so it
 makes no separate pass over the limb.
@@ -36,7 +37,8 @@ _GROUP = 8  # the stages of half-size t < _GROUP run inside groups of _GROUP val
 
 @dataclass(frozen=True)
 class NttTable:
-    """Twiddles of one prime q for ring degree N (all read-only uint64 arrays of length N).
+    """Twiddles of one prime q for ring degree N (read-only uint64 arrays of length N; the narrow ones
+    (S - 1, N/S), S = min(8, N/2)).
 
     psi_rev[k] = psi^brv(k); psi_inv_rev[k] = psi^-brv(k); the *_shoup arrays are floor(w * 2^64 / q).
     narrow_rev / narrow_inv_rev are the same twiddles of the narrow stages, regrouped by ``narrow_twiddles``.
@@ -91,6 +93,8 @@ def narrow_twiddles(psi_rev: np.ndarray) -> np.ndarray:
         m, per_group = n // (2 * t), s // (2 * t)
         rows += [psi_rev[m + b : 2 * m : per_group] for b in range(per_group)]
         t //= 2
+    if not rows:  # N = 2: no narrow stage
+        return np.empty((0, n), dtype=np.uint64)
     return np.ascontiguousarray(np.stack(rows))
 
 
@@ -239,55 +243,79 @@ def ntt_inverse_limb(a, psi_inv_rev, psi_inv_rev_shoup, narrow, narrow_shoup, n_
 
 
 @njit(cache=True, parallel=True)
-def _forward_rows(a, rows, psi_rev, psi_rev_shoup, narrow, narrow_shoup, q):
+def _forward_rows(a, rows, table, psi_rev, psi_rev_shoup, narrow, narrow_shoup, q):
+    """ntt_forward_limb on a[rows[r]] with the stacked table table[r], every r a thread's task."""
     for r in prange(rows.shape[0]):
-        ntt_forward_limb(a[rows[r]], psi_rev[r], psi_rev_shoup[r], narrow[r], narrow_shoup[r], q[r])
+        t = table[r]
+        ntt_forward_limb(a[rows[r]], psi_rev[t], psi_rev_shoup[t], narrow[t], narrow_shoup[t], q[t])
 
 
 @njit(cache=True, parallel=True)
-def _inverse_rows(a, rows, psi_inv_rev, psi_inv_rev_shoup, narrow, narrow_shoup, n_inv, n_inv_shoup,
+def _inverse_rows(a, rows, table, psi_inv_rev, psi_inv_rev_shoup, narrow, narrow_shoup, n_inv, n_inv_shoup,
                   last_inv, last_inv_shoup, q):
+    """ntt_inverse_limb on a[rows[r]] with the stacked table table[r], every r a thread's task."""
     for r in prange(rows.shape[0]):
-        ntt_inverse_limb(a[rows[r]], psi_inv_rev[r], psi_inv_rev_shoup[r], narrow[r], narrow_shoup[r],
-                         n_inv[r], n_inv_shoup[r], last_inv[r], last_inv_shoup[r], q[r])
+        t = table[r]
+        ntt_inverse_limb(a[rows[r]], psi_inv_rev[t], psi_inv_rev_shoup[t], narrow[t], narrow_shoup[t],
+                         n_inv[t], n_inv_shoup[t], last_inv[t], last_inv_shoup[t], q[t])
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=64)
 def _stacked(moduli: tuple[int, ...], ring_degree: int) -> dict[str, np.ndarray]:
-    """Every field of these primes' ``NttTable``s stacked, for one multi-row call: twiddles as (rows, N)
-    arrays (narrow ones as (rows, S - 1, N/S)), constants such as ``modulus`` as (rows,) arrays."""
+    """Every field of these (distinct) primes' ``NttTable``s stacked once, read-only: twiddles as (primes,
+    N) arrays (narrow ones as (primes, S - 1, N/S)), constants such as ``modulus`` as (primes,) arrays."""
     tables = [ntt_table(q, ring_degree) for q in moduli]
-    return {f.name: np.array([getattr(t, f.name) for t in tables], dtype=np.uint64)
-            for f in fields(NttTable) if f.name != "ring_degree"}
+    stacked = {f.name: np.array([getattr(t, f.name) for t in tables], dtype=np.uint64)
+               for f in fields(NttTable) if f.name != "ring_degree"}
+    for array in stacked.values():
+        array.setflags(write=False)
+    return stacked
 
 
 def _plan(a: np.ndarray, tables: tuple[NttTable, ...],
-          rows: np.ndarray | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The stacked tables and the row indices of ``a`` they apply to (all rows of ``a`` by default)."""
-    if rows is None:
-        if len(tables) != a.shape[0]:
-            raise ValueError(f"NTT: {a.shape[0]} rows but {len(tables)} tables")
-        rows = np.arange(a.shape[0], dtype=np.int64)
-    elif len(tables) != rows.shape[0]:
-        raise ValueError(f"NTT: {rows.shape[0]} rows selected but {len(tables)} tables")
-    return _stacked(tuple(t.modulus for t in tables), a.shape[1]), rows
+          rows: np.ndarray | None) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The stacked tables of the distinct primes, the rows of ``a`` to transform (all by default) and the
+    stacked table of each.
+
+    Raises:
+        ValueError: ``a`` is not a 2-D uint64 array of the tables' ring degree, or ``rows`` holds an index
+            outside ``a``, a repeated index (two threads would transform one row), or not one per table.
+    """
+    if a.ndim != 2 or a.dtype != np.uint64:
+        raise ValueError(f"NTT: expected a 2-D uint64 array of limbs, got {a.ndim}-D {a.dtype}")
+    if any(t.ring_degree != a.shape[1] for t in tables):
+        raise ValueError(f"NTT: the tables are for another ring degree than the limbs' {a.shape[1]}")
+    rows = np.arange(a.shape[0], dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    if rows.ndim != 1 or len(tables) != rows.shape[0]:
+        raise ValueError(f"NTT: {rows.shape[0] if rows.ndim == 1 else rows.shape} rows but {len(tables)} "
+                         "tables")
+    if rows.size and (rows.min() < 0 or rows.max() >= a.shape[0] or np.unique(rows).size != rows.size):
+        raise ValueError(f"NTT: rows must be distinct indices in [0, {a.shape[0]})")
+    distinct = tuple(dict.fromkeys(t.modulus for t in tables))
+    position = {q: i for i, q in enumerate(distinct)}
+    table = np.array([position[t.modulus] for t in tables], dtype=np.int64)
+    return _stacked(distinct, a.shape[1]), rows, table
 
 
 @timed("ntt")
 def ntt_forward(a: np.ndarray, tables: tuple[NttTable, ...], rows: np.ndarray | None = None) -> None:
     """In place: each limb a[i] (mod tables[i].modulus) to NTT form, the limbs spread over the threads.
 
-    ``rows`` (int64 indices into ``a``), if given, selects the limbs to transform: rows[k] with tables[k].
+    ``rows`` (distinct indices into ``a``), if given, selects the limbs to transform, rows[k] with
+    tables[k].
+
+    Raises:
+        ValueError: see ``_plan`` (limbs of another shape or type than the tables', bad ``rows``).
     """
-    st, rows = _plan(a, tables, rows)
-    _forward_rows(a, rows, st["psi_rev"], st["psi_rev_shoup"], st["narrow_rev"], st["narrow_rev_shoup"],
+    st, rows, table = _plan(a, tables, rows)
+    _forward_rows(a, rows, table, st["psi_rev"], st["psi_rev_shoup"], st["narrow_rev"], st["narrow_rev_shoup"],
                   st["modulus"])
 
 
 @timed("intt")
 def ntt_inverse(a: np.ndarray, tables: tuple[NttTable, ...], rows: np.ndarray | None = None) -> None:
     """In place: each limb a[i] from NTT form back to coefficients (``rows`` as in ``ntt_forward``)."""
-    st, rows = _plan(a, tables, rows)
-    _inverse_rows(a, rows, st["psi_inv_rev"], st["psi_inv_rev_shoup"], st["narrow_inv_rev"],
+    st, rows, table = _plan(a, tables, rows)
+    _inverse_rows(a, rows, table, st["psi_inv_rev"], st["psi_inv_rev_shoup"], st["narrow_inv_rev"],
                   st["narrow_inv_rev_shoup"], st["n_inv"], st["n_inv_shoup"], st["last_inv"],
                   st["last_inv_shoup"], st["modulus"])

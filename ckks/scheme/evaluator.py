@@ -251,9 +251,19 @@ class Evaluator:
         return self._new(np.stack([rns.mul_scalar(c, res, basis) for c in a.data]), a.level, a.scale,
                          a.complex_slots)
 
+    def _check_weight(self, op: str, operand: Ciphertext | Plaintext) -> None:
+        self._check(op, operand)
+        if isinstance(operand, Ciphertext) and operand.size != 2:
+            raise ParameterError(f"{op}: a ciphertext weight has size {operand.size}; relinearize it first "
+                                 "(the dot products multiply size-2 ciphertexts)")
+
     def prepare(self, operand: Ciphertext | Plaintext) -> PreparedOperand:
-        """Precompute floor(w * 2^64 / q_i) for a weight that will multiply many ciphertexts (see ``dot``)."""
-        self._check("prepare", operand)
+        """Precompute floor(w * 2^64 / q_i) for a weight that will multiply many ciphertexts (see ``dot``).
+
+        Raises:
+            ParameterError: not a plaintext or size-2 ciphertext of these parameters.
+        """
+        self._check_weight("prepare", operand)
         return PreparedOperand(operand, rns.shoup_companions(operand.data, self._basis(operand.level)))
 
     def prepare_many(self, operands: list[Ciphertext | Plaintext]) -> list[PreparedOperand]:
@@ -261,14 +271,16 @@ class Evaluator:
         ``dot_many`` reads without copying (the returned operands' data are views into it).
 
         Raises:
-            ParameterError: no operand, operands of mixed kinds, or not of these parameters.
+            ParameterError: no operand, operands of mixed kinds, not of these parameters, or a ciphertext of
+                size != 2.
             LevelMismatchError: operands at different levels.
         """
         if not operands:
             raise ParameterError("prepare_many: no operand")
-        self._check("prepare_many", *operands)
-        if len({type(o) for o in operands}) != 1 or len({o.data.shape for o in operands}) != 1:
-            raise ParameterError("prepare_many: operands must be all plaintexts or all size-2 ciphertexts")
+        for operand in operands:
+            self._check_weight("prepare_many", operand)
+        if len({type(o) for o in operands}) != 1:
+            raise ParameterError("prepare_many: operands must be all plaintexts or all ciphertexts")
         levels = sorted({o.level for o in operands})
         if len(levels) != 1:
             raise LevelMismatchError(f"prepare_many: operands at levels {levels}; prepare each level apart")
@@ -313,6 +325,8 @@ class Evaluator:
         if (not all(isinstance(w, PreparedOperand) for w in weights)
                 or len({type(w.source) for w in weights}) != 1):
             raise ParameterError(f"{op}: weights must all be prepared (Evaluator.prepare) and of one kind")
+        for w in weights:
+            self._check_weight(op, w.source)
         level = cts[pairs[0][0]].level
         for i, w in pairs:
             ct = self._ct(op, cts[i])

@@ -385,3 +385,18 @@ def test_complex_scalars_are_refused_by_name(toy, op, value):
 def test_huge_finite_scalars_raise_value_range_error(toy, op):
     with pytest.raises(ckks.ValueRangeError):
         getattr(toy.evaluator, op)(fresh(toy), 1e300)
+
+
+def test_a_size_3_ciphertext_weight_is_refused_not_half_used(toy):
+    """The dot kernels multiply size-2 ciphertexts: a size-3 weight would lose its s^2 part silently."""
+    ev = toy.evaluator
+    ct = toy.encryptor.encrypt(toy.encoder.encode([0.5]))
+    size3 = ev.multiply(ct, ct)
+    for call in (lambda: ev.prepare(size3), lambda: ev.prepare_many([size3])):
+        with pytest.raises(ckks.ParameterError, match="weight has size 3; relinearize it first"):
+            call()
+
+
+def test_prepare_many_names_mixed_levels(toy):
+    with pytest.raises(ckks.LevelMismatchError, match=r"operands at levels \[1, 2\]"):
+        toy.evaluator.prepare_many([toy.encoder.encode([1.0]), toy.encoder.encode([1.0], level=1)])

@@ -28,6 +28,7 @@ def test_bad_thread_counts_are_refused_by_name(bad, restore_threads):
 def test_default_is_every_thread_of_the_pool(restore_threads):
     assert ckks.set_threads(None) == ckks.available_threads() == ckks.get_threads()
     assert ckks.set_threads(1) == 1 == ckks.get_threads()
+    assert ckks.set_threads(np.int64(1)) == 1   # numpy integers are integers (as in ckks.Parameters)
 
 
 def test_results_are_bit_identical_across_thread_counts(restore_threads):

@@ -79,7 +79,7 @@ def test_dask_predictions_are_the_local_ones(tmp_path, network, records):
     for path in (w / "server" / "predictions").iterdir():
         path.unlink()
     report = workflow.predict_batches(w, SchedulerOptions("dask", workers=2))
-    assert "2 worker thread(s), embedded LocalCluster at tcp://127.0.0.1:" in report.scheduler
+    assert "2 worker thread(s), kernels on 1 thread(s) per worker, embedded LocalCluster at tcp://127.0.0.1:" in report.scheduler
     assert sorted(report.computed) == sorted(local.computed) == list(range(5)) and not report.failed
     assert prediction_bytes(w) == expected
     ids, scores, _ = workflow.decrypt_batches(w, network)

@@ -140,3 +140,15 @@ def test_progress_shows_records_per_second_and_time_left(capsys):
     err = capsys.readouterr().err
     last = err.strip().split("\r")[-1]
     assert last.startswith("predicting batches (") and "records/s, ETA" in last and ": 2/4 (" in last
+
+
+def test_complex_records_are_refused_before_any_batch_is_written(tmp_path, network):
+    """encrypt_batches converts to float64: complex records must be refused first, not lose their imaginary
+    parts with only numpy's ComplexWarning."""
+    import ckks
+
+    w, x = encrypted(tmp_path, network, 2 * BATCH)
+    before = sorted(p.name for p in (w / "server").rglob("*"))
+    with pytest.raises(ckks.ValueRangeError, match="encrypt_batches: the records are complex numbers"):
+        workflow.encrypt_batches(w, x + 0.5j, BATCH)
+    assert sorted(p.name for p in (w / "server").rglob("*")) == before

@@ -21,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``bench`` sub-command with its ``ops``, ``inference`` and ``batches`` sub-commands."""
     parser = subparsers.add_parser(
         "bench", help="benchmarks: CKKS primitives vs SEAL, encrypted inference vs HElayers",
-        description="Benchmarks run both engines in one process, single thread, and print both times "
+        description="Benchmarks run both engines in one process, on --threads threads (default: all cores; "
+        "SEAL's primitive ops are single-threaded, so give --threads 1 to compare one core with one), "
+        "and print both times "
         "and the ratio ckkslab / reference (below 1: ckkslab is faster). Check the machine load first: "
         "the figures are minima of wall times.")
     commands = parser.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
@@ -29,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ("ops", "CKKS primitives, ckkslab vs SEAL (through pyhelayers)",
          "Encode, encrypt, decrypt+decode, add, multiply-plain, multiply, relinearize, "
          "multiply+relinearize, rescale, rotate (ckkslab and SEAL, same N and chain) and the NTT per limb "
-         "(ckkslab; SEAL's figure reported beside it), min over repeats on fresh operands, single thread; "
+         "(ckkslab; SEAL's figure reported beside it), min over repeats on fresh operands, ckkslab on "
+         "--threads, SEAL on one thread; "
          "then the first-call (Numba compile) cost in fresh processes, empty and warm cache.", run_ops),
         ("inference", "encrypted inference of a model, ckkslab vs HElayers-SEAL",
          "The same test batch through ckkslab and HElayers-SEAL, weights encrypted and plain: "

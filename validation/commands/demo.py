@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo", help="compare the three engines on one batch of the shipped model (start here)",
         description=f"On the shipped model (models/<recipe>) and its real test records, run one batch of "
-        f"{BATCH} records in plaintext, through ckkslab and through HElayers (1 thread each), and print "
+        f"{BATCH} records in plaintext, through ckkslab and through HElayers (--threads each, default all cores), and print "
         "metrics, agreement with plaintext, and timings with ratios. The full report, plots and outputs go "
         "to OUT/<recipe>/. Same as `ckkslab compare --model models/<recipe> --batches 1`.")
     parser.add_argument("--recipe", choices=(*RECIPES, "both"), default="clinical",

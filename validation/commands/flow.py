@@ -95,12 +95,12 @@ def _predict(args: argparse.Namespace) -> int:
     from nn.encrypted import StageTimer
     from nn.model import load_network
 
-    _kernels_ready(args)
     scheduler = scheduler_options(args)
     batches = workflow.uses_batches(args.workspace)
     if scheduler.kind != "local" and not batches:
         raise UserError("--scheduler dask runs batch files: encrypt them with `ckkslab encrypt --batches N` "
                         "(or all) first")
+    _kernels_ready(args)  # after the option checks: a typo costs no compilation
     if args.model:
         workflow.encode_model(args.workspace, load_network(args.model))
     timer = StageTimer()

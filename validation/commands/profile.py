@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     rec = result.recorder
     weights = "plaintext" if args.plain_weights else "encrypted"
     print(f"ckkslab profile: {args.model}, {result.records} records of {data_dir}/x_test.h5, {weights} "
-          "weights, 1 thread")
+          f"weights, {args.threads} thread(s)")
     print(result.plan_text)
     print(f"compile kernels (once, before the recording): {result.kernels.describe()}")
     numba = result.numba

@@ -348,3 +348,38 @@ def test_ntt_rows_use_their_own_prime():
         assert [int(v) for v in whole[i]] == direct_ntt([int(v) for v in a[i]], psi_of(q, n), q)
     with pytest.raises(ValueError):  # a table per row, no silent truncation
         ntt_forward(a.copy(), tuple(ntt_table(q, n) for q in moduli[:2]))
+
+
+def test_selected_rows_are_transformed_and_the_others_kept():
+    """rows= transforms a[rows[k]] with tables[k]; every other row is left as it was."""
+    n = 64
+    moduli = ntt_primes(40, n, 3)
+    rng = np.random.default_rng(21)
+    a = np.stack([rng.integers(0, q, n, dtype=np.uint64) for q in moduli + moduli[:1]])
+    whole = a[:3].copy()
+    ntt_forward(whole, tuple(ntt_table(q, n) for q in moduli))
+    picked = a.copy()
+    ntt_forward(picked, (ntt_table(moduli[2], n), ntt_table(moduli[0], n)), rows=np.array([2, 0]))
+    assert np.array_equal(picked[[0, 2]], whole[[0, 2]]) and np.array_equal(picked[[1, 3]], a[[1, 3]])
+    ntt_inverse(picked, (ntt_table(moduli[0], n), ntt_table(moduli[2], n)), rows=[0, 2])
+    assert np.array_equal(picked, a)
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ([0, 0], "distinct indices"), ([0, 4], r"distinct indices in \[0, 4\)"), ([-1, 1], "distinct indices"),
+    ([0], "1 rows but 2 tables"),
+])
+def test_bad_rows_are_refused_before_any_thread_writes(rows, message):
+    """A repeated index would be transformed twice (by two threads at once); one past the end would write
+    outside the array: both are refused."""
+    n = 16
+    moduli = ntt_primes(30, n, 2)
+    a = np.zeros((4, n), dtype=np.uint64)
+    with pytest.raises(ValueError, match=message):
+        ntt_forward(a, tuple(ntt_table(q, n) for q in moduli), rows=rows)
+
+
+def test_tables_of_another_ring_degree_are_refused():
+    q = ntt_primes(30, 32, 1)[0]
+    with pytest.raises(ValueError, match="another ring degree"):
+        ntt_forward(np.zeros((1, 16), dtype=np.uint64), (ntt_table(q, 32),))
