@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 import tracemalloc
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -27,9 +28,12 @@ SHORT = settings(max_examples=300, deadline=None, derandomize=True, database=Non
 
 
 @pytest.fixture(scope="module")
-def loaders() -> dict:
+def loaders() -> Iterator[dict]:
     built = targets.build_loaders(["ckks"])
-    return {ld.name: ld for ld in built}
+    yield {ld.name: ld for ld in built}
+    for ld in built:  # building every target made the nn loaders' scratch directories too: remove them
+        if ld.cleanup is not None:
+            ld.cleanup()
 
 
 @pytest.fixture(scope="module")
