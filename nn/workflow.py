@@ -15,9 +15,9 @@ Every batch of a larger set (``encrypt_batches``, ``predict_batches``, ``decrypt
     client/batches.json                 what the client encrypted: per batch its record ids and data SHA-256
     client/scores.csv                   every record's scores, with its record id, each id exactly once
 
-Each step loads only what its party has; every file is checked against the context it must belong to. Batch
-files are written under a temporary name and renamed, so an interrupted step leaves only whole files, and
-``predict_batches`` skips the batches whose predictions are already there and verify (it resumes).
+Each step loads only what its party has; every file is checked against the context it must belong to. Every
+file is written under a temporary name and renamed (``streaming.write_atomic``), so an interrupted step
+leaves only whole files, and ``predict_batches`` skips the batches whose predictions are already there and verify (it resumes).
 """
 
 from __future__ import annotations
@@ -133,9 +133,9 @@ def keygen(
     )
     for key in ("secret", "bundle", "model"):
         paths[key].parent.mkdir(parents=True, exist_ok=True)
-    ckks.save(keys.secret_key, paths["secret"])
-    ckks.save(bundle, paths["bundle"])
-    paths["plan"].write_text(json.dumps(artifacts.plan_to_dict(plan), indent=1))
+    write_atomic(paths["secret"], ckks.to_bytes(keys.secret_key))
+    write_atomic(paths["bundle"], ckks.to_bytes(bundle))
+    write_atomic(paths["plan"], json.dumps(artifacts.plan_to_dict(plan), indent=1).encode())
     return plan
 
 
@@ -162,7 +162,7 @@ def encrypt_model(workspace: str | Path, network: PlainNetwork) -> int:
     plan, secret, keys = _client_keys(workspace)
     model = enc.compile_model(network, plan, ckks.Encoder(plan.params), ckks.Encryptor(plan.params, secret))
     data = artifacts.model_to_bytes(replace(model, keys=keys))
-    _paths(workspace)["model"].write_bytes(data)
+    write_atomic(_paths(workspace)["model"], data)
     return len(data)
 
 
@@ -170,7 +170,7 @@ def encode_model(workspace: str | Path, network: PlainNetwork) -> int:
     """Server (model owner): encode the weights as plaintexts, using only the public plan."""
     plan = load_plan(workspace)
     data = artifacts.model_to_bytes(enc.compile_model(network, plan, ckks.Encoder(plan.params)))
-    _paths(workspace)["model"].write_bytes(data)
+    write_atomic(_paths(workspace)["model"], data)
     return len(data)
 
 
@@ -183,7 +183,7 @@ def encrypt_data(workspace: str | Path, x: np.ndarray) -> int:
     cts = enc.encrypt_batch(x, plan, ckks.Encoder(plan.params), ckks.Encryptor(plan.params, secret))
     data = artifacts.ciphertexts_to_bytes(cts, {"records": int(np.asarray(x).shape[0]), "keys": keys})
     _remove_batches(workspace)
-    _paths(workspace)["data"].write_bytes(data)
+    write_atomic(_paths(workspace)["data"], data)
     return len(data)
 
 
@@ -249,7 +249,7 @@ def predict(workspace: str | Path, timer: enc.StageTimer | None = None) -> int:
     server = _server(paths)
     data = _read(paths["data"], "the data", "ckkslab encrypt")
     data = server.predict_bytes(data, str(paths["data"]), timer)
-    paths["predictions"].write_bytes(data)
+    write_atomic(paths["predictions"], data)
     return len(data)
 
 
@@ -390,7 +390,9 @@ def decrypt(workspace: str | Path, network: PlainNetwork | None = None,
     paths = _paths(workspace)
     _, scores = _decrypt_file(paths["predictions"], paths, plan, secret, keys, network, flood_bits)
     header, columns = _score_columns(scores, network)
-    np.savetxt(paths["scores"], np.hstack(columns), delimiter=",", header=",".join(header), comments="")
+    buffer = io.StringIO()
+    np.savetxt(buffer, np.hstack(columns), delimiter=",", header=",".join(header), comments="")
+    write_atomic(paths["scores"], buffer.getvalue().encode())
     return scores, paths["scores"]
 
 
