@@ -2,7 +2,7 @@
 
 Layers, each importing only the ones below it (tests/test_import_layers.py checks this):
 
-    scheme/   embedding, encoder, evaluator, serialization (wire, bundle)      the CKKS layer
+    scheme/   embedding, encoder, evaluator (+ dot_products), serialization (wire, bundle)   CKKS
     rlwe/     ciphertext, keys, keyswitch, encryptor                           scheme-neutral RLWE
     params.py literal -> validated immutable parameters                        (primes from ring/primes)
     ring/     primes, modarith, ntt, rns, basis_conversion, automorphism, sampling   nothing of CKKS

@@ -1,0 +1,177 @@
+"""Dot products with fixed weights: sum_t c_t * w_t for one output (``dot``) or many (``dot_many``).
+
+A weight that multiplies many ciphertexts (a Dense layer's diagonal) is prepared once: its Shoup companions
+floor(w * 2^64 / q_i) make each product a Shoup multiplication (``prepare``), and a layer's weights are
+stacked in one array (``prepare_many``) that the kernel reads in place. The kernel (``rns.dot_plain_shoup`` /
+``rns.dot_tensor_shoup``) keeps a chunk of every output's sums in the L1 cache while the terms stream by,
+so each weight is read once and no partial sum goes back to memory.
+
+``DotProducts`` holds these methods of ``Evaluator``, which inherits them; they use its operand checks
+(``_check``, ``_ct``, ``_check_pair``), its bases (``_basis``) and its result constructor (``_product``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..errors import LevelMismatchError, ParameterError, ScaleMismatchError
+from ..ring import rns
+from ..rlwe.ciphertext import Ciphertext, Plaintext
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedGroup:
+    """Fixed operands of one kind and level stacked in one array, (count, L, N) for plaintexts and
+    (count, 2, L, N) for ciphertexts, with their Shoup companions (made by ``Evaluator.prepare_many``)."""
+
+    data: np.ndarray
+    shoup: np.ndarray
+
+
+@dataclass(frozen=True)
+class PreparedOperand:
+    """A fixed plaintext or ciphertext with the Shoup companions of its limbs, for repeated products.
+
+    Made by ``Evaluator.prepare`` (alone) or ``prepare_many`` (row ``index`` of a ``group``, which ``dot_many``
+    reads in place); ``dot`` then multiplies by it with one Shoup multiplication per coefficient.
+    """
+
+    source: Ciphertext | Plaintext
+    shoup: np.ndarray
+    group: PreparedGroup | None = None
+    index: int = 0
+
+    @property
+    def level(self) -> int:
+        return self.source.level
+
+    @property
+    def scale(self) -> float:
+        return self.source.scale
+
+
+# Two scales are "equal" if they agree to this relative tolerance (they are floats tracked exactly).
+SCALE_TOLERANCE = 2.0**-40
+
+
+class DotProducts:
+    """The dot-product methods of ``Evaluator`` (see the module docstring)."""
+
+    def _check_weight(self, op: str, operand: Ciphertext | Plaintext) -> None:
+        self._check(op, operand)
+        if isinstance(operand, Ciphertext) and operand.size != 2:
+            raise ParameterError(f"{op}: a ciphertext weight has size {operand.size}; relinearize it first "
+                                 "(the dot products multiply size-2 ciphertexts)")
+
+    def prepare(self, operand: Ciphertext | Plaintext) -> PreparedOperand:
+        """Precompute floor(w * 2^64 / q_i) for a weight that will multiply many ciphertexts (see ``dot``).
+
+        Raises:
+            ParameterError: not a plaintext or size-2 ciphertext of these parameters.
+        """
+        self._check_weight("prepare", operand)
+        return PreparedOperand(operand, rns.shoup_companions(operand.data, self._basis(operand.level)))
+
+    def prepare_many(self, operands: list[Ciphertext | Plaintext]) -> list[PreparedOperand]:
+        """``prepare`` for many weights of one kind and level, stacked in one ``PreparedGroup`` that
+        ``dot_many`` reads without copying (the returned operands' data are views into it).
+
+        Raises:
+            ParameterError: no operand, operands of mixed kinds, not of these parameters, or a ciphertext of
+                size != 2.
+            LevelMismatchError: operands at different levels.
+        """
+        if not operands:
+            raise ParameterError("prepare_many: no operand")
+        for operand in operands:
+            self._check_weight("prepare_many", operand)
+        if len({type(o) for o in operands}) != 1:
+            raise ParameterError("prepare_many: operands must be all plaintexts or all ciphertexts")
+        levels = sorted({o.level for o in operands})
+        if len(levels) != 1:
+            raise LevelMismatchError(f"prepare_many: operands at levels {levels}; prepare each level apart")
+        data = np.stack([o.data for o in operands])
+        group = PreparedGroup(data, rns.shoup_companions(data, self._basis(operands[0].level)))
+        return [PreparedOperand(replace(o, data=data[i]), group.shoup[i], group, i)
+                for i, o in enumerate(operands)]
+
+    def dot(self, cts: list[Ciphertext], weights: list[PreparedOperand]) -> Ciphertext:
+        """sum_i cts[i] * weights[i] in one pass: size 2 for plaintext weights, 3 (not relinearized: lazy
+        relinearization, once for the whole sum) for ciphertext weights. (``dot_many`` with one output.)
+
+        Raises:
+            ParameterError: empty or unequal lists, mixed weight kinds, or ciphertexts of size != 2.
+            LevelMismatchError / ScaleMismatchError: terms at different levels or product scales.
+        """
+        if not cts or len(cts) != len(weights):
+            raise ParameterError(f"dot: need equal, non-empty lists, got {len(cts)} ciphertexts and "
+                                 f"{len(weights)} weights")
+        return self._dot_many("dot", cts, [list(enumerate(weights))])[0]
+
+    def dot_many(self, cts: list[Ciphertext],
+                 terms: list[list[tuple[int, PreparedOperand]]]) -> list[Ciphertext]:
+        """out[r] = sum over (i, w) in terms[r] of cts[i] * w, for every output r, in one kernel call.
+
+        Size 2 for plaintext weights, 3 for ciphertext weights (relinearize the sum once: lazy
+        relinearization). Every term shares one level and one kind of weight; the terms of one output share
+        one product scale. Weights from one ``prepare_many`` group are read in place; others are stacked.
+
+        Raises:
+            ParameterError: no output, an output without terms, an index outside ``cts``, weights not
+                prepared or of mixed kinds, or ciphertexts of size != 2.
+            LevelMismatchError / ScaleMismatchError: terms at different levels, or an output's terms at
+                different product scales.
+        """
+        return self._dot_many("dot_many", cts, terms)
+
+    def _dot_many(self, op: str, cts: list[Ciphertext],
+                  terms: list[list[tuple[int, PreparedOperand]]]) -> list[Ciphertext]:
+        """``dot_many``, its errors naming ``op``."""
+        if not terms or any(not row for row in terms):
+            raise ParameterError(f"{op}: every output needs at least one term")
+        pairs = [pair for row in terms for pair in row]
+        if any(not (isinstance(i, (int, np.integer)) and 0 <= i < len(cts)) for i, _ in pairs):
+            raise ParameterError(f"{op}: a term names a ciphertext outside the {len(cts)} given")
+        weights = [w for _, w in pairs]
+        if (not all(isinstance(w, PreparedOperand) for w in weights)
+                or len({type(w.source) for w in weights}) != 1):
+            raise ParameterError(f"{op}: weights must all be prepared (Evaluator.prepare) and of one kind")
+        for w in weights:
+            self._check_weight(op, w.source)
+        level = cts[pairs[0][0]].level
+        for i, w in pairs:
+            ct = self._ct(op, cts[i])
+            if ct.level != level:
+                raise LevelMismatchError(f"{op}: terms are at levels {level} and {ct.level}; bring them to "
+                                         "one level with drop_level first")
+            self._check_pair(op, ct, w.source, same_scale=False)
+            if ct.size != 2:
+                raise ParameterError(f"{op}: a ciphertext has size {ct.size}; relinearize first")
+        scales = []
+        for row in terms:
+            scale = cts[row[0][0]].scale * row[0][1].scale
+            if any(abs(cts[i].scale * w.scale - scale) > SCALE_TOLERANCE * scale for i, w in row):
+                raise ScaleMismatchError(f"{op}: the terms' product scales differ; encode every weight at "
+                                         "one scale")
+            scales.append(scale)
+        group = weights[0].group
+        if group is not None and all(w.group is group for w in weights):
+            w_data, w_shoup, w_index = group.data, group.shoup, [w.index for w in weights]
+        else:  # weights of several groups, or prepared one by one: stack the distinct ones
+            distinct = list({id(w): w for w in weights}.values())
+            position = {id(w): n for n, w in enumerate(distinct)}
+            w_data = np.stack([w.source.data for w in distinct])
+            w_shoup = np.stack([w.shoup for w in distinct])
+            w_index = [position[id(w)] for w in weights]
+        used = sorted({i for i, _ in pairs})
+        x = np.stack([cts[i].data for i in used])
+        x_index = {i: n for n, i in enumerate(used)}
+        flat = iter(zip((x_index[i] for i, _ in pairs), w_index, strict=True))
+        csr = [[next(flat) for _ in row] for row in terms]
+        dot = rns.dot_plain_shoup if isinstance(weights[0].source, Plaintext) else rns.dot_tensor_shoup
+        out = dot(x, w_data, w_shoup, csr, self._basis(level))
+        return [self._product(op, out[r], level, scale,
+                              any(cts[i].complex_slots or w.source.complex_slots for i, w in row))
+                for r, (scale, row) in enumerate(zip(scales, terms, strict=True))]
