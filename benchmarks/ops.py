@@ -25,15 +25,15 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from benchmarks.first_call import measure_first_call, probe_first_call
+from benchmarks.machine import machine_load, one_blas_thread, single_thread_environment
 
 # SEAL's forward NTT at N=16384, as measured for issue 3 (not measurable through pyhelayers).
 SEAL_NTT_REPORTED_US = 219.0
@@ -74,30 +74,6 @@ ROWS = (
     Row("ntt_forward_limb", "NTT forward / limb", None, 0.5),
     Row("ntt_inverse_limb", "NTT inverse / limb", None),
 )
-
-
-def machine_load() -> float | None:
-    """The 1-minute load average (None where the OS does not tell)."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except OSError:
-        return None
-
-
-def _one_blas_thread() -> Any:
-    """A context limiting numpy's BLAS to one thread (threadpoolctl), or a no-op when it is missing."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return nullcontext()
-    return threadpool_limits(limits=1)
-
-
-def single_thread_environment() -> None:
-    """Ask the BLAS runtimes for one thread, if not set already (ckkslab's own kernels: ``ckks.set_threads``;
-    NUMBA_NUM_THREADS must not change once Numba's pool runs, so it is left alone)."""
-    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(name, "1")
 
 
 Chain = tuple[tuple[int, ...], tuple[int, ...], int, int | None]
@@ -239,69 +215,6 @@ def describe_params(params: Any) -> dict[str, Any]:
     }
 
 
-# ----- first-call (compile) cost, in fresh processes -------------------------------------------------------
-def _probe_first_call(ring_degree: int) -> dict[str, float]:
-    """In this (fresh) process: seconds to import ckks, to make keys, and two passes over every operation."""
-    start = time.perf_counter()
-    import numpy as np
-
-    import ckks
-
-    import_s = time.perf_counter() - start
-    start = time.perf_counter()
-    params = build_params(ring_degree)
-    keygen = ckks.KeyGenerator(params)
-    evaluator = ckks.Evaluator(params, relin_key=keygen.relin_key(),
-                               galois_keys=keygen.galois_keys(steps=[1]))
-    encoder = ckks.Encoder(params)
-    encryptor = ckks.Encryptor(params, keygen.public_key())
-    decryptor = ckks.Decryptor(params, keygen.secret_key)
-    setup_s = time.perf_counter() - start
-    values = np.linspace(-1.0, 1.0, params.slots)
-
-    def one_pass() -> float:
-        begin = time.perf_counter()
-        plain = encoder.encode(values)
-        ct = encryptor.encrypt(plain)
-        encoder.decode(decryptor.decrypt(ct))
-        evaluator.add(ct, ct)
-        evaluator.multiply_plain(ct, plain)
-        evaluator.rescale(evaluator.relinearize(evaluator.multiply(ct, ct)))
-        evaluator.rotate(ct, 1)
-        return time.perf_counter() - begin
-
-    first_s = one_pass()
-    second_s = one_pass()
-    return {"import_s": import_s, "keygen_first_s": setup_s, "ops_first_pass_s": first_s,
-            "ops_second_pass_s": second_s}
-
-
-def measure_first_call(ring_degree: int, timeout_s: float = 1800.0) -> dict[str, Any]:
-    """First-call cost in two fresh processes sharing a new ``NUMBA_CACHE_DIR``: empty, then warm.
-
-    ``compile_s`` = (import + keys + first pass over the ops) of the cold process minus the same of the
-    warm one: what Numba compiles (some kernels compile at import); the warm process only loads the cache.
-
-    Raises:
-        RuntimeError: a probe process failed (its stderr is in the message).
-    """
-    results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="ckkslab-numba-cache-") as cache_dir:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
-        for name in ("cold_cache", "warm_cache"):
-            proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--probe-first-call",
-                                   "--ring-degree", str(ring_degree)], env=env, capture_output=True,
-                                  text=True, timeout=timeout_s, check=False)
-            if proc.returncode != 0:
-                raise RuntimeError(f"first-call probe ({name}) failed: {proc.stderr.strip()[-2000:]}")
-            results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
-    cold, warm = results["cold_cache"], results["warm_cache"]
-    stages = ("import_s", "keygen_first_s", "ops_first_pass_s")
-    results["compile_s"] = sum(cold[s] for s in stages) - sum(warm[s] for s in stages)
-    results["ring_degree"] = ring_degree
-    return results
-
-
 # ----- the benchmark ----------------------------------------------------------------------------------------
 def _seal_timer(ring_degree: int, repeats: int) -> dict[str, Any]:
     from reference.seal_ops import time_seal_ops
@@ -352,7 +265,7 @@ def run(ring_degree: int = 16384, repeats: int = 10, rounds: int = 1, first_call
         if params is None:
             params = build_params(ring_degree, None if seal is None else seal["params"])
         say(f"round {round_no + 1}/{rounds}: ckkslab at N={ring_degree}, {repeats} repeats")
-        with _one_blas_thread():
+        with one_blas_thread():
             result = time_ckkslab_ops(params, repeats)
         ours = result if ours is None else _merge_min(ours, result)
     load_after = machine_load()
@@ -423,63 +336,6 @@ def assemble(ring_degree: int, repeats: int, rounds: int, params: Any, ours: dic
     }
 
 
-# ----- reporting --------------------------------------------------------------------------------------------
-def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1e3:.4g}"
-
-
-def _ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-def format_table(result: dict[str, Any]) -> str:
-    """The human-readable report: parameters, load, the table (ms, 4 significant digits), compile cost."""
-    p = result["ckkslab_params"]
-    chain = "[" + ", ".join(str(round(b)) for b in p["moduli_bits"]) + "]"
-    special = ", ".join(str(round(b)) for b in p["special_moduli_bits"])
-    machine = result["machine"]
-    lines = [
-        f"ckkslab bench ops: N={result['ring_degree']}, chain {chain} + special [{special}], scale "
-        f"2^{p['scale_bits']:g}, security {p['security_level'] or 'none (toy)'}; "
-        f"min of {result['repeats']} repeats x {result['rounds']} round(s); threads: ckkslab "
-        f"{result['threads']['ckkslab']}, SEAL {result['threads']['seal'] or '-'}",
-        f"machine load (1 min): {machine['load_1min_before']} before, {machine['load_1min_after']} after; "
-        f"{machine['cpu_count']} cores",
-    ]
-    if not result["seal_available"]:
-        lines.append(f"SEAL was not available, its column is empty: {result['seal_unavailable']}")
-    header = f"{'op':<22} {'ckkslab ms':>11} {'SEAL ms':>11} {'ratio':>8}  target"
-    lines += [header, "-" * len(header)]
-    for entry in result["ops"]:
-        target = "" if entry["target_ratio"] is None else f"<= {entry['target_ratio']:g}"
-        seal_ms, ratio = _ms(entry["seal_s"]), _ratio(entry["ratio"])
-        if entry["key"] == "ntt_forward_limb":
-            if entry.get("seal_reported_s") is not None:
-                seal_ms = f"({_ms(entry['seal_reported_s'])})"
-                ratio = f"({entry['ratio_to_reported']:.3f})"
-            target = f"{target} x SEAL's" if target else ""
-        if entry["met"] is not None:
-            target += "  met" if entry["met"] else "  NOT met"
-        line = f"{entry['op']:<22} {_ms(entry['ckkslab_s']):>11} {seal_ms:>11} {ratio:>8}  {target}"
-        lines.append(line.rstrip())
-    lines.append(f"(SEAL's NTT: {SEAL_NTT_REPORTED_US:g} us/limb at N={SEAL_NTT_REPORTED_RING_DEGREE}, "
-                 "reported in issue 3, not measured here: pyhelayers does not expose it)")
-    lines.append("ratio = ckkslab ms / SEAL ms; precision of the timed ckkslab results (bits): "
-                 + ", ".join(f"{k} {v:.1f}" for k, v in result["ckkslab_precision_bits"].items()))
-    lines.append("compile kernels (ckkslab, once, before the timings): "
-                 f"{result['compile_kernels']['summary']}")
-    first = result["first_call"]
-    if first is not None:
-        for name, label in (("cold_cache", "fresh process, empty Numba cache"),
-                            ("warm_cache", "fresh process, warm Numba cache ")):
-            t = first[name]
-            lines.append(f"first call, {label}: import {t['import_s']:.2f} s + keys "
-                         f"{t['keygen_first_s']:.2f} s + first pass over the ops "
-                         f"{t['ops_first_pass_s']:.2f} s (second pass {t['ops_second_pass_s']:.3f} s)")
-        lines.append(f"compile time (cold minus warm) about {first['compile_s']:.1f} s")
-    return "\n".join(lines)
-
-
 # ----- command line -----------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``ckkslab bench ops`` and of this script."""
@@ -499,6 +355,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_from_args(args: argparse.Namespace, quiet: bool = False) -> dict[str, Any]:
     """Run the benchmark the parsed options describe, print the table, write ``--json``; return the result."""
+    from benchmarks.ops_report import format_table
+
     progress = None if quiet or not sys.stderr.isatty() else (lambda msg: print(msg, file=sys.stderr))
     result = run(args.ring_degree, args.repeats, args.rounds, first_call=not args.no_first_call,
                  progress=progress, threads=getattr(args, "threads", 1) or 1)
@@ -516,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     single_thread_environment()
     if args.probe_first_call:
-        print(json.dumps(_probe_first_call(args.ring_degree)))
+        print(json.dumps(probe_first_call(args.ring_degree)))
         return 0
     run_from_args(args)
     return 0
