@@ -222,11 +222,11 @@ def run_thread_sweep(model_dir: Path, thread_counts: tuple[int, ...], **options:
     speed-up from the first count: speedup[engine][mode][T] = predict(first T) / predict(T).
 
     Raises:
-        ValueError: no thread count, or one that is not a positive integer (and as ``run``).
+        ValueError: no thread count, a repeated one, or one that is not a positive integer (and as ``run``).
     """
-    if not thread_counts or any(isinstance(t, bool) or not isinstance(t, int) or t < 1
-                                for t in thread_counts):
-        raise ValueError(f"thread counts must be positive integers, got {thread_counts!r}")
+    if (not thread_counts or len(set(thread_counts)) != len(thread_counts)
+            or any(isinstance(t, bool) or not isinstance(t, int) or t < 1 for t in thread_counts)):
+        raise ValueError(f"thread counts must be distinct positive integers, got {thread_counts!r}")
     runs = {t: run(model_dir, threads=t, **options) for t in thread_counts}
     first = runs[thread_counts[0]]
 

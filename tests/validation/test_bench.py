@@ -224,3 +224,39 @@ def test_ops_against_real_seal_copies_its_chain(tmp_path, capsys):
             assert entry["ratio"] == entry["ckkslab_s"] / entry["seal_s"]
             printed = rows[entry["op"]]
             _check_printed_ratio(printed["ours"], printed["theirs"], printed["ratio"])
+
+
+def test_thread_sweep_reports_each_engines_speed_up(monkeypatch, tmp_path, capsys):
+    """--thread-counts runs everything at each count; the speed-ups are predict(first) / predict(T), here
+    made proportional to T by stand-in engines (ckkslab reads the count set by the sweep, HElayers gets it)."""
+    import ckks
+    import nn.data
+    import nn.model
+
+    counts = sorted({1, ckks.available_threads()})
+    if len(counts) < 2:
+        pytest.skip("one core: no second thread count")
+    ours, theirs = _fake_engine(0.3, 2.0**-35), _fake_engine(1.0, 2.0**-33)
+
+    def scaled(result: dict[str, Any], threads: int, speed_up: float) -> dict[str, Any]:
+        result["timings_s"]["predict"] /= threads**speed_up
+        return result
+
+    x = np.random.default_rng(5).uniform(0, 1, (4096, 3))
+    monkeypatch.setattr(nn.model, "load_network", lambda _dir: _tiny_network())
+    monkeypatch.setattr(nn.data, "load_xy", lambda _dir, split="test": (x, np.zeros((4096, 1))))
+    monkeypatch.setattr(inference, "_ckkslab_runner", lambda *a: scaled(ours(*a), ckks.get_threads(), 1.0))
+    monkeypatch.setattr(inference, "_helayers_runner", lambda *a: scaled(theirs(*a), a[4], 0.5))
+    out_json = tmp_path / "sweep.json"
+    assert main(["bench", "inference", "--model", str(tmp_path), "--modes", "encrypted", "--thread-counts",
+                 ",".join(map(str, counts)), "--json", str(out_json)]) == 0
+    result = json.loads(out_json.read_text())
+    top = str(counts[-1])
+    assert result["thread_counts"] == counts and result["runs"][top]["threads"]["ckkslab"] == counts[-1]
+    assert result["speedup"]["ckkslab"]["encrypted"][top] == pytest.approx(counts[-1])
+    assert result["speedup"]["helayers"]["encrypted"][top] == pytest.approx(counts[-1] ** 0.5)
+    assert "predict at each thread count" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="distinct positive integers"):
+        inference.run_thread_sweep(tmp_path, (1, 1))
+    with pytest.raises(SystemExit):
+        main(["bench", "inference", "--model", str(tmp_path), "--thread-counts", "0,x"])
