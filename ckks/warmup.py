@@ -76,9 +76,10 @@ def _toy_pass(advance: Callable[[], None]) -> None:
     """Every public operation of the engine once, on ``TOY`` parameters; ``advance()`` after each phase.
 
     Keys (secret, public, relinearization, rotation and conjugation), encode, public- and secret-key
-    encryption, the evaluator's arithmetic, key switching (relinearize, rotate, conjugate), rescale, the
-    dot products with plaintext and ciphertext weights, decryption (plain and flooded) and decode: every
-    kernel of ckks.ring and ckks.rlwe is reached through the code that calls it at run time.
+    encryption, the evaluator's arithmetic, key switching (relinearize, rotate, conjugate), rescale (alone
+    and fused with relinearization), the dot products with plaintext and ciphertext weights, decryption
+    (plain and flooded) and decode: every kernel of ckks.ring and ckks.rlwe is reached through the code
+    that calls it at run time.
     """
     params = Parameters(**TOY)
     keygen = KeyGenerator(params)
@@ -98,6 +99,7 @@ def _toy_pass(advance: Callable[[], None]) -> None:
     ev.square(ct)
     advance()
     product = ev.rescale(ev.relinearize(ev.multiply(ct, ct_sk)))
+    ev.relinearize_and_rescale(ev.square(ct))
     ev.conjugate(ev.rotate(ct, 1))
     ev.drop_level(ct, 0)
     ev.dot([ct, ct_sk], [ev.prepare(plain), ev.prepare(plain)])

@@ -258,11 +258,11 @@ def _dense(
         timer.add(f"{stage} multiply-accumulate", start)
         start = time.perf_counter()
         if acc.size == 3:  # lazy relinearization: once per output ciphertext, after the whole sum
-            acc = ev.relinearize(acc)
-            timer.add(f"{stage} relinearize", start)
-            start = time.perf_counter()
-        outputs.append(ev.rescale(acc))
-        timer.add(f"{stage} rescale", start)
+            outputs.append(ev.relinearize_and_rescale(acc))
+            timer.add(f"{stage} relinearize + rescale", start)
+        else:
+            outputs.append(ev.rescale(acc))
+            timer.add(f"{stage} rescale", start)
     return outputs
 
 
@@ -298,9 +298,7 @@ def _dense_single(
         total = inner if total is None else ev.add(total, inner)
     start = time.perf_counter()
     total = ev.add(total, layer.biases[0])
-    if total.size == 3:
-        total = ev.relinearize(total)
-    out = ev.rescale(total)
+    out = ev.relinearize_and_rescale(total) if total.size == 3 else ev.rescale(total)
     timer.add(f"{stage} rescale", start)
     return [out]
 
@@ -315,10 +313,10 @@ def _activation(
         if c[2] == 0.0:  # linear: c1 x + c0
             y = ev.rescale(ev.multiply_scalar(x, c[1]))
         elif c[:2] == (0.0, 0.0) and c[2] == 1.0:  # x^2
-            y = ev.rescale(ev.relinearize(ev.square(x)))
+            y = ev.relinearize_and_rescale(ev.square(x))
         else:  # x (c2 x + c1) + c0
             inner = ev.add_scalar(ev.rescale(ev.multiply_scalar(x, c[2])), c[1])
-            y = ev.rescale(ev.relinearize(ev.multiply(ev.drop_level(x, inner.level), inner)))
+            y = ev.relinearize_and_rescale(ev.multiply(ev.drop_level(x, inner.level), inner))
         out.append(ev.add_scalar(y, c[0]) if c[0] else y)
         timer.add(f"{stage} activation", start)
     return out

@@ -1,5 +1,6 @@
-"""Moving RNS polynomials between bases: fast base conversion, division by the last prime (rescale),
-division by the special primes (mod-down), and exact CRT reconstruction to floating point.
+"""Moving RNS polynomials between bases: fast base conversion, division by the last primes (by the last
+prime: rescale; by the special primes: mod-down; by both at once), and exact CRT reconstruction to floating
+point.
 
 Cheon-Han-Kim-Kim-Song, "A Full RNS Variant of Approximate Homomorphic Encryption" (SAC 2018):
   Conv_{S->T}(x)_j = sum_i [x_i * (S/s_i)^-1]_{s_i} * (S/s_i) mod t_j           (section 2.2)
@@ -9,6 +10,7 @@ needs (ModUp multiplies that multiple by a key component that vanishes mod S; Mo
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -28,31 +30,33 @@ def _reduce(x, q, one_shoup):
 
 @njit(cache=True, parallel=True)
 def _fast_base_convert(x, s, shat_inv, shat_inv_shoup, t, shat_mod_t, shat_mod_t_shoup, wrap_mod_t, out):
-    n_src, n = x.shape
-    u = np.empty((n_src, n), dtype=np.uint64)
-    for i in prange(n_src):
+    """K polynomials at once: x (K, |S|, N) -> out (K, |T|, N); the (polynomial, prime) rows go to the threads."""
+    n_poly, n_src, n = x.shape
+    n_t = t.shape[0]
+    u = np.empty((n_poly, n_src, n), dtype=np.uint64)
+    for row in prange(n_poly * n_src):
+        p, i = row // n_src, row % n_src
         for k in range(n):
-            u[i, k] = shoup_mul(x[i, k], shat_inv[i], shat_inv_shoup[i], s[i])
-    for j in prange(t.shape[0]):
+            u[p, i, k] = shoup_mul(x[p, i, k], shat_inv[i], shat_inv_shoup[i], s[i])
+    for row in prange(n_poly * n_t):
+        p, j = row // n_t, row % n_t
         tj = t[j]
         for k in range(n):
-            out[j, k] = 0
+            out[p, j, k] = 0
         for i in range(n_src):
             w, ws, wrap, half = shat_mod_t[i, j], shat_mod_t_shoup[i, j], wrap_mod_t[i, j], s[i] >> np.uint64(1)
             for k in range(n):
-                v = out[j, k] + shoup_mul(u[i, k], w, ws, tj)
+                v = out[p, j, k] + shoup_mul(u[p, i, k], w, ws, tj)
                 v = v - tj if v >= tj else v
-                if u[i, k] > half:  # centered digit: u - s_i, i.e. add -s_i * (S/s_i) mod t_j
+                if u[p, i, k] > half:  # centered digit: u - s_i, i.e. add -s_i * (S/s_i) mod t_j
                     v = v + wrap
                     v = v - tj if v >= tj else v
-                out[j, k] = v
+                out[p, j, k] = v
 
 
 @lru_cache(maxsize=256)
 def _conversion_constants(source: tuple[int, ...], target: tuple[int, ...]) -> tuple[np.ndarray, ...]:
-    s_prod = 1
-    for s in source:
-        s_prod *= s
+    s_prod = math.prod(source)
     shat = [s_prod // s for s in source]
     shat_inv = np.array([pow(h % s, -1, s) for h, s in zip(shat, source)], dtype=np.uint64)
     shat_inv_shoup = np.array([int(shoup_precompute(int(v), s)) for v, s in zip(shat_inv, source)],
@@ -73,98 +77,95 @@ def fast_base_convert(x: np.ndarray, source: tuple[int, ...], target: tuple[int,
 
     Result = x + u*S (mod each t_j) with |u| <= |S|/2 (CHKKS 2018, section 2.2), using the centered digits
     [x_i (S/s_i)^-1]_{s_i} in (-s_i/2, s_i/2]: centering halves the size of what key switching multiplies
-    by the key's noise and removes its mean. ``out`` (|T|, N), if given, receives the result.
+    by the key's noise and removes its mean. ``x`` may also be K polynomials (K, |S|, N), converted in one
+    call; ``out`` (|T|, N) or (K, |T|, N), if given, receives the result.
     """
+    stack = np.ascontiguousarray(x).reshape((-1,) + x.shape[-2:])
     if out is None:
-        out = np.empty((len(target), x.shape[1]), dtype=np.uint64)
-    _fast_base_convert(np.ascontiguousarray(x), *_conversion_constants(source, target), out)
+        out = np.empty(x.shape[:-2] + (len(target), x.shape[-1]), dtype=np.uint64)
+    elif not out.flags.c_contiguous:  # a reshaped copy would receive the result instead
+        raise ValueError("fast_base_convert: out must be C-contiguous")
+    _fast_base_convert(stack, *_conversion_constants(source, target),
+                       out.reshape((stack.shape[0], len(target), x.shape[-1])))
     return out
 
 
 @njit(cache=True, parallel=True)
 def _subtract_and_scale(c, conv, q, factor, factor_shoup, out):
-    for i in prange(c.shape[0]):
+    """out[p, i] = (c[p, i] - conv[p, i]) * factor[i] mod q[i] for the first rows of c (those of out)."""
+    n_poly, n_rows, n = out.shape
+    for row in prange(n_poly * n_rows):
+        p, i = row // n_rows, row % n_rows
         qi, f, fs = q[i], factor[i], factor_shoup[i]
-        for k in range(c.shape[1]):
-            out[i, k] = shoup_mul(c[i, k] + qi - conv[i, k], f, fs, qi)
-
-
-@njit(cache=True, parallel=True)
-def _centered_lift(last, q_last, targets, one_shoup, offset, out):
-    """out[i] = the centered representative of ``last`` (in (-q_last/2, q_last/2]) modulo targets[i]."""
-    half = q_last >> np.uint64(1)
-    for i in prange(targets.shape[0]):
-        qi, os, off = targets[i], one_shoup[i], offset[i]
-        for k in range(last.shape[0]):
-            v = _reduce(last[k], qi, os)
-            if last[k] > half:  # value is last - q_last: add (q_i - q_last mod q_i)
-                v = v + off
-                v = v - qi if v >= qi else v
-            out[i, k] = v
+        for k in range(n):
+            out[p, i, k] = shoup_mul(c[p, i, k] + qi - conv[p, i, k], f, fs, qi)
 
 
 @lru_cache(maxsize=256)
-def _rescale_constants(basis: RnsBasis) -> tuple[np.ndarray, ...]:
-    *rest, q_last = basis.moduli
-    one_shoup = np.array([int(shoup_precompute(1, q)) for q in rest], dtype=np.uint64)
-    offset = np.array([(q - q_last % q) % q for q in rest], dtype=np.uint64)
-    inv = np.array([pow(q_last, -1, q) for q in rest], dtype=np.uint64)
-    inv_shoup = np.array([int(shoup_precompute(int(v), q)) for v, q in zip(inv, rest)], dtype=np.uint64)
-    return one_shoup, offset, inv, inv_shoup
+def _division_constants(moduli: tuple[int, ...], count: int) -> tuple[np.ndarray, np.ndarray]:
+    """[D^-1]_{q_i} and its Shoup factor for the kept primes q_i, D the product of the last ``count``."""
+    kept, divisor = moduli[:-count], math.prod(moduli[-count:])
+    inv = np.array([pow(divisor % q, -1, q) for q in kept], dtype=np.uint64)
+    inv_shoup = np.array([int(shoup_precompute(int(v), q)) for v, q in zip(inv, kept)], dtype=np.uint64)
+    return inv, inv_shoup
+
+
+def divide_by_last_primes(c: np.ndarray, basis: RnsBasis, count: int) -> np.ndarray:
+    """About round(c / D), D = the product of the last ``count`` primes of ``basis``, over the other primes.
+
+    c' = (c - Conv_{D->rest}([c]_D)) * D^-1 mod q_i (CHKKS 2018: section 3.3 for one prime, Algorithm 2 for
+    the special primes). The conversion's centered digits make it round: exactly for one prime, and within
+    count/2 + 1/2 units of c / D in general (the small multiple u*D the conversion adds, |u| <= count/2).
+    ``c`` is one polynomial (L, N) or K of them (K, L, N), in NTT form, left untouched; all their
+    transforms go in two calls (inverse of the dropped rows, forward of the converted ones), spread over
+    the threads. Result: (L - count, N) or (K, L - count, N), NTT form.
+    """
+    n_keep, n = len(basis) - count, c.shape[-1]
+    kept = rns_basis(basis.moduli[:n_keep], basis.ring_degree)
+    dropped = rns_basis(basis.moduli[n_keep:], basis.ring_degree)
+    stack = np.ascontiguousarray(c).reshape(-1, len(basis), n)
+    k = stack.shape[0]
+    tail = stack[:, n_keep:].copy()  # a copy: the inverse NTT below works in place
+    ntt_inverse(tail.reshape(k * count, n), dropped.tables * k)
+    conv = fast_base_convert(tail, dropped.moduli, kept.moduli)
+    ntt_forward(conv.reshape(k * n_keep, n), kept.tables * k)
+    out = np.empty((k, n_keep, n), dtype=np.uint64)
+    _subtract_and_scale(stack, conv, kept.q, *_division_constants(basis.moduli, count), out)
+    return out.reshape(c.shape[:-2] + (n_keep, n))
 
 
 @timed("rescale")
 def divide_by_last_prime(c: np.ndarray, basis: RnsBasis) -> np.ndarray:
-    """Round(c / q_last) over the basis without its last prime; ``c`` (L, N) in NTT form, result (L-1, N).
+    """Round(c / q_last) over the basis without its last prime: CKKS rescaling, exact rounding.
 
-    c' = (c - [c]_{q_last}) * q_last^-1 mod q_i, with [c]_{q_last} the centered remainder so that the
-    result is c / q_last rounded to nearest (CKKS rescaling; CHKKS 2018, section 3.3).
+    ``c`` (L, N) or (K, L, N) in NTT form (a ciphertext's components at once); see ``divide_by_last_primes``.
     """
-    sub = rns_basis(basis.moduli[:-1], basis.ring_degree)
-    last = c[-1].copy()
-    ntt_inverse(last[None, :], basis.tables[-1:])
-    one_shoup, offset, inv, inv_shoup = _rescale_constants(basis)
-    lifted = np.empty((len(sub), c.shape[1]), dtype=np.uint64)
-    _centered_lift(last, np.uint64(basis.moduli[-1]), sub.q, one_shoup, offset, lifted)
-    ntt_forward(lifted, sub.tables)
-    out = np.empty_like(lifted)
-    _subtract_and_scale(c[:-1], lifted, sub.q, inv, inv_shoup, out)
-    return out
-
-
-@lru_cache(maxsize=256)
-def _mod_down_constants(q_moduli: tuple[int, ...], p_moduli: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    p_prod = 1
-    for p in p_moduli:
-        p_prod *= p
-    inv = np.array([pow(p_prod % q, -1, q) for q in q_moduli], dtype=np.uint64)
-    inv_shoup = np.array([int(shoup_precompute(int(v), q)) for v, q in zip(inv, q_moduli)], dtype=np.uint64)
-    return inv, inv_shoup
+    return divide_by_last_primes(c, basis, 1)
 
 
 @timed("mod_down")
 def mod_down(c: np.ndarray, q_basis: RnsBasis, p_basis: RnsBasis) -> np.ndarray:
     """ModDown: c over Q*P (rows: Q then P, NTT form) -> about round(c / P) over Q (NTT form).
 
-    c' = (c - Conv_{P->Q}([c]_P)) * P^-1 mod q_i (CHKKS 2018, Algorithm 2; Han-Ki 2020, section 3). The
-    conversion uses centered digits, so the division rounds (error within |P|/2 + 1/2 units) instead of
-    flooring, whose mean-1/2 bias would grow large in the slots near the root 1. ``c`` is one polynomial
-    (rows, N) or several (k, rows, N): their NTTs then go in one call, spread over the threads.
+    The centered conversion makes the division round (error within |P|/2 + 1/2 units) instead of flooring,
+    whose mean-1/2 bias would grow large in the slots near the root 1. ``c`` is one polynomial (rows, N)
+    or several (k, rows, N); see ``divide_by_last_primes``.
     """
-    n_q, n_p, n = len(q_basis), len(p_basis), c.shape[-1]
-    stack = c.reshape(-1, n_q + n_p, n)
-    k = stack.shape[0]
-    c_p = stack[:, n_q:].copy().reshape(k * n_p, n)  # a copy: the inverse NTT below works in place
-    ntt_inverse(c_p, p_basis.tables * k)
-    conv = np.empty((k, n_q, n), dtype=np.uint64)
-    for i in range(k):
-        fast_base_convert(c_p[i * n_p : (i + 1) * n_p], p_basis.moduli, q_basis.moduli, out=conv[i])
-    ntt_forward(conv.reshape(k * n_q, n), q_basis.tables * k)
-    inv, inv_shoup = _mod_down_constants(q_basis.moduli, p_basis.moduli)
-    out = np.empty((k, n_q, n), dtype=np.uint64)
-    for i in range(k):
-        _subtract_and_scale(stack[i, :n_q], conv[i], q_basis.q, inv, inv_shoup, out[i])
-    return out.reshape(c.shape[:-2] + (n_q, n))
+    return divide_by_last_primes(c, rns_basis(q_basis.moduli + p_basis.moduli, q_basis.ring_degree), len(p_basis))
+
+
+@timed("mod_down_rescale")
+def mod_down_and_rescale(c: np.ndarray, q_basis: RnsBasis, p_basis: RnsBasis) -> np.ndarray:
+    """ModDown and rescale in one division: c over Q*P (rows: Q then P) -> about round(c / (q_last * P))
+    over Q without its last prime q_last (NTT form).
+
+    Rounding twice, round(round(c / P) / q_last), costs inverse NTTs of the P rows and forward NTTs of all Q
+    rows, then again of the q_last row and the rest; once, it costs the inverse NTTs of the P rows and the
+    q_last row and the forward NTTs of the rest: for each polynomial, |Q| fewer transforms. The error is
+    within (|P| + 1)/2 + 1/2 units of c / (q_last * P); see ``divide_by_last_primes``.
+    """
+    basis = rns_basis(q_basis.moduli + p_basis.moduli, q_basis.ring_degree)
+    return divide_by_last_primes(c, basis, len(p_basis) + 1)
 
 
 @njit(cache=True)

@@ -6,6 +6,8 @@ u_0 + u_1 * s ~ d * s'. Steps:
      fast base conversion (CHKKS 2018), giving d_j ~ [d]_{Q_j} + (multiple of Q_j).
   2. Inner product with the key over Q_l * P: (v_0, v_1) = sum_j d_j * k_j; this is P * d * s' + small noise.
   3. ModDown: divide by P and round back to Q_l, which also divides the key's noise by P.
+``key_switch_extended`` stops before step 3, so that a rescale can share its division (one division by
+P * q_l instead of two; see ``Evaluator.relinearize_and_rescale``).
 """
 
 from __future__ import annotations
@@ -68,9 +70,18 @@ def _inner_product(extended, key, key_shoup, rows, q, acc):
             a1[k] = a1[k] - qr if a1[k] >= qr else a1[k]
 
 
-@timed("key_switch")
 def key_switch(d: np.ndarray, level: int, key: PreparedKey, params: Parameters) -> np.ndarray:
     """(u_0, u_1) over Q_level, NTT form, shape (2, level + 1, N), with u_0 + u_1 s ~ d s'."""
+    n = params.ring_degree
+    q_basis = rns.rns_basis(params.moduli[: level + 1], n)
+    p_basis = rns.rns_basis(params.special_moduli, n)
+    return mod_down(key_switch_extended(d, level, key, params), q_basis, p_basis)
+
+
+@timed("key_switch")
+def key_switch_extended(d: np.ndarray, level: int, key: PreparedKey, params: Parameters) -> np.ndarray:
+    """Steps 1 and 2 only: (v_0, v_1) over Q_level * P (rows: Q_level, then P), NTT form, about
+    P * (u_0, u_1); ModDown is left to the caller, who may fold another division into it (rescale)."""
     n = params.ring_degree
     n_q = level + 1
     q_moduli = params.moduli[:n_q]
@@ -97,5 +108,4 @@ def key_switch(d: np.ndarray, level: int, key: PreparedKey, params: Parameters) 
                 np.array(to_transform, dtype=np.int64))
     acc = np.empty((2, len(qp_moduli), n), dtype=np.uint64)
     _inner_product(extended, key.data, key.shoup, key_rows, qp.q, acc)
-    p_basis = rns.rns_basis(params.special_moduli, n)
-    return mod_down(acc, q_basis, p_basis)
+    return acc

@@ -7,6 +7,7 @@ both levels and scales, and what to do. Inputs are never modified.
   multiply:            (c0, c1) x (c0', c1') = (c0 c0', c0 c1' + c1 c0', c1 c1'), scale Delta * Delta'.
   relinearize:         (d0, d1, d2) -> (d0, d1) + KeySwitch_{s^2 -> s}(d2).
   rescale:             c -> round(c / q_l) at level l - 1, scale Delta / q_l exactly (never snapped to 2^k).
+  relinearize_and_rescale: both, with the two divisions (by P, then by q_l) done as one, by P * q_l.
   rotate(k):           c(X) -> c(X^(5^k)) then KeySwitch_{s(X^g) -> s}: slot i holds old slot i + k.
   dot / dot_many:      sum_t c_t * w_t with fixed (prepared) weights w_t, for one or many outputs at once
                        (``dot_products``, whose methods the Evaluator inherits).
@@ -31,10 +32,10 @@ from ..errors import (
 )
 from ..params import Parameters
 from ..ring import automorphism, rns
-from ..ring.basis_conversion import divide_by_last_prime
+from ..ring.basis_conversion import divide_by_last_prime, mod_down_and_rescale
 from ..rlwe.ciphertext import Ciphertext, Plaintext
 from ..rlwe.keys import GaloisKeys, RelinKey, generating_call
-from ..rlwe.keyswitch import PreparedKey, key_switch, prepare_key
+from ..rlwe.keyswitch import PreparedKey, key_switch, key_switch_extended, prepare_key
 from .dot_products import SCALE_TOLERANCE, DotProducts
 
 
@@ -56,6 +57,7 @@ class Evaluator(DotProducts):
         # Derived once: the keys with their Shoup companions (the form key switching multiplies by).
         self._relin = prepare_key(relin_key.key, params) if relin_key is not None else None
         self._galois: dict[int, PreparedKey] = {}
+        self._special = rns.rns_basis(params.special_moduli, params.ring_degree)  # P, the key switch's primes
 
     # ----- checks ---------------------------------------------------------------------------------------
     def _basis(self, level: int) -> rns.RnsBasis:
@@ -236,6 +238,43 @@ class Evaluator(DotProducts):
         return self._new(np.stack([rns.add(a.data[0], u[0], basis), rns.add(a.data[1], u[1], basis)]),
                          a.level, a.scale, a.complex_slots)
 
+    def relinearize_and_rescale(self, a: Ciphertext) -> Ciphertext:
+        """rescale(relinearize(a)) with one division instead of two, for a size-3 ``a`` at level l >= 1:
+
+            round((P * (d0, d1) + (v0, v1)) / (P * q_l)),  (v0, v1) = key switching of d2 before ModDown,
+
+        over Q_{l-1}, scale a.scale / q_l exactly. P * (d0, d1) vanishes modulo the special primes, so
+        only its rows over Q_l are added. The rounding error is that of ModDown and rescale together, a few
+        units; every polynomial saves the l + 1 forward NTTs of the separate ModDown.
+
+        Raises:
+            MissingKeyError: if the evaluator has no relinearization key.
+            OutOfLevelsError: at level 0.
+        """
+        self._ct("relinearize_and_rescale", a)
+        if a.size != 3:
+            raise ParameterError(f"relinearize_and_rescale: the operand has size {a.size}; it takes the "
+                                 "size-3 result of a multiplication (rescale a size-2 ciphertext instead)")
+        if self.relin_key is None:
+            raise MissingKeyError("relinearize_and_rescale: this Evaluator has no relinearization key; pass "
+                                  "relin_key=KeyGenerator.relin_key() when creating it")
+        self._check_level_left("relinearize_and_rescale", a)
+        n_q = a.level + 1
+        basis = self._basis(a.level)
+        extended = key_switch_extended(a.data[2], a.level, self._relin, self.params)
+        p_residues = rns.scalar_residues(self._special.product, basis)
+        for c in range(2):
+            rns.add(extended[c, :n_q], rns.mul_scalar(a.data[c], p_residues, basis), basis, out=extended[c, :n_q])
+        data = mod_down_and_rescale(extended, basis, self._special)
+        return self._new(data, a.level - 1, a.scale / self.params.moduli[a.level], a.complex_slots)
+
+    def _check_level_left(self, op: str, a: Ciphertext) -> None:
+        """Refuse to divide by q_l at level 0."""
+        if a.level == 0:
+            raise OutOfLevelsError(f"{op}: the ciphertext is at level 0 (scale 2^{math.log2(a.scale):.2f}); "
+                                   "the chain is used up: use parameters with more primes or fewer "
+                                   "multiplications")
+
     def rescale(self, a: Ciphertext) -> Ciphertext:
         """round(a / q_l) at level l - 1 with scale exactly a.scale / q_l.
 
@@ -243,12 +282,9 @@ class Evaluator(DotProducts):
             OutOfLevelsError: at level 0 (no prime left to divide by).
         """
         self._ct("rescale", a)
-        if a.level == 0:
-            raise OutOfLevelsError(f"rescale: the ciphertext is at level 0 (scale 2^{math.log2(a.scale):.2f}); the "
-                                   "chain is used up: use parameters with more primes or fewer multiplications")
+        self._check_level_left("rescale", a)
         basis = self._basis(a.level)
-        data = np.stack([divide_by_last_prime(c, basis) for c in a.data])
-        return self._new(data, a.level - 1, a.scale / self.params.moduli[a.level], a.complex_slots)
+        return self._new(divide_by_last_prime(a.data, basis), a.level - 1, a.scale / self.params.moduli[a.level], a.complex_slots)
 
     def drop_level(self, a: Ciphertext, level: int) -> Ciphertext:
         """The same message and scale at a lower level (drop the last primes: a modulus switch, no division).

@@ -138,7 +138,8 @@ def test_the_engine_primitives_carry_their_hooks() -> None:
         ntt.ntt_forward: "ntt", ntt.ntt_inverse: "intt", rns.mul: "mul", rns.mul_add_into: "mul_add",
         rns.dot_plain_shoup: "mac_shoup", rns.dot_tensor_shoup: "mac_shoup",
         basis_conversion.fast_base_convert: "base_convert", basis_conversion.mod_down: "mod_down",
-        basis_conversion.divide_by_last_prime: "rescale", keyswitch.key_switch: "key_switch",
+        basis_conversion.mod_down_and_rescale: "mod_down_rescale",
+        basis_conversion.divide_by_last_prime: "rescale", keyswitch.key_switch_extended: "key_switch",
         embedding.embed: "decode_fft", embedding.embed_inverse: "encode_fft",
         sampling.ternary: "sample_ternary", sampling.gaussian: "sample_gaussian",
         sampling.uniform_mod: "sample_uniform", serialization._encode: "serialize",
@@ -154,7 +155,8 @@ def test_sampled_stacks_are_attributed_to_the_same_entries() -> None:
         "main (cli.py:1);run_profile (validation/profiling.py:200);ntt_forward (ckks/ring/ntt.py:171) 30",
         "main (cli.py:1);Evaluator.rotate (ckks/scheme/evaluator.py:320);key_switch (ckks/rlwe/keyswitch.py:80);"
         "ntt_inverse (ckks/ring/ntt.py:176) 10",
-        "main (cli.py:1);Evaluator.rotate (ckks/scheme/evaluator.py:320);key_switch (ckks/rlwe/keyswitch.py:84) 5",
+        "main (cli.py:1);Evaluator.rotate (ckks/scheme/evaluator.py:320);key_switch (ckks/rlwe/keyswitch.py:84);"
+        "key_switch_extended (ckks/rlwe/keyswitch.py:90) 5",
         "main (cli.py:1);Encryptor.encrypt (ckks/rlwe/encryptor.py:63);from_signed (ckks/ring/rns.py:87) 4",
         "main (cli.py:1);Dispatcher._compile_for_args (numba/core/dispatcher.py:420);mul (ckks/ring/rns.py:238) 1",
         "main (cli.py:1);pack (nn/batch_packing.py:40) 10",

@@ -5,6 +5,8 @@
 - divide_by_last_prime: exactly round(C / q_last) mod Q', for every representative C, including the
   rounding boundary r = (q_last -+ 1)/2;
 - mod_down: round(C / P) - u with |u| <= |P|/2 (exact rounding for one special prime);
+- divide_by_last_primes / mod_down_and_rescale: round(C / D) - u with |u| <= count/2, D the product of the
+  dropped primes, for several polynomials at once (each as if alone);
 - crt_to_float: the centered integer to within float rounding.
 """
 
@@ -19,7 +21,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ckks.ring import rns
-from ckks.ring.basis_conversion import crt_to_float, divide_by_last_prime, fast_base_convert, mod_down
+from ckks.ring.basis_conversion import (
+    crt_to_float,
+    divide_by_last_prime,
+    divide_by_last_primes,
+    fast_base_convert,
+    mod_down,
+    mod_down_and_rescale,
+)
 from ckks.ring.primes import ntt_primes
 
 N = 16
@@ -142,6 +151,64 @@ def test_mod_down_is_rounding_within_documented_bound(k_special, ref):
             worst = max(worst, abs(u))
     if k_special == 1:
         assert worst == 0
+
+
+def _check_division(values: list[int], got: list[int], divisor: int, kept_product: int, count: int) -> int:
+    """Every got == round(v / divisor) - u (mod the kept product) with |u| <= count / 2; the worst |u|."""
+    worst = 0
+    for v, g in zip(values, got, strict=True):
+        u = centered(round_div(v, divisor) - g, kept_product)
+        assert abs(u) <= count / 2
+        worst = max(worst, abs(u))
+    return worst
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_divide_by_last_primes_rounds_each_of_several_polynomials(count, ref):
+    """Three polynomials in one call: each is round(C / D) - u, |u| <= count/2, exact for one prime; the
+    stacked result equals the polynomials divided one by one, and the input is untouched."""
+    moduli = chain(40, 50, 30, 61, 55)
+    basis = rns.rns_basis(moduli, N)
+    kept = rns.rns_basis(moduli[:-count], N)
+    q_all, divisor = basis.product, math.prod(moduli[-count:])
+    rnd = random.Random(count)
+    polys = [[rnd.randrange(-(q_all // 2), q_all // 2) for _ in range(N)] for _ in range(3)]
+    polys[0][:4] = [0, divisor // 2, -(divisor // 2) - 1, q_all // 2]
+    c = np.stack([rns.to_ntt(ref.residues(values, moduli), basis) for values in polys])
+    before = c.copy()
+    out = divide_by_last_primes(c, basis, count)
+    np.testing.assert_array_equal(c, before)
+    assert out.shape == (3, len(moduli) - count, N)
+    worst = 0
+    for values, got, alone in zip(polys, out, c, strict=True):
+        np.testing.assert_array_equal(got, divide_by_last_primes(alone, basis, count))
+        coefficients = ref.crt(rns.from_ntt(got, kept), kept.moduli)
+        worst = max(worst, _check_division(values, coefficients, divisor, kept.product, count))
+    if count == 1:
+        assert worst == 0
+
+
+def test_mod_down_and_rescale_divides_by_p_times_the_last_prime(ref):
+    """c over Q*P -> round(c / (q_last * P)) - u over Q without q_last, |u| <= (|P| + 1)/2."""
+    q_moduli = chain(40, 50, 45)
+    p_moduli = chain(60, 60, avoid=q_moduli)
+    q_basis, p_basis = rns.rns_basis(q_moduli, N), rns.rns_basis(p_moduli, N)
+    qp = rns.rns_basis(q_moduli + p_moduli, N)
+    kept = rns.rns_basis(q_moduli[:-1], N)
+    rnd = random.Random(5)
+    values = [rnd.randrange(-(qp.product // 2), qp.product // 2) for _ in range(N)]
+    c = np.stack([rns.to_ntt(ref.residues(values, q_moduli + p_moduli), qp)] * 2)
+    out = mod_down_and_rescale(c, q_basis, p_basis)
+    assert out.shape == (2, len(q_moduli) - 1, N)
+    got = ref.crt(rns.from_ntt(out[1], kept), kept.moduli)
+    _check_division(values, got, q_moduli[-1] * p_basis.product, kept.product, len(p_moduli) + 1)
+
+
+def test_fast_base_convert_refuses_an_out_it_could_not_write_into():
+    src, dst = chain(40), chain(50, 60, avoid=chain(40))
+    x = np.ones((1, N), dtype=np.uint64)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        fast_base_convert(x, src, dst, out=np.empty((N, 2), dtype=np.uint64).T)
 
 
 @settings(max_examples=30, deadline=None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -164,6 +165,34 @@ def test_rescale_tracks_the_exact_scale_and_level(toy):
     assert ms.scale == a.scale  # default scalar scale = q_l
 
 
+def test_relinearize_and_rescale_is_the_two_steps_within_a_few_units(toy, ref):
+    """One division by P * q_l instead of two: same level and scale as rescale(relinearize(.)), and the exact
+    decryptions (Python ints) differ by at most the rounding of both, 3 units per component, times 1 + |s|_1."""
+    ev = toy.evaluator
+    x, y = vec(16), vec(17)
+    product = ev.multiply(enc(toy, x), enc(toy, y))
+    fused, separate = ev.relinearize_and_rescale(product), ev.rescale(ev.relinearize(product))
+    assert (fused.level, fused.scale, fused.size) == (separate.level, separate.scale, 2)
+    secret = toy.sk.coefficients.astype(np.int64)
+    bound = 3 * (1 + int(np.abs(secret).sum()))
+    difference = [a - b for a, b in zip(exact(toy, ref, fused), exact(toy, ref, separate), strict=True)]
+    assert max(abs(d) for d in difference) <= bound
+    np.testing.assert_allclose(dec(toy, fused), x * y, atol=TOL)
+    assert ev.relinearize_and_rescale(ev.square(fused)).level == fused.level - 1
+
+
+def test_relinearize_and_rescale_refuses_what_it_cannot_divide(toy):
+    ev = toy.evaluator
+    a = enc(toy, vec(18))
+    with pytest.raises(ckks.ParameterError, match="relinearize_and_rescale: the operand has size 2"):
+        ev.relinearize_and_rescale(a)
+    bottom = toy.encryptor.encrypt(toy.encoder.encode(vec(18), level=0, scale=2.0**10))  # room for a product
+    with pytest.raises(ckks.OutOfLevelsError, match="relinearize_and_rescale: the ciphertext is at level 0"):
+        ev.relinearize_and_rescale(ev.multiply(bottom, bottom))
+    with pytest.raises(ckks.MissingKeyError, match="relin_key"):
+        ckks.Evaluator(toy.params).relinearize_and_rescale(ev.multiply(a, a))
+
+
 def test_operations_never_modify_their_inputs(toy):
     ev = toy.evaluator
     a, b = enc(toy, vec(9)), enc(toy, vec(10))
@@ -172,6 +201,10 @@ def test_operations_never_modify_their_inputs(toy):
     ev.add(a, b), ev.sub(a, pt), ev.negate(a), ev.add_scalar(a, 1.0), ev.multiply_plain(a, pt)
     ev.multiply_scalar(a, 2.0), ev.multiply_integer(a, 3), ev.rotate(a, 3), ev.conjugate(a), ev.rescale(a)
     ev.relinearize(ev.multiply(a, b)), ev.drop_level(a, 0), ev.dot([a], [ev.prepare(pt)])
+    product = ev.multiply(a, b)
+    product_before = product.data.copy()
+    ev.relinearize_and_rescale(product)
+    np.testing.assert_array_equal(product.data, product_before)
     for x, before in zip((a, b, pt), snapshot, strict=True):
         np.testing.assert_array_equal(x.data, before)
 
@@ -233,6 +266,7 @@ def test_complex_slots_follow_the_operands(toy):
             "multiply_scalar": (ev.rescale(ev.multiply_scalar(a, -0.75)), -0.75 * x),
             "multiply_integer": (ev.multiply_integer(a, 3), 3 * x),
             "square": (ev.rescale(ev.relinearize(ev.square(a))), x * x),
+            "relinearize_and_rescale": (ev.relinearize_and_rescale(ev.square(a)), x * x),
             "rotate": (ev.rotate(a, 5), np.roll(x, -5)),
             "conjugate": (ev.conjugate(a), np.conj(x)),
             "drop_level": (ev.drop_level(a, 0), x),
