@@ -174,9 +174,10 @@ class Parameters:
         """alpha: primes per digit (the last digit may be shorter)."""
         return math.ceil(len(self.moduli_bits) / self.digits)
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
-        """A short hash identifying these parameters (serialized objects carry it)."""
+        """A short hash identifying these parameters (serialized objects carry it; every operation checks
+        it, so it is computed once)."""
         text = f"{self.ring_degree}|{self.moduli}|{self.special_moduli}|{self.scale_bits}|{self.digits}"
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

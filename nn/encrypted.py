@@ -237,12 +237,18 @@ def _dense(
         sums = ev.dot_many(cts, [[(k, prepared[(index, k, m, j)]) for k, mm, jj in layer.diagonals
                                   if (mm, jj) == (m, j)] for m, j in parts])
         timer.add(f"{stage} multiply-accumulate", start)
-        accs: dict[int, ckks.Ciphertext] = {}
-        for (m, j), part in zip(parts, sums, strict=True):
+        start = time.perf_counter()
+        by_shift: dict[int, list[int]] = defaultdict(list)  # the partial sums rotated by each j * block
+        for n, (_m, j) in enumerate(parts):
             if j:
-                start = time.perf_counter()
-                part = ev.rotate(ev.relinearize(part), j * block)
-                timer.add(f"{stage} rotate", start)
+                by_shift[j].append(n)
+        for j, which in by_shift.items():
+            rotated_parts = ev.rotate_many([ev.relinearize(sums[n]) for n in which], j * block)
+            for n, part in zip(which, rotated_parts, strict=True):
+                sums[n] = part
+        timer.add(f"{stage} rotate", start)
+        accs: dict[int, ckks.Ciphertext] = {}
+        for (m, _j), part in zip(parts, sums, strict=True):
             accs[m] = part if m not in accs else ev.add(accs[m], part)
         sums = [accs[m] for m in range(layer.outputs)]
     else:
@@ -251,18 +257,16 @@ def _dense(
             [(position[(k, j)], prepared[(index, k, mm, j)]) for k, mm, j in layer.diagonals if mm == m]
             for m in range(layer.outputs)])
         timer.add(f"{stage} multiply-accumulate", start)
-    outputs = []
-    for m, acc in enumerate(sums):
-        start = time.perf_counter()
-        acc = ev.add(acc, layer.biases[m])
-        timer.add(f"{stage} multiply-accumulate", start)
-        start = time.perf_counter()
-        if acc.size == 3:  # lazy relinearization: once per output ciphertext, after the whole sum
-            outputs.append(ev.relinearize_and_rescale(acc))
-            timer.add(f"{stage} relinearize + rescale", start)
-        else:
-            outputs.append(ev.rescale(acc))
-            timer.add(f"{stage} rescale", start)
+    start = time.perf_counter()
+    sums = [ev.add(acc, layer.biases[m]) for m, acc in enumerate(sums)]
+    timer.add(f"{stage} multiply-accumulate", start)
+    start = time.perf_counter()
+    if sums[0].size == 3:  # lazy relinearization: once per output ciphertext, after the whole sum
+        outputs = ev.relinearize_and_rescale_many(sums)
+        timer.add(f"{stage} relinearize + rescale", start)
+    else:
+        outputs = ev.rescale_many(sums)
+        timer.add(f"{stage} rescale", start)
     return outputs
 
 
@@ -306,19 +310,19 @@ def _dense_single(
 def _activation(
     layer: CompiledActivation, cts: list[ckks.Ciphertext], ev: ckks.Evaluator, timer: StageTimer, stage: str
 ) -> list[ckks.Ciphertext]:
+    """c0 + c1 x + c2 x^2 on every ciphertext; each step over all of them at once (``Evaluator.*_many``)."""
     c = layer.coeffs + (0.0,) * (3 - len(layer.coeffs))
-    out = []
-    for x in cts:
-        start = time.perf_counter()
-        if c[2] == 0.0:  # linear: c1 x + c0
-            y = ev.rescale(ev.multiply_scalar(x, c[1]))
-        elif c[:2] == (0.0, 0.0) and c[2] == 1.0:  # x^2
-            y = ev.relinearize_and_rescale(ev.square(x))
-        else:  # x (c2 x + c1) + c0
-            inner = ev.add_scalar(ev.rescale(ev.multiply_scalar(x, c[2])), c[1])
-            y = ev.relinearize_and_rescale(ev.multiply(ev.drop_level(x, inner.level), inner))
-        out.append(ev.add_scalar(y, c[0]) if c[0] else y)
-        timer.add(f"{stage} activation", start)
+    start = time.perf_counter()
+    if c[2] == 0.0:  # linear: c1 x + c0
+        ys = ev.rescale_many([ev.multiply_scalar(x, c[1]) for x in cts])
+    elif c[:2] == (0.0, 0.0) and c[2] == 1.0:  # x^2
+        ys = ev.relinearize_and_rescale_many([ev.square(x) for x in cts])
+    else:  # x (c2 x + c1) + c0
+        inners = [ev.add_scalar(y, c[1]) for y in ev.rescale_many([ev.multiply_scalar(x, c[2]) for x in cts])]
+        ys = ev.relinearize_and_rescale_many([ev.multiply(ev.drop_level(x, inner.level), inner)
+                                              for x, inner in zip(cts, inners, strict=True)])
+    out = [ev.add_scalar(y, c[0]) if c[0] else y for y in ys]
+    timer.add(f"{stage} activation", start)
     return out
 
 

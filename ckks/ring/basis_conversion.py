@@ -110,35 +110,43 @@ def _division_constants(moduli: tuple[int, ...], count: int) -> tuple[np.ndarray
     return inv, inv_shoup
 
 
-def divide_by_last_primes(c: np.ndarray, basis: RnsBasis, count: int) -> np.ndarray:
+def divide_by_last_primes(c: np.ndarray | list[np.ndarray], basis: RnsBasis,
+                          count: int) -> np.ndarray | list[np.ndarray]:
     """About round(c / D), D = the product of the last ``count`` primes of ``basis``, over the other primes.
 
     c' = (c - Conv_{D->rest}([c]_D)) * D^-1 mod q_i (CHKKS 2018: section 3.3 for one prime, Algorithm 2 for
     the special primes). The conversion's centered digits make it round: exactly for one prime, and within
     count/2 + 1/2 units of c / D in general (the small multiple u*D the conversion adds, |u| <= count/2).
-    ``c`` is one polynomial (L, N) or K of them (K, L, N), in NTT form, left untouched; all their
-    transforms go in two calls (inverse of the dropped rows, forward of the converted ones), spread over
-    the threads. Result: (L - count, N) or (K, L - count, N), NTT form.
+    ``c`` is one polynomial (L, N) or several (..., L, N) in NTT form, or a list of such arrays (several
+    ciphertexts), left untouched; the transforms of all of them go in two calls (inverse of the dropped
+    rows, forward of the converted ones), spread over the threads. Result: each array with L - count rows.
     """
-    n_keep, n = len(basis) - count, c.shape[-1]
-    kept = rns_basis(basis.moduli[:n_keep], basis.ring_degree)
-    dropped = rns_basis(basis.moduli[n_keep:], basis.ring_degree)
-    stack = np.ascontiguousarray(c).reshape(-1, len(basis), n)
-    k = stack.shape[0]
-    tail = stack[:, n_keep:].copy()  # a copy: the inverse NTT below works in place
+    n_keep, n = len(basis) - count, basis.ring_degree
+    kept = rns_basis(basis.moduli[:n_keep], n)
+    dropped = rns_basis(basis.moduli[n_keep:], n)
+    parts = [c] if isinstance(c, np.ndarray) else list(c)
+    stacks = [np.ascontiguousarray(part).reshape(-1, len(basis), n) for part in parts]
+    tail = np.concatenate([stack[:, n_keep:] for stack in stacks])  # a copy: the inverse NTT works in place
+    k = tail.shape[0]
     ntt_inverse(tail.reshape(k * count, n), dropped.tables * k)
     conv = fast_base_convert(tail, dropped.moduli, kept.moduli)
     ntt_forward(conv.reshape(k * n_keep, n), kept.tables * k)
-    out = np.empty((k, n_keep, n), dtype=np.uint64)
-    _subtract_and_scale(stack, conv, kept.q, *_division_constants(basis.moduli, count), out)
-    return out.reshape(c.shape[:-2] + (n_keep, n))
+    constants = _division_constants(basis.moduli, count)
+    results, first = [], 0
+    for part, stack in zip(parts, stacks, strict=True):
+        out = np.empty((stack.shape[0], n_keep, n), dtype=np.uint64)
+        _subtract_and_scale(stack, conv[first : first + stack.shape[0]], kept.q, *constants, out)
+        first += stack.shape[0]
+        results.append(out.reshape(part.shape[:-2] + (n_keep, n)))
+    return results[0] if isinstance(c, np.ndarray) else results
 
 
 @timed("rescale")
 def divide_by_last_prime(c: np.ndarray, basis: RnsBasis) -> np.ndarray:
     """Round(c / q_last) over the basis without its last prime: CKKS rescaling, exact rounding.
 
-    ``c`` (L, N) or (K, L, N) in NTT form (a ciphertext's components at once); see ``divide_by_last_primes``.
+    ``c``: (L, N), (K, L, N) (a ciphertext's components at once) or a list of those, in NTT form; see
+    ``divide_by_last_primes``.
     """
     return divide_by_last_primes(c, basis, 1)
 

@@ -238,6 +238,18 @@ def _mul_scalar(a, w, w_shoup, q, out):
 
 
 @njit(cache=True, parallel=True)
+def _mul_scalar_add(a, w, w_shoup, q, acc):
+    """acc[c, i] += a[c, i] * w[i] mod q_i for every component c and every row i of a (acc may have more)."""
+    n_comp, n_rows, n = a.shape
+    for row in prange(n_comp * n_rows):
+        c, i = row // n_rows, row % n_rows
+        qi, wi, ws = q[i], w[i], w_shoup[i]
+        for j in range(n):
+            v = acc[c, i, j] + shoup_mul(a[c, i, j], wi, ws, qi)
+            acc[c, i, j] = v - qi if v >= qi else v
+
+
+@njit(cache=True, parallel=True)
 def _add_scalar(a, c, q, out):
     for i in prange(a.shape[0]):
         qi, ci = q[i], c[i]
@@ -342,6 +354,19 @@ def mul_scalar(a: np.ndarray, residues: np.ndarray, basis: RnsBasis) -> np.ndarr
     out = np.empty_like(a)
     _mul_scalar(a, residues, shoup, basis.q[:n], out)
     return out
+
+
+def mul_scalar_add_into(acc: np.ndarray, a: np.ndarray, residues: np.ndarray, basis: RnsBasis) -> None:
+    """acc[c, i] = acc[c, i] + a[c, i] * c mod q_i in place, for the components c of a (K, L, N) and its L
+    rows; ``acc`` (K, R, N), R >= L, may have more rows, left as they are (an integer constant c, by its
+    residues)."""
+    n = a.shape[1]
+    if acc.ndim != 3 or acc.shape[0] != a.shape[0] or acc.shape[1] < n or not acc.flags.c_contiguous:
+        raise ValueError(f"mul_scalar_add_into: a C-contiguous accumulator of shape ({a.shape[0]}, >= {n}, N) "
+                         f"is needed, got {acc.shape}")
+    shoup = np.array([int(shoup_precompute(int(c), q)) for c, q in zip(residues, basis.moduli[:n])],
+                     dtype=np.uint64)
+    _mul_scalar_add(np.ascontiguousarray(a), residues, shoup, basis.q[:n], acc)
 
 
 def add_scalar(a: np.ndarray, residues: np.ndarray, basis: RnsBasis) -> np.ndarray:

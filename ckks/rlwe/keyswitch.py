@@ -42,23 +42,26 @@ def prepare_key(key: SwitchingKey, params: Parameters) -> PreparedKey:
 
 @njit(cache=True, parallel=True)
 def _inner_product(extended, key, key_shoup, rows, q, acc):
-    """acc[c, r] = sum_j extended[j, r] * key[j, c, rows[r]] mod q[r], lazily kept in [0, 2q) then reduced.
+    """acc[p, c, r] = sum_j extended[j, p, r] * key[j, c, rows[r]] mod q[r] for each polynomial p, lazily
+    kept in [0, 2q) then reduced.
 
-    One pass over each extended row serves both components c = 0, 1; the rows r go to the threads.
+    One pass over each extended row serves both components c = 0, 1; the (polynomial, row) pairs go to the
+    threads.
     """
-    n_digits, n_rows, n = extended.shape
-    for r in prange(n_rows):
+    n_digits, n_poly, n_rows, n = extended.shape
+    for job in prange(n_poly * n_rows):
+        p, r = job // n_rows, job % n_rows
         qr = q[r]
         two_q = qr + qr
         kr = rows[r]
-        a0, a1 = acc[0, r], acc[1, r]
-        x, k0, k1 = extended[0, r], key[0, 0, kr], key[0, 1, kr]
+        a0, a1 = acc[p, 0, r], acc[p, 1, r]
+        x, k0, k1 = extended[0, p, r], key[0, 0, kr], key[0, 1, kr]
         s0, s1 = key_shoup[0, 0, kr], key_shoup[0, 1, kr]
         for k in range(n):
             a0[k] = shoup_mul_lazy(x[k], k0[k], s0[k], qr)
             a1[k] = shoup_mul_lazy(x[k], k1[k], s1[k], qr)
         for j in range(1, n_digits):
-            x, k0, k1 = extended[j, r], key[j, 0, kr], key[j, 1, kr]
+            x, k0, k1 = extended[j, p, r], key[j, 0, kr], key[j, 1, kr]
             s0, s1 = key_shoup[j, 0, kr], key_shoup[j, 1, kr]
             for k in range(n):
                 v0 = a0[k] + shoup_mul_lazy(x[k], k0[k], s0[k], qr)
@@ -71,7 +74,8 @@ def _inner_product(extended, key, key_shoup, rows, q, acc):
 
 
 def key_switch(d: np.ndarray, level: int, key: PreparedKey, params: Parameters) -> np.ndarray:
-    """(u_0, u_1) over Q_level, NTT form, shape (2, level + 1, N), with u_0 + u_1 s ~ d s'."""
+    """(u_0, u_1) over Q_level, NTT form, shape (2, level + 1, N), with u_0 + u_1 s ~ d s'; for K
+    polynomials d (K, level + 1, N) at once, (K, 2, level + 1, N)."""
     n = params.ring_degree
     q_basis = rns.rns_basis(params.moduli[: level + 1], n)
     p_basis = rns.rns_basis(params.special_moduli, n)
@@ -81,7 +85,12 @@ def key_switch(d: np.ndarray, level: int, key: PreparedKey, params: Parameters) 
 @timed("key_switch")
 def key_switch_extended(d: np.ndarray, level: int, key: PreparedKey, params: Parameters) -> np.ndarray:
     """Steps 1 and 2 only: (v_0, v_1) over Q_level * P (rows: Q_level, then P), NTT form, about
-    P * (u_0, u_1); ModDown is left to the caller, who may fold another division into it (rescale)."""
+    P * (u_0, u_1); ModDown is left to the caller, who may fold another division into it (rescale).
+
+    ``d`` is one polynomial (level + 1, N), or K of them (an array (K, level + 1, N) or a list), switched
+    under the same key in one pass: every step's transforms and products of all K go to the threads
+    together. Result (2, rows, N), or (K, 2, rows, N) for K polynomials.
+    """
     n = params.ring_degree
     n_q = level + 1
     q_moduli = params.moduli[:n_q]
@@ -91,21 +100,24 @@ def key_switch_extended(d: np.ndarray, level: int, key: PreparedKey, params: Par
     # Rows of the key that belong to Q_level * P: the first n_q chain primes and the special primes.
     n_all_q = len(params.moduli)
     key_rows = np.r_[0:n_q, n_all_q : n_all_q + len(params.special_moduli)].astype(np.int64)
-    d_coeff = d.copy()
-    ntt_inverse(d_coeff, q_basis.tables)
+    polys = list(d) if isinstance(d, list) else list(d.reshape(-1, n_q, n))
+    k = len(polys)
+    d_coeff = np.array(polys, dtype=np.uint64)  # a copy: the inverse NTT works in place
+    ntt_inverse(d_coeff.reshape(k * n_q, n), q_basis.tables * k)
     alpha = params.digit_size
     n_rows = len(qp_moduli)
     n_digits = -(-n_q // alpha)
-    extended = np.empty((n_digits, n_rows, n), dtype=np.uint64)
-    to_transform: list[int] = []  # rows of extended, flattened to (digit * n_rows + row), that need an NTT
+    extended = np.empty((n_digits, k, n_rows, n), dtype=np.uint64)
+    to_transform: list[int] = []  # rows of extended, flattened to ((digit * K + p) * n_rows + row), to NTT
     for j, lo in enumerate(range(0, n_q, alpha)):
         hi = min(lo + alpha, n_q)  # digit j: the primes q_lo .. q_{hi-1}; every other row by conversion
-        fast_base_convert(d_coeff[lo:hi], q_moduli[lo:hi], qp_moduli, out=extended[j])
-        extended[j, lo:hi] = d[lo:hi]  # the digit's own rows: d itself, already in NTT form
-        to_transform += [j * n_rows + r for r in range(n_rows) if not lo <= r < hi]
-    # One NTT call for every converted row of every digit, so the threads share them all.
-    ntt_forward(extended.reshape(n_digits * n_rows, n), tuple(qp.tables[r % n_rows] for r in to_transform),
-                np.array(to_transform, dtype=np.int64))
-    acc = np.empty((2, len(qp_moduli), n), dtype=np.uint64)
+        fast_base_convert(d_coeff[:, lo:hi], q_moduli[lo:hi], qp_moduli, out=extended[j])
+        for p, poly in enumerate(polys):
+            extended[j, p, lo:hi] = poly[lo:hi]  # the digit's own rows: d itself, already in NTT form
+        to_transform += [(j * k + p) * n_rows + r for p in range(k) for r in range(n_rows) if not lo <= r < hi]
+    # One NTT call for every converted row of every digit and polynomial, so the threads share them all.
+    ntt_forward(extended.reshape(n_digits * k * n_rows, n),
+                tuple(qp.tables[r % n_rows] for r in to_transform), np.array(to_transform, dtype=np.int64))
+    acc = np.empty((k, 2, n_rows, n), dtype=np.uint64)
     _inner_product(extended, key.data, key.shoup, key_rows, qp.q, acc)
-    return acc
+    return acc if isinstance(d, list) else acc.reshape(d.shape[:-2] + (2, n_rows, n))

@@ -9,6 +9,8 @@ both levels and scales, and what to do. Inputs are never modified.
   rescale:             c -> round(c / q_l) at level l - 1, scale Delta / q_l exactly (never snapped to 2^k).
   relinearize_and_rescale: both, with the two divisions (by P, then by q_l) done as one, by P * q_l.
   rotate(k):           c(X) -> c(X^(5^k)) then KeySwitch_{s(X^g) -> s}: slot i holds old slot i + k.
+  ..._many:            rescale, relinearize_and_rescale and rotate of a list of ciphertexts at one level,
+                       in one pass (their transforms and products go to the threads together).
   dot / dot_many:      sum_t c_t * w_t with fixed (prepared) weights w_t, for one or many outputs at once
                        (``dot_products``, whose methods the Evaluator inherits).
   conjugate:           c(X) -> c(X^(2N-1)) then KeySwitch_{s(X^-1) -> s}: slot i holds conj(old slot i).
@@ -251,22 +253,47 @@ class Evaluator(DotProducts):
             MissingKeyError: if the evaluator has no relinearization key.
             OutOfLevelsError: at level 0.
         """
-        self._ct("relinearize_and_rescale", a)
-        if a.size != 3:
-            raise ParameterError(f"relinearize_and_rescale: the operand has size {a.size}; it takes the "
-                                 "size-3 result of a multiplication (rescale a size-2 ciphertext instead)")
+        return self._relinearize_and_rescale("relinearize_and_rescale", [a])[0]
+
+    def relinearize_and_rescale_many(self, cts: list[Ciphertext]) -> list[Ciphertext]:
+        """``relinearize_and_rescale`` of every ciphertext (all at one level), in one pass: the key
+        switches and divisions of all of them go to the threads together, as in ``rescale_many``.
+
+        Raises:
+            as ``relinearize_and_rescale``, and LevelMismatchError for ciphertexts at different levels.
+        """
+        return self._relinearize_and_rescale("relinearize_and_rescale_many", cts)
+
+    def _relinearize_and_rescale(self, op: str, cts: list[Ciphertext]) -> list[Ciphertext]:
+        level = self._one_level(op, cts)
+        if any(a.size != 3 for a in cts):
+            size = next(a.size for a in cts if a.size != 3)
+            raise ParameterError(f"{op}: the operand has size {size}; it takes the size-3 result of a "
+                                 "multiplication (rescale a size-2 ciphertext instead)")
         if self.relin_key is None:
-            raise MissingKeyError("relinearize_and_rescale: this Evaluator has no relinearization key; pass "
+            raise MissingKeyError(f"{op}: this Evaluator has no relinearization key; pass "
                                   "relin_key=KeyGenerator.relin_key() when creating it")
-        self._check_level_left("relinearize_and_rescale", a)
-        n_q = a.level + 1
-        basis = self._basis(a.level)
-        extended = key_switch_extended(a.data[2], a.level, self._relin, self.params)
+        self._check_level_left(op, cts[0])
+        basis = self._basis(level)
+        extended = key_switch_extended([a.data[2] for a in cts], level, self._relin, self.params)
         p_residues = rns.scalar_residues(self._special.product, basis)
-        for c in range(2):
-            rns.add(extended[c, :n_q], rns.mul_scalar(a.data[c], p_residues, basis), basis, out=extended[c, :n_q])
+        for a, ext in zip(cts, extended, strict=True):
+            rns.mul_scalar_add_into(ext, a.data[:2], p_residues, basis)  # + P (d0, d1) on the rows of Q_l
         data = mod_down_and_rescale(extended, basis, self._special)
-        return self._new(data, a.level - 1, a.scale / self.params.moduli[a.level], a.complex_slots)
+        q_l = self.params.moduli[level]
+        return [self._new(d, level - 1, a.scale / q_l, a.complex_slots) for d, a in zip(data, cts, strict=True)]
+
+    def _one_level(self, op: str, cts: list[Ciphertext]) -> int:
+        """Check every operand (a non-empty list of ciphertexts) and return their common level."""
+        if isinstance(cts, Ciphertext) or not cts:
+            raise ParameterError(f"{op}: expected a non-empty list of ciphertexts")
+        for a in cts:
+            self._ct(op, a)
+        levels = sorted({a.level for a in cts})
+        if len(levels) > 1:
+            raise LevelMismatchError(f"{op}: the ciphertexts are at levels {levels}; bring them to one level "
+                                     "with drop_level first")
+        return levels[0]
 
     def _check_level_left(self, op: str, a: Ciphertext) -> None:
         """Refuse to divide by q_l at level 0."""
@@ -281,10 +308,23 @@ class Evaluator(DotProducts):
         Raises:
             OutOfLevelsError: at level 0 (no prime left to divide by).
         """
-        self._ct("rescale", a)
-        self._check_level_left("rescale", a)
-        basis = self._basis(a.level)
-        return self._new(divide_by_last_prime(a.data, basis), a.level - 1, a.scale / self.params.moduli[a.level], a.complex_slots)
+        return self._rescale("rescale", [a])[0]
+
+    def rescale_many(self, cts: list[Ciphertext]) -> list[Ciphertext]:
+        """``rescale`` of every ciphertext (all at one level), their transforms in two calls over all of
+        them: more rows than threads, and one kernel launch instead of one per ciphertext.
+
+        Raises:
+            as ``rescale``, and LevelMismatchError for ciphertexts at different levels.
+        """
+        return self._rescale("rescale_many", cts)
+
+    def _rescale(self, op: str, cts: list[Ciphertext]) -> list[Ciphertext]:
+        level = self._one_level(op, cts)
+        self._check_level_left(op, cts[0])
+        data = divide_by_last_prime([a.data for a in cts], self._basis(level))
+        q_l = self.params.moduli[level]
+        return [self._new(d, level - 1, a.scale / q_l, a.complex_slots) for d, a in zip(data, cts, strict=True)]
 
     def drop_level(self, a: Ciphertext, level: int) -> Ciphertext:
         """The same message and scale at a lower level (drop the last primes: a modulus switch, no division).
@@ -298,10 +338,11 @@ class Evaluator(DotProducts):
         return self._new(a.data[:, : level + 1].copy(), level, a.scale, a.complex_slots)
 
     # ----- automorphisms --------------------------------------------------------------------------------
-    def _apply_galois(self, a: Ciphertext, galois: int, op: str) -> Ciphertext:
-        self._ct(op, a)
-        if a.size != 2:
-            raise ParameterError(f"{op}: operand has size {a.size}; relinearize first")
+    def _apply_galois(self, cts: list[Ciphertext], galois: int, op: str) -> list[Ciphertext]:
+        """c(X) -> c(X^galois) then KeySwitch back to s, for ciphertexts at one level (key switched together)."""
+        level = self._one_level(op, cts)
+        if any(a.size != 2 for a in cts):
+            raise ParameterError(f"{op}: operand has size {max(a.size for a in cts)}; relinearize first")
         if self.galois_keys is None:
             raise MissingKeyError(f"{op}: this Evaluator has no Galois keys; pass galois_keys="
                                   f"{generating_call(galois, self.params.ring_degree)} when creating it")
@@ -309,11 +350,12 @@ class Evaluator(DotProducts):
             self._galois[galois] = prepare_key(self.galois_keys.key_for(galois, op), self.params)
         key = self._galois[galois]
         n = self.params.ring_degree
-        c0 = automorphism.apply_ntt(a.data[0], galois, n)
-        c1 = automorphism.apply_ntt(a.data[1], galois, n)
-        u = key_switch(c1, a.level, key, self.params)
-        return self._new(np.stack([rns.add(c0, u[0], self._basis(a.level)), u[1]]), a.level, a.scale,
-                         a.complex_slots)
+        basis = self._basis(level)
+        c1s = [automorphism.apply_ntt(a.data[1], galois, n) for a in cts]
+        switched = key_switch(c1s, level, key, self.params)  # (u0, u1) of each: the result is (c0' + u0, u1)
+        for a, u in zip(cts, switched, strict=True):
+            rns.add(automorphism.apply_ntt(a.data[0], galois, n), u[0], basis, out=u[0])
+        return [self._new(u, level, a.scale, a.complex_slots) for a, u in zip(cts, switched, strict=True)]
 
     def rotate(self, a: Ciphertext, step: int) -> Ciphertext:
         """Rotate the N/2 slots left by ``step`` (right if negative): slot i gets slot (i + step) mod N/2.
@@ -321,13 +363,25 @@ class Evaluator(DotProducts):
         Raises:
             MissingKeyError: if there is no Galois key for this step (the message lists those that exist).
         """
+        return self._rotate([a], step, "rotate")[0]
+
+    def rotate_many(self, cts: list[Ciphertext], step: int) -> list[Ciphertext]:
+        """``rotate`` of every ciphertext (all at one level) by the same step, their key switches in one
+        pass (as in ``relinearize_and_rescale_many``).
+
+        Raises:
+            as ``rotate``, and LevelMismatchError for ciphertexts at different levels.
+        """
+        return self._rotate(cts, step, "rotate_many")
+
+    def _rotate(self, cts: list[Ciphertext], step: int, op: str) -> list[Ciphertext]:
         if not isinstance(step, (int, np.integer)):
-            raise ParameterError(f"rotate: step {step!r} is not an integer")
+            raise ParameterError(f"{op}: step {step!r} is not an integer")
         if step % self.params.slots == 0:
-            self._ct("rotate", a)
-            return a.copy()
-        return self._apply_galois(a, automorphism.galois_element(int(step), self.params.ring_degree),
-                                  f"rotate by {step}")
+            self._one_level(op, cts)
+            return [a.copy() for a in cts]
+        return self._apply_galois(cts, automorphism.galois_element(int(step), self.params.ring_degree),
+                                  f"{op} by {step}")
 
     def conjugate(self, a: Ciphertext) -> Ciphertext:
         """Complex-conjugate every slot: c(X) -> c(X^(2N-1)), then key switching from s(X^(2N-1)) back to s.
@@ -339,4 +393,4 @@ class Evaluator(DotProducts):
             MissingKeyError: if the Galois keys lack the conjugation key (make it with
                 KeyGenerator.galois_keys(conjugate=True)).
         """
-        return self._apply_galois(a, automorphism.conjugation_element(self.params.ring_degree), "conjugate")
+        return self._apply_galois([a], automorphism.conjugation_element(self.params.ring_degree), "conjugate")[0]

@@ -283,3 +283,21 @@ def test_to_ntt_from_ntt_accept_non_contiguous_input():
     fortran = np.asfortranarray(a)
     np.testing.assert_array_equal(rns.to_ntt(fortran, basis), rns.to_ntt(a, basis))
     np.testing.assert_array_equal(rns.from_ntt(fortran, basis), rns.from_ntt(a, basis))
+
+
+def test_mul_scalar_add_into_adds_a_multiple_on_the_leading_rows():
+    """acc[c, i] + a[c, i] * value mod q_i with Python ints on the rows of a; acc's extra rows untouched."""
+    basis = basis_of(32, (40, 50, 61))
+    rng = np.random.default_rng(11)
+    a = np.stack([random_rows(basis, rng)[:2] for _ in range(2)])  # two components over the first two primes
+    acc = np.stack([random_rows(basis, rng) for _ in range(2)])
+    before = acc.copy()
+    value = 2**100 + 12345
+    rns.mul_scalar_add_into(acc, a, rns.scalar_residues(value, basis), basis)
+    for c in range(2):
+        for i, q in enumerate(basis.moduli[:2]):
+            assert [int(v) for v in acc[c, i]] == [(int(x) + int(y) * value) % q
+                                                   for x, y in zip(before[c, i], a[c, i], strict=True)]
+    np.testing.assert_array_equal(acc[:, 2], before[:, 2])
+    with pytest.raises(ValueError, match="C-contiguous accumulator"):
+        rns.mul_scalar_add_into(acc[:, :1], a, rns.scalar_residues(value, basis), basis)

@@ -193,6 +193,41 @@ def test_relinearize_and_rescale_refuses_what_it_cannot_divide(toy):
         ckks.Evaluator(toy.params).relinearize_and_rescale(ev.multiply(a, a))
 
 
+def test_many_operations_equal_the_operations_one_by_one(toy):
+    """rescale_many, relinearize_and_rescale_many and rotate_many work on stacked rows of every operand: each
+    result is bit for bit what the single operation gives on that operand alone."""
+    ev = toy.evaluator
+    cts = [enc(toy, vec(30 + i)) for i in range(3)]
+    products = [ev.multiply(a, b) for a, b in zip(cts, cts[1:] + cts[:1], strict=True)]
+    scaled = [ev.multiply_scalar(a, 0.5 + i) for i, a in enumerate(cts)]
+    for many, single in ((ev.rescale_many(scaled), [ev.rescale(a) for a in scaled]),
+                         (ev.relinearize_and_rescale_many(products),
+                          [ev.relinearize_and_rescale(a) for a in products]),
+                         (ev.rotate_many(cts, 3), [ev.rotate(a, 3) for a in cts]),
+                         (ev.rotate_many(cts, SLOTS), [ev.rotate(a, SLOTS) for a in cts])):
+        assert len(many) == len(single)
+        for got, expected in zip(many, single, strict=True):
+            np.testing.assert_array_equal(got.data, expected.data)
+            assert (got.level, got.scale, got.complex_slots) == (expected.level, expected.scale,
+                                                                 expected.complex_slots)
+    np.testing.assert_allclose(dec(toy, ev.rotate_many(cts, 3)[1]), np.roll(vec(31), -3), atol=TOL)
+
+
+def test_many_operations_refuse_mixed_levels_and_empty_lists(toy):
+    ev = toy.evaluator
+    a = enc(toy, vec(35))
+    low = ev.rescale(ev.multiply_scalar(a, 1.0))
+    with pytest.raises(ckks.LevelMismatchError, match=r"rescale_many: the ciphertexts are at levels \[1, 2\]"):
+        ev.rescale_many([a, low])
+    with pytest.raises(ckks.LevelMismatchError, match="rotate_many"):
+        ev.rotate_many([a, low], 1)
+    for op in (ev.rescale_many, ev.relinearize_and_rescale_many):
+        with pytest.raises(ckks.ParameterError, match="non-empty list of ciphertexts"):
+            op([])
+        with pytest.raises(ckks.ParameterError, match="non-empty list of ciphertexts"):
+            op(a)
+
+
 def test_operations_never_modify_their_inputs(toy):
     ev = toy.evaluator
     a, b = enc(toy, vec(9)), enc(toy, vec(10))
