@@ -24,7 +24,9 @@ class RecordProgress:
 
     ``enabled``: as ``Progress`` (None: on when stderr is a terminal). Use as a context manager and call
     ``advance(records)`` after each batch; batches found done already (resume) are counted with
-    ``skip(records)``, which moves the count but not the rate.
+    ``skip(records)``, which moves the count but not the rate. The rate's clock starts when the object is
+    made: make it when the batches start (once a Dask cluster is up), so that a start-up is not counted as
+    time spent on records.
     """
 
     def __init__(self, label: str, batches: int, records: int, enabled: bool | None = None) -> None:

@@ -149,25 +149,26 @@ def predict_batches(workspace: str | Path, scheduler: SchedulerOptions | None = 
         for index in todo:
             yield Batch(index, jobs[index].read_bytes(), str(jobs[index]))
 
-    options = scheduler or SchedulerOptions()
-    with RecordProgress("predicting batches", len(records), sum(records.values()),
-                        enabled=False if quiet else None) as bar:
+    if not todo:
+        report.scheduler = "none: every batch was predicted already"
+        return report
+    # The progress line (records/s, ETA) starts once the server is ready: a Dask cluster's start is not
+    # time spent on records.
+    with (open_scheduler(scheduler or SchedulerOptions(), bundle, model, bundle_name=str(paths["bundle"]),
+                         model_name=str(paths["model"]), timer=timer) as running,
+          RecordProgress("predicting batches", len(records), sum(records.values()),
+                         enabled=False if quiet else None) as bar):
+        report.scheduler = running.description
         for index in report.skipped:
             bar.skip(records[index])
-        if not todo:
-            report.scheduler = "none: every batch was predicted already"
-            return report
-        with open_scheduler(options, bundle, model, bundle_name=str(paths["bundle"]),
-                            model_name=str(paths["model"]), timer=timer) as running:
-            report.scheduler = running.description
-            for outcome in running.run(batches()):
-                if outcome.error is not None:
-                    report.failed[outcome.index] = outcome.error
-                    continue
-                write_atomic(paths["batch_predictions"] / jobs[outcome.index].name, outcome.predictions)
-                report.computed.append(outcome.index)
-                report.bytes_written += len(outcome.predictions)
-                bar.advance(records[outcome.index])
+        for outcome in running.run(batches()):
+            if outcome.error is not None:
+                report.failed[outcome.index] = outcome.error
+                continue
+            write_atomic(paths["batch_predictions"] / jobs[outcome.index].name, outcome.predictions)
+            report.computed.append(outcome.index)
+            report.bytes_written += len(outcome.predictions)
+            bar.advance(records[outcome.index])
     return report
 
 

@@ -3,7 +3,9 @@ resumed after Ctrl-C, and a merge that holds each record id exactly once or says
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -140,6 +142,31 @@ def test_progress_shows_records_per_second_and_time_left(capsys):
     err = capsys.readouterr().err
     last = err.strip().split("\r")[-1]
     assert last.startswith("predicting batches (") and "records/s, ETA" in last and ": 2/4 (" in last
+
+
+class _Terminal(io.StringIO):
+    """A text stream that says it is a terminal, so that the progress line is drawn into it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_records_per_second_leave_out_the_start_of_a_dask_cluster(tmp_path, network, monkeypatch):
+    """predict_batches on an embedded LocalCluster (a start of seconds, then 5 toy batches of 8 records in a
+    fraction of one): the rate on the progress line counts from the cluster's readiness, so the time it
+    implies (40 records / rate) is well under the call's wall time, most of which is the start."""
+    from nn.distributed import SchedulerOptions
+
+    w, _ = encrypted(tmp_path, network, 5 * BATCH)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    start = time.perf_counter()
+    report = workflow.predict_batches(w, SchedulerOptions("dask", workers=1), quiet=False)
+    wall = time.perf_counter() - start
+    assert sorted(report.computed) == list(range(5))
+    last = terminal.getvalue().strip().split("\r")[-1]
+    rate = float(re.search(r"\(([0-9.]+) records/s", last).group(1))
+    assert 5 * BATCH / rate < 0.5 * wall, (last, wall)
 
 
 def test_complex_records_are_refused_before_any_batch_is_written(tmp_path, network):
