@@ -2,13 +2,15 @@
 
 client: plan -> keys -> (encrypt model) -> encrypt batch -> [bytes] -> server: load bundle, model, data ->
 predict -> [bytes] -> client: decrypt. Used by ``ckkslab compare`` and the inference benchmark; the CLI's
-keygen / encrypt / predict / decrypt commands run the same steps through files.
+keygen / encrypt / predict / decrypt commands run the same steps through files. A caller that keeps finished
+batches (``ckkslab compare`` resuming, ``validation.checkpoint``) names the batches to skip and receives each
+batch as soon as it is decrypted, with its share of the stage times and sizes (``nn.streaming.BatchSink``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,7 +25,7 @@ from .errors import refuse_complex
 from .model import PlainNetwork
 from .plan import InferencePlan, plan_inference
 from .server import keys_id
-from .streaming import RecordProgress, check_each_once
+from .streaming import BatchSink, RecordProgress, add_costs, check_each_once
 
 STAGES = ("keygen", "encrypt_model", "encrypt_data", "predict", "decrypt")
 
@@ -36,6 +38,7 @@ class CkksResult:
     weights (not part of ``predict``, as HElayers' model loading is not part of its predict; with Dask, the
     cluster's start and the first worker's load); ``extra["scheduler"]``: where the batches ran.
     ``record_ids``: the id (row in ``x``) of each prediction, read back from the predictions' headers.
+    With batches skipped, ``predictions`` and ``record_ids`` hold the computed batches only, in batch order.
     """
 
     predictions: np.ndarray
@@ -85,6 +88,8 @@ def run_ckkslab(
     calibration_x: np.ndarray | None = None,
     quiet: bool = False,
     scheduler: SchedulerOptions | None = None,
+    skip: Collection[int] = (),
+    on_batch: BatchSink | None = None,
 ) -> CkksResult:
     """Plan, key, encrypt, predict and decrypt ``x`` (n, d) in batches of ``batch_size`` records.
 
@@ -93,11 +98,17 @@ def run_ckkslab(
     the scheduler asks for it and decrypted when its predictions come back, so that only the batches in
     flight are held.
     ``timings_s["predict"]`` is the wall time of the batch loop not spent encrypting or decrypting (the time
-    the client waits for the server, whatever runs it).
+    the client waits for the server, whatever runs it; with Dask, not the workers' compute time).
+    ``skip``: indices of batches not to compute (the caller has their outputs): keys and model are made all
+    the same, those records are not encrypted, and no server starts when every batch is skipped.
+    ``on_batch`` receives each computed batch as it is decrypted, with its share of ``timings_s``
+    (encrypt_data, predict, decrypt), ``sizes_bytes`` (data, predictions) and ``stage_seconds`` (see
+    ``BatchShares``).
 
     Raises:
         ValueError (PlanError, ckks.ValueRangeError): bad shapes, no secure parameters, complex values, values
             out of range.
+        WorkflowError: the predictions and the skipped batches do not hold each record once.
         SchedulerError: see ``nn.distributed.open_scheduler``; a batch's error stops the run.
     """
     x = np.asarray(refuse_complex(x, "run_ckkslab: the records", ckks.ValueRangeError), dtype=np.float64)
@@ -138,46 +149,95 @@ def run_ckkslab(
     decryptor = ckks.Decryptor(plan.params, keygen.secret_key)
     timer = enc.StageTimer()
     batches = x.shape[0] // batch_size
+    skipped = sorted(index for index in set(skip) if 0 <= index < batches)
+    todo = [index for index in range(batches) if index not in skipped]
+    shares = BatchShares(timer)
 
     def encrypted_batches() -> Iterator[Batch]:
-        for index in range(batches):
+        for index in todo:
             first = index * batch_size
             start = time.perf_counter()
             info = {"records": batch_size, "keys": keys, "batch": index, "first_record": first}
             data = artifacts.ciphertexts_to_bytes(
                 enc.encrypt_batch(x[first : first + batch_size], plan, encoder, encryptor), info)
-            clock("encrypt_data", start)
-            sizes["data"] += len(data)
+            shares.encrypted(index, time.perf_counter() - start, len(data))
             yield Batch(index, data, f"batch {index}")
 
     outputs, ids = {}, {}
-    start = time.perf_counter()
-    # The server: loads the bundle (no secret key in it) and the model, and prepares the weights, once.
-    with open_scheduler(scheduler or SchedulerOptions(), bundle_bytes, model_bytes, timer=timer) as running:
-        server_load = time.perf_counter() - start
-        loop_start = time.perf_counter()
-        with RecordProgress("ckkslab batches", batches, x.shape[0], enabled=show) as bar:
+    server_load, where = 0.0, "none: every batch was skipped"
+    if todo:
+        start = time.perf_counter()
+        # The server: loads the bundle (no secret key in it) and the model, and prepares the weights, once.
+        with (open_scheduler(scheduler or SchedulerOptions(), bundle_bytes, model_bytes,
+                             timer=timer) as running,
+              RecordProgress("ckkslab batches", batches, x.shape[0], enabled=show) as bar):
+            server_load, where = time.perf_counter() - start, running.description
+            for _ in skipped:
+                bar.skip(batch_size)
+            shares.start()
             for outcome in running.run(encrypted_batches()):
                 if outcome.error is not None:
                     raise outcome.error
-                start = time.perf_counter()
+                arrived = time.perf_counter()
                 result, info = artifacts.ciphertexts_with_info(outcome.predictions, plan.params)
-                sizes["predictions"] += len(outcome.predictions)
                 outputs[outcome.index] = enc.decrypt_batch(result, info["records"], plan, network.output_dim,
                                                            encoder, decryptor)
                 ids[outcome.index] = info["first_record"] + np.arange(info["records"])
-                clock("decrypt", start)
+                costs = shares.done(outcome.index, arrived, len(outcome.predictions))
+                add_costs({"timings_s": times, "sizes_bytes": sizes}, costs)
+                if on_batch is not None:
+                    on_batch(outcome.index, outputs[outcome.index], ids[outcome.index], costs)
                 bar.advance(info["records"])
-        times["predict"] = time.perf_counter() - loop_start - times["encrypt_data"] - times["decrypt"]
-    record_ids = np.concatenate([ids[i] for i in range(batches)])
-    check_each_once(record_ids, "the merged predictions")
+    record_ids = np.concatenate([ids[i] for i in todo] or [np.zeros(0, dtype=np.int64)])
+    check_each_once(np.concatenate([record_ids, *(i * batch_size + np.arange(batch_size) for i in skipped)]),
+                    "the merged predictions with the skipped batches")
     return CkksResult(
-        np.concatenate([outputs[i] for i in range(batches)]),
+        np.concatenate([outputs[i] for i in todo] or [np.zeros((0, network.output_dim))]),
         times,
         dict(timer.seconds),
         sizes,
         plan_summary(plan, network, encrypt_weights),
         plan.describe(network),
-        {"server_load_s": server_load, "scheduler": running.description},
+        {"server_load_s": server_load, "scheduler": where},
         record_ids,
     )
+
+
+class BatchShares:
+    """Each batch's share of the client's batch loop: its stage seconds and bytes (``run_ckkslab``).
+
+    ``encrypt_data`` and ``decrypt`` (reading the predictions included): the client's own work on that batch.
+    ``predict``: the wall time from the end of the previous batch (or the loop's start) to this batch's
+    predictions arriving, less the encryptions done meanwhile: how long the client waited for the server.
+    Summed over the batches it is the loop's wall time less all encryption and decryption, whatever the
+    scheduler (with Dask, several batches are in flight and this is the client's wait, not the workers'
+    compute time). ``stage_seconds``: the server's steps timed meanwhile (local scheduler only).
+    """
+
+    def __init__(self, timer: enc.StageTimer) -> None:
+        self.timer = timer
+        self.encrypted_batches: dict[int, tuple[float, int]] = {}
+        self.start()
+
+    def start(self) -> None:
+        """The loop starts now (or the previous batch is done): a new interval begins."""
+        self.mark, self.encrypting, self.steps = time.perf_counter(), 0.0, dict(self.timer.seconds)
+
+    def encrypted(self, index: int, seconds: float, size: int) -> None:
+        """Batch ``index`` took ``seconds`` to encrypt into ``size`` bytes."""
+        self.encrypted_batches[index] = (seconds, size)
+        self.encrypting += seconds
+
+    def done(self, index: int, arrived: float, size: int) -> dict[str, dict[str, float]]:
+        """Batch ``index``'s costs, now that its predictions (``size`` bytes, arrived at time ``arrived``)
+        are decrypted."""
+        now = time.perf_counter()
+        encrypt_seconds, data_size = self.encrypted_batches.pop(index)
+        steps = {name: value - self.steps.get(name, 0.0) for name, value in self.timer.seconds.items()}
+        waited = arrived - self.mark - self.encrypting
+        costs = {"timings_s": {"encrypt_data": encrypt_seconds, "predict": waited, "decrypt": now - arrived},
+                 "sizes_bytes": {"data": data_size, "predictions": size}}
+        if steps:
+            costs["stage_seconds"] = steps
+        self.start()
+        return costs

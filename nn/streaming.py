@@ -3,13 +3,16 @@
 ``RecordProgress`` reuses ``ckks.progress.Progress`` (shown on a terminal, silent when piped or quiet) and
 writes the rate and the time left into its label. ``write_atomic`` writes to a temporary name beside the
 target and renames it (POSIX rename is atomic), so that a Ctrl-C or a crash leaves only complete files.
-``check_each_once`` is the check on merged results: no record lost, none counted twice.
+``check_each_once`` is the check on merged results: no record lost, none counted twice. ``BatchSink`` is how
+an engine hands each finished batch to a caller that keeps them (``ckkslab compare`` resuming), with that
+batch's share of the engine's costs, which ``add_costs`` sums.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,19 @@ import numpy as np
 from ckks.progress import Progress
 
 from .errors import WorkflowError
+
+#: What an engine calls as each batch is done: ``(batch index, outputs (records, outputs), record ids
+#: (records,), costs)``. ``costs`` maps a group (``timings_s``, ``sizes_bytes``, ...) to that batch's share of
+#: the engine's totals of the same name: summed over the batches with ``add_costs``, the shares give them.
+BatchSink = Callable[[int, np.ndarray, np.ndarray, dict[str, dict[str, float]]], None]
+
+
+def add_costs(totals: dict[str, dict[str, float]], costs: dict[str, dict[str, float]]) -> None:
+    """Add one batch's ``costs`` (group -> name -> value) into ``totals``, name by name (a new one from 0)."""
+    for group, values in costs.items():
+        target = totals.setdefault(group, {})
+        for name, value in values.items():
+            target[name] = target.get(name, 0) + value
 
 
 class RecordProgress:

@@ -6,14 +6,16 @@ Steps (pyhelayers 1.5.5): ``NeuralNetPlain.init_from_files(PlainModelHyperParams
 ``HeModel.create_context``; ``NeuralNet.encode_encrypt`` (or ``encode`` when the server owns the weights);
 ``create_model_io_encoder`` and ``ModelIoEncoder.encode_encrypt`` for the data; context, model and data
 saved to buffers and loaded by a server whose context has no secret key; ``predict``; predictions saved,
-loaded and decrypted by the client. Client and server (``reference.parties``) share only bytes.
+loaded and decrypted by the client. Client and server (``reference.parties``) share only bytes. A caller that
+keeps finished batches (``ckkslab compare`` resuming) names the batches to skip and receives each batch as
+it is decrypted, with its share of the stage times and sizes (``on_batch``).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +48,9 @@ __all__ = ["HelayersInputError", "HelayersModelError", "HelayersResult", "Helaye
            "HelayersFlowError", "run_helayers"]
 
 STAGES = ("keygen", "encrypt_model", "encrypt_data", "predict", "decrypt")
+#: ``on_batch(batch index, outputs (records, outputs), record ids (records,), costs)``: the shape of
+#: ``nn.streaming.BatchSink`` (named again here: reference does not import nn)
+BatchSink = Callable[[int, np.ndarray, np.ndarray, dict[str, dict[str, float]]], None]
 
 
 @dataclass
@@ -59,6 +64,8 @@ class HelayersResult:
     ``sizes_bytes``: context (as sent, no secret key), model, data and predictions (summed over batches);
     with plain weights, model is the server's encoded model (it stays there) and io_encoder what it sends.
     ``peak_rss_bytes``: peak resident memory of the whole flow (client and server in this one process).
+    With batches skipped, ``predictions`` holds the computed batches only, in batch order ((0, 0) when every
+    batch is skipped), and the stage totals cover them (keygen and encrypt_model: made all the same).
     """
 
     predictions: np.ndarray
@@ -86,6 +93,16 @@ class _Clock:
             self.totals[name] += time.perf_counter() - start
             self.cpu_totals[name] += time.process_time() - cpu_start
 
+    def snapshot(self) -> tuple[dict[str, float], dict[str, float]]:
+        """The wall and CPU totals now, for ``since``."""
+        return dict(self.totals), dict(self.cpu_totals)
+
+    def since(self, snapshot: tuple[dict[str, float], dict[str, float]]) -> dict[str, dict[str, float]]:
+        """Wall (``timings_s``) and CPU (``cpu_timings_s``) seconds per stage run since ``snapshot``."""
+        wall, cpu = snapshot
+        return {"timings_s": {k: v - wall[k] for k, v in self.totals.items() if v != wall[k]},
+                "cpu_timings_s": {k: v - cpu[k] for k, v in self.cpu_totals.items() if v != cpu[k]}}
+
 
 def _model_files(model_dir: str | os.PathLike[str]) -> tuple[str, str]:
     """Paths of model.json and model.h5 in ``model_dir``.
@@ -102,7 +119,8 @@ def _model_files(model_dir: str | os.PathLike[str]) -> tuple[str, str]:
 
 def run_helayers(model_dir: str | os.PathLike[str], x: np.ndarray, batch_size: int = 4096,
                  backend: str | Sequence[str] = "SEAL", encrypt_weights: bool = True, threads: int = 1,
-                 quiet: bool = False, integer_bits: int = 7, fractional_bits: int = 30) -> HelayersResult:
+                 quiet: bool = False, integer_bits: int = 7, fractional_bits: int = 30,
+                 skip: Collection[int] = (), on_batch: BatchSink | None = None) -> HelayersResult:
     """Run the paper's HElayers flow on ``x`` (n rows, n a multiple of ``batch_size``), batch by batch.
 
     Keys and model are made once; each batch of ``batch_size`` rows is encrypted, sent, predicted and
@@ -114,6 +132,9 @@ def run_helayers(model_dir: str | os.PathLike[str], x: np.ndarray, batch_size: i
     HElayers does not report values that outgrow its integer-part headroom: on the tiny test model,
     inputs scaled by 1000 (hidden values near 1e6) decrypt to garbage without an error. Compare the
     predictions with a plaintext forward pass, as ``validation`` does.
+    ``skip``: indices of batches not to compute (the caller has their outputs); compilation, keys and model
+    are made all the same. ``on_batch`` receives each computed batch as it is decrypted, with its share of
+    ``timings_s``, ``cpu_timings_s`` (encrypt_data, predict, decrypt) and ``sizes_bytes`` (data, predictions).
 
     Raises:
         HelayersUnavailable: pyhelayers or every requested backend is missing.
@@ -142,7 +163,7 @@ def run_helayers(model_dir: str | os.PathLike[str], x: np.ndarray, batch_size: i
         else:
             client, server, model_text = _setup_plain_weights(h, plain, profile, clock, extra, sizes)
         predictions, data_ciphertexts, output_ciphertexts = _run_batches(
-            h, client, server, data, batch_size, clock, extra, sizes, quiet)
+            h, client, server, data, batch_size, clock, sizes, quiet, skip, on_batch)
         params = describe(h, profile, client.context)
     params.update({
         "backend_requested": context_names + not_in_build,
@@ -204,18 +225,23 @@ def _setup_plain_weights(h: Any, plain: Any, profile: Any, clock: _Clock, extra:
 
 
 def _run_batches(h: Any, client: HelayersClient, server: HelayersServer, data: np.ndarray, batch_size: int,
-                 clock: _Clock, extra: _Clock, sizes: dict[str, int],
-                 quiet: bool) -> tuple[np.ndarray, int, int]:
-    """Encrypt, predict and decrypt each batch; returns predictions and ciphertext counts (in, out).
+                 clock: _Clock, sizes: dict[str, int], quiet: bool, skip: Collection[int],
+                 on_batch: BatchSink | None) -> tuple[np.ndarray, int | None, int | None]:
+    """Encrypt, predict and decrypt each batch not in ``skip``; returns their predictions and the ciphertext
+    counts (in, out) of all the batches (None when every batch is skipped).
 
     Raises:
         HelayersFlowError: HElayers returns a number of prediction rows different from the batch's.
     """
     outputs: list[np.ndarray] = []
-    data_ciphertexts = output_ciphertexts = 0
+    per_batch: tuple[int, int] | None = None  # ciphertexts in and out of one batch: all have the same shape
     batches = data.shape[0] // batch_size
+    todo = [index for index in range(batches) if index not in set(skip)]
     with Progress("HElayers batches", batches, enabled=False if quiet else None) as progress:
-        for start in range(0, data.shape[0], batch_size):
+        progress.advance(batches - len(todo))
+        for index in todo:
+            start = index * batch_size
+            before = clock.snapshot()
             with clock.stage("encrypt_data"):
                 data_bytes = client.encrypt_data(data[start:start + batch_size])
             with clock.stage("predict"):
@@ -227,13 +253,17 @@ def _run_batches(h: Any, client: HelayersClient, server: HelayersServer, data: n
             if prediction.shape[0] != batch_size:
                 raise HelayersFlowError(f"HElayers returned {prediction.shape[0]} prediction rows for a "
                                         f"batch of {batch_size}")
-            if start == 0:  # every batch has the same shape: count once, outside the timed stages
-                data_ciphertexts = batches * count_ciphertexts(
-                    h.load_encrypted_data(server.context, data_bytes))
-                output_ciphertexts = batches * count_ciphertexts(
-                    h.load_encrypted_data(server.context, prediction_bytes))
+            costs = clock.since(before)
+            costs["sizes_bytes"] = {"data": len(data_bytes), "predictions": len(prediction_bytes)}
+            if per_batch is None:  # counted once, outside the timed stages
+                per_batch = (count_ciphertexts(h.load_encrypted_data(server.context, data_bytes)),
+                             count_ciphertexts(h.load_encrypted_data(server.context, prediction_bytes)))
             sizes["data"] += len(data_bytes)
             sizes["predictions"] += len(prediction_bytes)
             outputs.append(prediction)
+            if on_batch is not None:
+                on_batch(index, prediction, start + np.arange(batch_size), costs)
             progress.advance()
-    return np.concatenate(outputs, axis=0), data_ciphertexts, output_ciphertexts
+    if per_batch is None:
+        return np.zeros((0, 0)), None, None
+    return np.concatenate(outputs, axis=0), batches * per_batch[0], batches * per_batch[1]

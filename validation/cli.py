@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, CkksError, FileNotFoundError, ValueError) as exc:
         print(f"ckkslab {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"ckkslab {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # a command may say how to resume in the interrupt's message
+        print(f"ckkslab {args.command}: interrupted" + (f"; {exc}" if str(exc) else ""), file=sys.stderr)
         return 130
     return int(result or 0)
 

@@ -11,6 +11,14 @@ engine runs (``ckks.compile_kernels``), so no stage time includes compilation; N
 engines run, and the report says so if a kernel was compiled or loaded inside a stage after all.
 ckkslab's server side can run on a Dask cluster instead (``scheduler``, see ``nn.distributed``); the
 client's side (keys, encryption, decryption) stays here.
+
+Every engine runs batch by batch and each finished batch (decrypted outputs, record ids, its stage times and
+sizes) is written at once under ``out/batches/<engine>/`` (``validation.checkpoint``). A rerun with the same
+inputs and options loads those batches instead of computing them again (it resumes after Ctrl-C); a
+checkpoint of other inputs is refused by name, and ``fresh`` discards it. The merged run sums the stage times
+and sizes of every batch, the loaded ones as the run that computed them measured them; keygen and
+encrypt_model are always this run's (the checkpoint holds no key, so each run makes its keys and encrypts the
+model again), and so are the process CPU time and the peak memory.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ import numpy as np
 
 from nn.distributed import SchedulerOptions
 from nn.model import PlainNetwork
+from nn.streaming import add_costs
+from validation.checkpoint import BatchStore, checkpoint_dir, discard, engine_key, sha256_rows
 
 if TYPE_CHECKING:
     from ckks.instrument import NumbaActivity
@@ -42,7 +52,8 @@ class CompareError(ValueError):
 @dataclass(frozen=True)
 class CompareOptions:
     """What to compare: model and data directories, batching (``batches=None``: every full batch), engines,
-    how HElayers runs and where ckkslab's server side runs."""
+    how HElayers runs and where ckkslab's server side runs; ``fresh``: discard the checkpoint in ``out``
+    first (else its batches made with the same inputs are loaded, not computed)."""
 
     model_dir: Path
     data_dir: Path
@@ -56,6 +67,7 @@ class CompareOptions:
     frac_bits: int = 30
     quiet: bool = False
     scheduler: SchedulerOptions = field(default_factory=SchedulerOptions)
+    fresh: bool = False
 
 
 @dataclass
@@ -75,7 +87,9 @@ class EngineRun:
     """One engine's outputs (n, out) on the compared records and what producing them cost.
 
     ``cpu_s``: process CPU seconds of the whole engine call (every stage, planning or compiling and
-    serialization included); steadier than wall time when other work shares the machine.
+    serialization included); steadier than wall time when other work shares the machine. Of this run only.
+    ``batches_computed`` / ``batches_loaded``: the batch indices computed in this run / loaded from the
+    checkpoint (``timings_s`` and ``sizes_bytes`` sum both; see the module's docstring).
     """
 
     name: str
@@ -86,6 +100,8 @@ class EngineRun:
     peak_rss_bytes: int
     details: dict[str, Any] = field(default_factory=dict)
     cpu_s: float = 0.0
+    batches_computed: list[int] = field(default_factory=list)
+    batches_loaded: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -94,7 +110,7 @@ class Comparison:
 
     ``kernels``: what compiling ckkslab's kernels before the stages cost (None when ckkslab did not run).
     ``numba_in_stages``: Numba's first calls while the engines ran; ``first_calls == 0`` means no stage
-    time includes compiling or loading a kernel.
+    time includes compiling or loading a kernel. ``checkpoint``: where the finished batches are kept.
     """
 
     options: CompareOptions
@@ -103,6 +119,7 @@ class Comparison:
     skipped: dict[str, str]
     kernels: KernelCompilation | None = None
     numba_in_stages: NumbaActivity | None = None
+    checkpoint: Path | None = None
 
 
 def parse_engines(text: str) -> tuple[str, ...]:
@@ -165,23 +182,55 @@ def load_inputs(options: CompareOptions) -> Inputs:
     return Inputs(network, x_all[:wanted], y_all[:wanted], x_all.shape[0], calibration_x, source)
 
 
-def run_plain(inputs: Inputs) -> EngineRun:
-    """The float64 numpy forward pass: the reference the encrypted engines are measured against."""
+def open_store(name: str, options: CompareOptions, inputs: Inputs) -> BatchStore:
+    """Engine ``name``'s checkpoint under ``options.out`` for these inputs, its finished batches loaded.
+
+    Raises:
+        CheckpointError: a batch file there is corrupt or was made with other inputs or options.
+    """
+    key = engine_key(name, options.model_dir, options.batch_size, _output_options(name, options, inputs))
+    return BatchStore(checkpoint_dir(options.out) / name, key, inputs.x, options.batch_size)
+
+
+def _output_options(name: str, options: CompareOptions, inputs: Inputs) -> dict[str, Any]:
+    """The options of engine ``name`` that change its outputs (threads and scheduler change only speed)."""
+    if name == "ckkslab":
+        return {"encrypt_weights": options.encrypt_weights, "frac_bits": options.frac_bits,
+                "calibration_sha256": sha256_rows(inputs.calibration_x)}
+    if name == "helayers":
+        return {"encrypt_weights": options.encrypt_weights, "backend": options.backend}
+    return {}
+
+
+def run_plain(inputs: Inputs, options: CompareOptions, store: BatchStore) -> EngineRun:
+    """The float64 numpy forward pass, batch by batch (those not in ``store`` yet, each saved there): the
+    reference the encrypted engines are measured against."""
     from reference.runtime import PeakRss
 
-    with PeakRss() as peak:
-        start = time.perf_counter()
-        outputs = inputs.network.forward(inputs.x)
-        seconds = time.perf_counter() - start
     timings = dict.fromkeys(STAGES, 0.0)
-    timings["predict"] = seconds
+    parts = [np.zeros((0, inputs.network.output_dim))]
+    with PeakRss() as peak:
+        for index in range(store.batches):
+            if index in store.loaded:
+                continue
+            first = index * options.batch_size
+            start = time.perf_counter()
+            outputs = inputs.network.forward(inputs.x[first : first + options.batch_size])
+            costs = {"timings_s": {"predict": time.perf_counter() - start}}
+            add_costs({"timings_s": timings}, costs)
+            store.save(index, outputs, first + np.arange(options.batch_size), costs)
+            parts.append(outputs)
     params = {"backend": "numpy float64 (no encryption)", "depth": inputs.network.depth,
               "input_dim": inputs.network.input_dim, "output_dim": inputs.network.output_dim}
-    return EngineRun("plain", outputs, params, timings, {}, peak.peak_bytes)
+    return EngineRun("plain", np.concatenate(parts), params, timings, {}, peak.peak_bytes)
 
 
-def run_ckkslab_engine(inputs: Inputs, options: CompareOptions) -> EngineRun:
-    """ckkslab's client/server flow (``nn.pipeline.run_ckkslab``) on the compared records.
+def run_ckkslab_engine(inputs: Inputs, options: CompareOptions, store: BatchStore) -> EngineRun:
+    """ckkslab's client/server flow (``nn.pipeline.run_ckkslab``) on the compared records not in ``store``
+    yet, each batch saved there as it is decrypted.
+
+    With ``--scheduler dask``, ``predict`` is the client's wait for the workers (batches in flight in
+    parallel), not their compute time, and the peak RSS is this client process's only: ``params`` says so.
 
     Raises:
         CompareError: no parameters fit, or values leave the planned range (message from ckkslab).
@@ -197,18 +246,23 @@ def run_ckkslab_engine(inputs: Inputs, options: CompareOptions) -> EngineRun:
             result = run_ckkslab(inputs.network, inputs.x, batch_size=options.batch_size,
                                  encrypt_weights=options.encrypt_weights, frac_bits=options.frac_bits,
                                  calibration_x=inputs.calibration_x, quiet=options.quiet,
-                                 scheduler=options.scheduler)
+                                 scheduler=options.scheduler, skip=store.loaded.keys(), on_batch=store.save)
     except (CkksError, ValueError) as exc:
         raise CompareError(f"ckkslab engine: {exc}") from exc
-    params = dict(result.params, calibration=inputs.calibration_source, peak_rss_scope=peak.scope,
-                  scheduler=result.extra["scheduler"])
+    on_dask = options.scheduler.kind == "dask"
+    params = dict(result.params, calibration=inputs.calibration_source, scheduler=result.extra["scheduler"],
+                  peak_rss_scope=peak.scope + (", this client process only (not the Dask workers)"
+                                               if on_dask else ""),
+                  predict_scope="the client's wall time waiting for the Dask workers, not their compute time"
+                  if on_dask else "the server's work, in this process")
     details = {"stage_seconds": dict(result.stage_seconds), "plan_text": result.plan_text}
     return EngineRun("ckkslab", np.asarray(result.predictions, dtype=np.float64), params,
                      dict(result.timings_s), dict(result.sizes_bytes), peak.peak_bytes, details)
 
 
-def run_helayers_engine(inputs: Inputs, options: CompareOptions) -> EngineRun:
-    """The paper's HElayers flow (``reference.helayers_flow.run_helayers``) on the compared records.
+def run_helayers_engine(inputs: Inputs, options: CompareOptions, store: BatchStore) -> EngineRun:
+    """The paper's HElayers flow (``reference.helayers_flow.run_helayers``) on the compared records not in
+    ``store`` yet, each batch saved there as it is decrypted.
 
     Raises:
         HelayersUnavailable: pyhelayers or the requested backend is missing (the caller skips the engine).
@@ -220,12 +274,30 @@ def run_helayers_engine(inputs: Inputs, options: CompareOptions) -> EngineRun:
     try:
         result = run_helayers(options.model_dir, inputs.x, batch_size=options.batch_size,
                               backend=options.backend, encrypt_weights=options.encrypt_weights,
-                              threads=options.threads, quiet=options.quiet)
+                              threads=options.threads, quiet=options.quiet, skip=store.loaded.keys(),
+                              on_batch=store.save)
     except (HelayersModelError, HelayersInputError, HelayersFlowError, FileNotFoundError) as exc:
         raise CompareError(f"helayers engine: {exc} (leave it out with --engines plain,ckkslab)") from exc
     details = {"extra_timings_s": dict(result.extra_timings_s), "cpu_timings_s": dict(result.cpu_timings_s)}
     return EngineRun("helayers", np.asarray(result.predictions, dtype=np.float64), dict(result.params),
                      dict(result.timings_s), dict(result.sizes_bytes), int(result.peak_rss_bytes), details)
+
+
+def add_loaded_batches(run: EngineRun, store: BatchStore) -> None:
+    """``run`` (what this run computed) made whole with the batches ``store`` loaded from the checkpoint:
+    the outputs of every batch in record order, the loaded batches' costs added to the totals of the same
+    name (``timings_s``, ``sizes_bytes``, and a detail such as HElayers' ``cpu_timings_s``), and which
+    batches were computed and which loaded.
+
+    Raises:
+        WorkflowError: the batches do not hold each record once.
+    """
+    run.outputs = store.outputs()
+    run.batches_computed, run.batches_loaded = sorted(store.computed), sorted(store.loaded)
+    costs = store.loaded_costs()
+    totals = {"timings_s": run.timings_s, "sizes_bytes": run.sizes_bytes}
+    totals.update({group: run.details.setdefault(group, {}) for group in costs if group not in totals})
+    add_costs(totals, costs)
 
 
 def _say(message: str, quiet: bool) -> None:
@@ -237,43 +309,57 @@ def _say(message: str, quiet: bool) -> None:
 def compare(options: CompareOptions) -> Comparison:
     """Load the inputs once and run every requested engine on them, in the order plain, ckkslab, helayers.
 
-    ckkslab's kernels are made ready first (``ckks.compile_kernels``: a progress line on a terminal when
-    it compiles), outside every stage. A missing pyhelayers (or HElayers backend) skips the helayers
-    engine with its reason; everything else that goes wrong stops the comparison.
+    Every engine's checkpoint is read first (``fresh``: discarded first), so that a corrupt or stale one stops
+    the comparison before any engine runs. ckkslab's kernels are made ready next (``ckks.compile_kernels``:
+    a progress line on a terminal when it compiles), outside every stage. A missing pyhelayers (or HElayers
+    backend) skips the helayers engine with its reason; everything else that goes wrong stops the comparison,
+    the batches finished so far staying on disk.
 
     Raises:
         CompareError: see :func:`load_inputs`, :func:`run_ckkslab_engine`, :func:`run_helayers_engine`.
+        CheckpointError: see :func:`open_store`.
+        WorkflowError: an engine's batches do not hold each record once.
     """
     from ckks import compile_kernels
     from ckks.instrument import numba_activity
 
     inputs = load_inputs(options)
+    if options.fresh:
+        _say(f"--fresh: {discard(options.out)} checkpoint file(s) removed from {checkpoint_dir(options.out)}",
+             options.quiet)
+    stores = {name: open_store(name, options, inputs) for name in options.engines}
     kernels = compile_kernels(quiet=options.quiet) if "ckkslab" in options.engines else None
     with numba_activity() as in_stages:
-        runs, skipped = _run_engines(options, inputs)
-    return Comparison(options, inputs, runs, skipped, kernels, in_stages)
+        runs, skipped = _run_engines(options, inputs, stores)
+    return Comparison(options, inputs, runs, skipped, kernels, in_stages, checkpoint_dir(options.out))
 
 
-def _run_engines(options: CompareOptions, inputs: Inputs) -> tuple[dict[str, EngineRun], dict[str, str]]:
-    """Every requested engine's run, in order, and the skipped ones (a missing HElayers) with the reason."""
+ENGINE_RUNNERS = {"plain": run_plain, "ckkslab": run_ckkslab_engine, "helayers": run_helayers_engine}
+
+
+def _run_engines(options: CompareOptions, inputs: Inputs,
+                 stores: dict[str, BatchStore]) -> tuple[dict[str, EngineRun], dict[str, str]]:
+    """Every requested engine's run over every batch, in order, and the skipped ones (a missing HElayers)
+    with the reason; a line on stderr for each engine that resumes."""
     from reference.errors import HelayersUnavailable
 
     runs: dict[str, EngineRun] = {}
     skipped: dict[str, str] = {}
     records = f"{inputs.x.shape[0] // options.batch_size} batch(es) of {options.batch_size} records"
     for name in options.engines:
+        store = stores[name]
         _say(f"[{name}] {records}", options.quiet)
+        if store.loaded:
+            print(f"{name}: resuming, {len(store.loaded)} of {store.batches} batch(es) loaded from "
+                  f"{store.directory}", file=sys.stderr)
         cpu_start = time.process_time()
-        if name == "plain":
-            runs[name] = run_plain(inputs)
-        elif name == "ckkslab":
-            runs[name] = run_ckkslab_engine(inputs, options)
-        else:
-            try:
-                runs[name] = run_helayers_engine(inputs, options)
-            except HelayersUnavailable as exc:
-                skipped[name] = str(exc)
-                print(f"helayers engine skipped: {exc}", file=sys.stderr)
-                continue
-        runs[name].cpu_s = time.process_time() - cpu_start
+        try:
+            run = ENGINE_RUNNERS[name](inputs, options, store)
+        except HelayersUnavailable as exc:
+            skipped[name] = str(exc)
+            print(f"{name} engine skipped: {exc}", file=sys.stderr)
+            continue
+        run.cpu_s = time.process_time() - cpu_start
+        add_loaded_batches(run, store)
+        runs[name] = run
     return runs, skipped

@@ -1,4 +1,9 @@
-"""The comparison as data (report.json), as tables for people (report.md) and as a short terminal summary."""
+"""The comparison as data (report.json), as tables for people (report.md) and as a short terminal summary.
+
+A resumed comparison (``validation.checkpoint``) says per engine how many batches this run computed and how
+many it loaded, and what each figure then covers; under ``--scheduler dask`` ckkslab's predict time and peak
+memory are labelled as the client's.
+"""
 
 from __future__ import annotations
 
@@ -45,7 +50,8 @@ def ratios(runs: dict[str, EngineRun]) -> dict[str, float | None]:
     """ckkslab time / HElayers time per stage, in total, and in process CPU of the whole call.
 
     r_stage = t_ckkslab(stage) / t_helayers(stage) in wall seconds; ``cpu_total`` divides the engines'
-    ``cpu_s``. ``None`` where HElayers took no time; empty unless both engines ran.
+    ``cpu_s``, which cover this run only: None unless both engines computed the same batches in it. ``None``
+    where HElayers took no time; empty unless both engines ran.
     """
     if "ckkslab" not in runs or "helayers" not in runs:
         return {}
@@ -56,7 +62,9 @@ def ratios(runs: dict[str, EngineRun]) -> dict[str, float | None]:
         b = sum(theirs.values()) if stage == "total" else theirs.get(stage, 0.0)
         result[f"{stage}_ckkslab_over_helayers"] = a / b if b > 0 else None
     cpu = runs["helayers"].cpu_s
-    result["cpu_total_ckkslab_over_helayers"] = runs["ckkslab"].cpu_s / cpu if cpu > 0 else None
+    same_batches = runs["ckkslab"].batches_computed == runs["helayers"].batches_computed
+    result["cpu_total_ckkslab_over_helayers"] = (runs["ckkslab"].cpu_s / cpu if cpu > 0 and same_batches
+                                                 else None)
     return result
 
 
@@ -93,7 +101,8 @@ def build_report(comparison: Comparison) -> dict[str, Any]:
         metrics = classification_metrics(inputs.y, probabilities, inputs.network.decision.threshold)
         entry = {"params": run.params, "timings_s": run.timings_s, "total_s": sum(run.timings_s.values()),
                  "cpu_total_s": run.cpu_s, "sizes_bytes": run.sizes_bytes,
-                 "peak_rss_bytes": run.peak_rss_bytes, "metrics": metrics}
+                 "peak_rss_bytes": run.peak_rss_bytes, "metrics": metrics,
+                 "batches_computed": run.batches_computed, "batches_loaded": run.batches_loaded}
         entry.update(run.details)
         engines[name] = entry
     agreements = {
@@ -109,6 +118,7 @@ def build_report(comparison: Comparison) -> dict[str, Any]:
                  "records_compared": int(inputs.x.shape[0]), "positives": int(inputs.y.sum())},
         "batch_size": options.batch_size,
         "batches": batches,
+        "checkpoint": None if comparison.checkpoint is None else str(comparison.checkpoint),
         "per_batch_agreement": per_batch_agreement(comparison, decided),
         "threads": options.threads,
         "threads_note": _threads_note(runs, options.threads),
@@ -246,18 +256,21 @@ def _timings_section(report: dict[str, Any]) -> list[str]:
     for stage in (*STAGES, "total"):
         values = [engines[n]["total_s"] if stage == "total" else engines[n]["timings_s"].get(stage, 0.0)
                   for n in names]
-        row = [stage] + ["-" if n == "plain" and stage not in ("predict", "total") else _seconds(v)
+        row = [stage] + ["-" if n == "plain" and stage not in ("predict", "total")
+                         else _seconds(v) + (_client_only(report, n) if stage == "predict" else "")
                          for n, v in zip(names, values, strict=True)]
         if ratio:
             row.append(_ratio(ratio.get(f"{stage}_ckkslab_over_helayers")))
         rows.append(row)
-    rows.append(["CPU, whole call"] + [_seconds(engines[n]["cpu_total_s"]) for n in names]
+    rows.append(["CPU, whole call" + (" (this run)" if resumed(report) else "")]
+                + [_seconds(engines[n]["cpu_total_s"]) for n in names]
                 + ([_ratio(ratio.get("cpu_total_ckkslab_over_helayers"))] if ratio else []))
     kernels = report.get("compile_kernels")
     if kernels is not None:
         cells = [_seconds(kernels["seconds"]) if n == "ckkslab" else "-" for n in names]
         rows.insert(0, [COMPILE_ROW, *cells] + (["-"] if ratio else []))
-    lines = ["", "## Timings (wall seconds, summed over batches)", ""]
+    every = ", loaded ones included (see Resumed above)" if resumed(report) else ""
+    lines = ["", f"## Timings (wall seconds, summed over batches{every})", ""]
     lines += _table(["stage", *names] + (["ckkslab / HElayers"] if ratio else []), rows)
     lines += ["", "CPU, whole call: process CPU seconds of the engine's whole run (planning or compiling and "
               "serialization included), less sensitive than wall time to other work on the machine."]
@@ -273,6 +286,38 @@ def _timings_section(report: dict[str, Any]) -> list[str]:
         lines += ["", "ckkslab predict by step: "
                   + ", ".join(f"{k} {_seconds(v)} s" for k, v in stage_seconds.items()) + "."]
     return lines
+
+
+def on_dask(report: dict[str, Any]) -> bool:
+    """Whether ckkslab's server side ran on Dask workers (its predict and peak RSS are then the client's)."""
+    return report["engines"].get("ckkslab", {}).get("params", {}).get("scheduler", "").startswith("dask")
+
+
+def resumed(report: dict[str, Any]) -> bool:
+    """Whether some engine loaded batches from the checkpoint instead of computing them in this run."""
+    return any(entry["batches_loaded"] for entry in report["engines"].values())
+
+
+def _client_only(report: dict[str, Any], name: str) -> str:
+    """' (client)' after a ckkslab predict time or peak RSS measured in the client while Dask computed."""
+    return " (client)" if name == "ckkslab" and on_dask(report) else ""
+
+
+def _resumed_section(report: dict[str, Any]) -> list[str]:
+    """How many batches each engine computed in this run and loaded from the checkpoint, and what the figures
+    then cover; nothing when no batch was loaded."""
+    engines = report["engines"]
+    if not resumed(report):
+        return []
+    return ["## Resumed: batches computed in this run and loaded from the checkpoint", "",
+            "; ".join(f"{name}: {len(e['batches_computed'])} computed, {len(e['batches_loaded'])} loaded"
+                      for name, e in engines.items()) + f" (checkpoint: {report['checkpoint']}).", "",
+            "A loaded batch's outputs, stage times and sizes are those of the run that computed it, and "
+            "every figure summed over batches (the stage rows, total, bytes) covers all batches, whichever "
+            "run computed them. keygen and encrypt_model are this run's: the checkpoint holds no key, so "
+            "each run makes its keys and encrypts the model again. CPU, whole call and peak RSS are this "
+            "run's only (its computed batches); the CPU ratio is given only when both encrypted engines "
+            "computed the same batches in this run.", ""]
 
 
 def numba_lines(report: dict[str, Any]) -> list[str]:
@@ -304,6 +349,7 @@ def render_markdown(report: dict[str, Any]) -> str:
              f"Created {report['created']}.", ""]
     for name, reason in report["skipped"].items():
         lines += [f"**{name} skipped:** {reason}", ""]
+    lines += _resumed_section(report)
     lines += ["## Classification metrics (class 1 = diabetic)", ""]
     lines += _table(["engine", "accuracy", "AUC", "precision_1", "recall_1", "F1_1",
                      "confusion [[tn, fp], [fn, tp]]"], _metrics_rows(report))
@@ -314,9 +360,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += _table(["pair", "equal decisions", "max abs error", "mean abs error", "bits (min)",
                          "bits (mean)", "bits rel. (min)", "bits rel. (mean)"], _agreement_rows(report))
     lines += _per_batch_section(report)
-    scheduler = engines.get("ckkslab", {}).get("params", {}).get("scheduler")
-    if scheduler:
-        lines += ["", f"ckkslab's server side ran on: {scheduler}."]
+    ckkslab = engines.get("ckkslab", {}).get("params", {})
+    if ckkslab.get("scheduler"):
+        lines += ["", f"ckkslab's server side ran on: {ckkslab['scheduler']}."]
+    if on_dask(report):
+        lines[-1] += (f" So its predict time is {ckkslab['predict_scope']}, and its peak RSS covers "
+                      f"{ckkslab['peak_rss_scope']}.")
     names = list(engines)
     lines += _timings_section(report)
     encrypted = [n for n in names if n != "plain"]
@@ -325,7 +374,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         keys = sorted({k for n in encrypted for k in engines[n]["sizes_bytes"]})
         rows = [[k] + [_mib(engines[n]["sizes_bytes"][k]) if k in engines[n]["sizes_bytes"] else "-"
                        for n in encrypted] for k in keys]
-        rows.append(["peak RSS"] + [_mib(engines[n]["peak_rss_bytes"]) for n in encrypted])
+        rows.append(["peak RSS"] + [_mib(engines[n]["peak_rss_bytes"]) + _client_only(report, n)
+                                    for n in encrypted])
         lines += _table(["bytes", *encrypted], rows)
         lines += ["", "## Parameters", ""]
         lines += _table(["", *encrypted], _params_rows(report))
@@ -363,6 +413,13 @@ def summary_text(report: dict[str, Any], out: Path) -> str:
                  f"({_ratio(report['ratios'][f'{stage}_ckkslab_over_helayers'])})" for stage in STAGES]
         lines.append("  ckkslab/HElayers: " + ", ".join(parts))
     lines += [f"  {line}" for line in numba_lines(report)]
+    if resumed(report):
+        lines.append("  resumed: " + ", ".join(
+            f"{name} {len(e['batches_computed'])} batch(es) computed + {len(e['batches_loaded'])} loaded"
+            for name, e in engines.items()) + f" from {report['checkpoint']} (loaded ones with the times of "
+            "the run that computed them; keygen, encrypt_model, CPU and memory are this run's)")
+    if on_dask(report):
+        lines.append(f"  ckkslab predict on dask: {engines['ckkslab']['params']['predict_scope']}")
     for name, reason in report["skipped"].items():
         lines.append(f"  {name} skipped: {reason}")
     lines.append(f"  files: {out}/report.md, report.json, " + ", ".join(Path(p).name

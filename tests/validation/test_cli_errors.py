@@ -217,6 +217,16 @@ CLI: list[CliEntry] = [
     C("cli-decrypt-missing-batch", "decrypt: a batch without predictions (its predict failed or was stopped)",
       lambda s: ["decrypt", "--workspace", batch_ws(s, corrupt=1, predict=True)],
       r"no predictions for batch\(es\) \[1\]: run `ckkslab predict` \(it resumes\)"),
+    C("cli-compare-stale-checkpoint", "compare: a checkpoint in --out made with other inputs (here another "
+      "--batch-size)",
+      lambda s: ["compare", "--model", M, "--engines", "plain", "--batch-size", "8", "--out", compared(s)],
+      r"checkpoint .*plain/batch_0000\.npz was made with other inputs \(batch_size 16 \(this run: 8\), other "
+      r"records\): rerun with the inputs and options it was made with to resume, or run with --fresh"),
+    C("cli-compare-corrupt-checkpoint", "compare: a checkpoint file cut short",
+      lambda s: ["compare", "--model", M, "--engines", "plain", "--batch-size", "16", "--out",
+                 compared(s, cut=True)],
+      r"checkpoint .*plain/batch_0000\.npz is corrupt \(not a readable npz archive .*\): delete it or run "
+      r"with --fresh"),
     C("cli-bench-ring-degree", "bench ops: a ring degree that is not a power of two",
       lambda s: ["bench", "ops", "--ring-degree", "100"], r"ring_degree must be a power of two"),
 ]
@@ -241,6 +251,17 @@ def batch_ws(s: SimpleNamespace, corrupt: int, predict: bool = False) -> str:
     if predict:
         main(["--quiet", "predict", "--workspace", ws])
     return ws
+
+
+def compared(s: SimpleNamespace, cut: bool = False) -> str:
+    """An --out directory where `compare --engines plain --batch-size 16` ran (one batch of the clinical
+    records), its checkpoint file cut to 100 bytes if ``cut``."""
+    out = s.t / f"compare{next(s.counter)}"
+    ok(["--quiet", "compare", "--model", M, "--engines", "plain", "--batch-size", "16", "--out", str(out)])
+    if cut:
+        path = out / "batches" / "plain" / "batch_0000.npz"
+        path.write_bytes(path.read_bytes()[:100])
+    return str(out)
 
 
 def corrupt(ws: str, relative: str) -> str:

@@ -5,10 +5,10 @@ cannot parse is named, and a missing pyhelayers only skips its engine."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
@@ -19,48 +19,15 @@ from validation.compare import (
     CompareOptions,
     compare,
     load_inputs,
+    open_store,
     parse_engines,
     run_helayers_engine,
 )
 
-WEIGHTS = {"dense": (np.array([[0.5, -0.3, 0.2, 0.1], [0.4, 0.6, -0.5, 0.3], [-0.2, 0.1, 0.7, -0.6]]),
-                     np.array([0.1, -0.2, 0.05, 0.0])),
-           "dense_1": (np.array([[0.8], [-0.4], [0.6], [0.3]]), np.array([-0.1]))}
-
-
-def write_tiny_model(directory: Path, records: int = 64) -> Path:
-    """Dense(3 -> 4) -> x^2 -> Dense(4 -> 1), as tf-keras' to_json + save_weights write it, plus test data."""
-    directory.mkdir(parents=True, exist_ok=True)
-
-    def dense(name: str, units: int) -> dict:
-        return {"class_name": "Dense", "config": {"name": name, "trainable": True, "dtype": "float32",
-                                                  "units": units, "activation": "linear", "use_bias": True}}
-
-    layers = [{"class_name": "InputLayer", "config": {"batch_input_shape": [None, 3], "dtype": "float32",
-                                                      "name": "dense_input"}},
-              dense("dense", 4), {"class_name": "SquareActivation", "config": {"name": "square_activation"}},
-              dense("dense_1", 1)]
-    model = {"class_name": "Sequential", "config": {"name": "sequential", "layers": layers},
-             "keras_version": "2.21.0", "backend": "tensorflow"}
-    (directory / "model.json").write_text(json.dumps(model))
-    with h5py.File(directory / "model.h5", "w") as handle:
-        handle.attrs["backend"], handle.attrs["keras_version"] = "tensorflow", "2.21.0"
-        handle.attrs["layer_names"] = np.array([b"dense", b"square_activation", b"dense_1"])
-        handle.create_group("square_activation").attrs["weight_names"] = np.array([], dtype=np.float64)
-        for name, (kernel, bias) in WEIGHTS.items():
-            group = handle.create_group(name)
-            group.attrs["weight_names"] = np.array([f"{name}/kernel:0".encode(), f"{name}/bias:0".encode()])
-            group.create_dataset(f"{name}/kernel:0", data=kernel.astype(np.float32))
-            group.create_dataset(f"{name}/bias:0", data=bias.astype(np.float32))
-    x = np.random.default_rng(3).uniform(-1.0, 1.0, (records, 3))
-    y = (np.arange(records) % 3 == 0).astype(np.float64).reshape(-1, 1)
-    save_xy(directory, "test", x, y)
-    return directory
-
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_tiny_model(tmp_path_factory.mktemp("tiny"))
+def tiny(tiny_model) -> Path:
+    return tiny_model(64)
 
 
 def _options(model: Path, out: Path, **kw) -> CompareOptions:
@@ -139,7 +106,7 @@ def test_missing_pyhelayers_skips_only_its_engine(tiny, tmp_path, monkeypatch):
 def test_helayers_adapter_agrees_with_plaintext(tiny, tmp_path):
     options = _options(tiny, tmp_path)
     inputs = load_inputs(options)
-    run = run_helayers_engine(inputs, options)
+    run = run_helayers_engine(inputs, options, open_store("helayers", options, inputs))
     expected = inputs.network.forward(inputs.x)
     assert run.outputs.shape == expected.shape == (32, 1)
     assert np.max(np.abs(run.outputs - expected)) < 1e-4
@@ -153,10 +120,10 @@ def test_model_helayers_cannot_parse_is_named(tiny, tmp_path):
     broken.mkdir()
     shutil.copy(tiny / "model.json", broken / "model.json")
     (broken / "model.h5").write_bytes(b"not an HDF5 file")
-    options = _options(tiny, tmp_path)
-    inputs = load_inputs(options)  # the plaintext network loads from the good copy
+    inputs = load_inputs(_options(tiny, tmp_path))  # the plaintext network loads from the good copy
+    options = _options(broken, tmp_path)
     with pytest.raises(CompareError, match=r"helayers engine: .*model\.h5.*--engines plain,ckkslab"):
-        run_helayers_engine(inputs, _options(broken, tmp_path))
+        run_helayers_engine(inputs, options, open_store("helayers", options, inputs))
 
 
 @pytest.mark.helayers
@@ -241,6 +208,8 @@ def test_every_batch_on_dask_with_metrics_over_all_and_agreement_per_batch(capsy
     assert report["engines"]["ckkslab"]["metrics"] == report["engines"]["plain"]["metrics"]
     text = (out / "report.md").read_text()
     assert "## Agreement per batch" in text and "| 3 | 48-63 | 16/16, " in text
+    assert re.search(r"\| predict \| [0-9.e-]+ \| [0-9.e-]+ \(client\) \|", text)  # the client's wait
+    assert "its peak RSS covers block, this client process only (not the Dask workers)" in text
 
 
 def test_batches_must_be_a_number_or_all(capsys, tiny, tmp_path):

@@ -129,3 +129,39 @@ def test_compile_kernels_row_and_the_warning_for_a_compile_inside_a_stage(tmp_pa
 def test_no_compile_row_when_ckkslab_did_not_run(tmp_path):
     md = render_markdown(build_report(_comparison(tmp_path)))
     assert "compile kernels" not in md and "WARNING" not in md
+
+
+def test_a_resumed_comparison_says_what_was_computed_and_what_loaded(tmp_path):
+    """ckkslab computed batch 1 and loaded batch 0, HElayers computed both: the report counts them, labels
+    CPU as this run's, and gives no CPU ratio (the two engines' CPU covers different batches)."""
+    comparison = _comparison(tmp_path)
+    comparison.checkpoint = tmp_path / "out" / "batches"
+    comparison.runs["ckkslab"].batches_computed, comparison.runs["ckkslab"].batches_loaded = [1], [0]
+    comparison.runs["helayers"].batches_computed = [0, 1]
+    report = build_report(comparison)
+    assert report["engines"]["ckkslab"]["batches_loaded"] == [0] and report["checkpoint"].endswith("batches")
+    assert report["ratios"]["cpu_total_ckkslab_over_helayers"] is None
+    assert report["ratios"]["predict_ckkslab_over_helayers"] == 2.0
+    md = render_markdown(report)
+    assert "plain: 0 computed, 0 loaded; ckkslab: 1 computed, 1 loaded; helayers: 2 computed, 0 loaded" in md
+    assert "| CPU, whole call (this run) | 0 | 6 | 3 | - |" in md
+    assert "## Timings (wall seconds, summed over batches, loaded ones included (see Resumed above))" in md
+    assert "resumed: plain 0 batch(es) computed + 0 loaded, ckkslab 1 batch(es) computed + 1 loaded" in (
+        summary_text(report, tmp_path))
+    assert "Resumed" not in render_markdown(build_report(_comparison(tmp_path)))
+
+
+def test_on_dask_ckkslab_predict_and_peak_rss_are_labelled_as_the_clients(tmp_path):
+    comparison = _comparison(tmp_path)
+    comparison.runs["ckkslab"].params.update(
+        scheduler="dask: 2 worker thread(s), kernels on 1 thread(s) per worker, embedded LocalCluster",
+        predict_scope="the client's wall time waiting for the Dask workers, not their compute time",
+        peak_rss_scope="block, this client process only (not the Dask workers)")
+    report = build_report(comparison)
+    md = render_markdown(report)
+    assert "| predict | 0 | 2 (client) | 1 | 2.00x |" in md
+    assert "| peak RSS | 1.00 MiB (client) | 1.00 MiB |" in md
+    assert ("So its predict time is the client's wall time waiting for the Dask workers, not their compute "
+            "time, and its peak RSS covers block, this client process only (not the Dask workers).") in md
+    assert "ckkslab predict on dask: the client's wall time waiting" in summary_text(report, tmp_path)
+    assert "(client)" not in render_markdown(build_report(_comparison(tmp_path)))

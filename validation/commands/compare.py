@@ -1,4 +1,8 @@
-"""``ckkslab compare``: plaintext, ckkslab and HElayers on the same batches, with a report and plots."""
+"""``ckkslab compare``: plaintext, ckkslab and HElayers on the same batches, with a report and plots.
+
+Each engine's finished batches are kept in OUT/batches (``validation.checkpoint``): after Ctrl-C, the same
+command resumes; ``--fresh`` starts over.
+"""
 
 from __future__ import annotations
 
@@ -60,7 +64,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "OUT/report.md, OUT/outputs.npz and PNG plots (error histogram against plaintext, stage timings, "
         "ROC curves): metrics per engine, agreement in bits (-log2 of the worst and of the mean absolute "
         "error) and equal decisions per pair, and ckkslab/HElayers timing ratios from the same run. Without "
-        "pyhelayers the helayers engine is skipped with a message and the rest runs.",
+        "pyhelayers the helayers engine is skipped with a message and the rest runs. Each engine's finished "
+        "batches are written to OUT/batches/ENGINE/ as soon as they are decrypted: after Ctrl-C, rerun the "
+        "same command and it computes only the missing batches (a checkpoint of other inputs or options is "
+        "refused; --fresh discards it).",
         epilog="example: ckkslab compare --model models/clinical --batches 1 --out out/clinical")
     parser.add_argument("--model", type=Path, required=True,
                         help="model directory: model.json + model.h5 (Dense and x^2 layers, as HElayers "
@@ -84,13 +91,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "SEAL)")
     parser.add_argument("--frac-bits", type=int, default=30,
                         help="fractional precision ckkslab plans for, in bits (default 30, as HElayers)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="discard the finished batches an earlier run kept in OUT/batches and compute "
+                        "every batch (default: load those made with the same model, data, batch size and "
+                        "engine options, and compute only the others)")
     add_scheduler_options(parser)
     add_quiet(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Compare the engines on ``args.model`` / ``args.data`` and print a summary."""
+    """Compare the engines on ``args.model`` / ``args.data`` and print a summary.
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C, its message saying where the finished batches are and how to resume.
+    """
+    from validation.checkpoint import checkpoint_dir
     from validation.cli import UserError
     from validation.compare import CompareError, CompareOptions, compare, parse_engines
     from validation.report import save_comparison, summary_text
@@ -100,9 +116,12 @@ def run(args: argparse.Namespace) -> int:
             model_dir=args.model, data_dir=args.model if args.data is None else args.data, out=args.out,
             batch_size=args.batch_size, batches=args.batches, engines=parse_engines(args.engines),
             encrypt_weights=not args.plain_weights, backend=args.backend, threads=args.threads,
-            frac_bits=args.frac_bits, quiet=args.quiet, scheduler=scheduler_options(args))
+            frac_bits=args.frac_bits, quiet=args.quiet, scheduler=scheduler_options(args), fresh=args.fresh)
         report = save_comparison(compare(options))
     except CompareError as exc:
         raise UserError(str(exc)) from exc
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"the batches finished so far are kept in {checkpoint_dir(args.out)}: rerun "
+                                "the same command to resume (add --fresh to start over)") from None
     print(summary_text(report, args.out))
     return 0

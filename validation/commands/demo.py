@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=f"On the shipped model (models/<recipe>) and its real test records, run one batch of "
         f"{BATCH} records in plaintext, through ckkslab and through HElayers (--threads each, default all cores), and print "
         "metrics, agreement with plaintext, and timings with ratios. The full report, plots and outputs go "
-        "to OUT/<recipe>/. Same as `ckkslab compare --model models/<recipe> --batches 1`.")
+        "to OUT/<recipe>/. Same as `ckkslab compare --model models/<recipe> --batches 1 --fresh` (every "
+        "demo computes its batch anew).")
     parser.add_argument("--recipe", choices=(*RECIPES, "both"), default="clinical",
                         help="which shipped model: clinical (default), paper, or both")
     parser.add_argument("--quick", action="store_true",
@@ -63,12 +64,13 @@ def run(args: argparse.Namespace) -> int:
               flush=True)
         options = CompareOptions(model_dir=model_dir, data_dir=model_dir, out=out, batch_size=batch,
                                  batches=1, encrypt_weights=not args.quick, threads=args.threads,
-                                 quiet=args.quiet)
+                                 quiet=args.quiet, fresh=True)
         try:
             report = save_comparison(compare(options))
         except CompareError as exc:
             raise UserError(str(exc)) from exc
         print(summary_text(report, out))
         print(f"  details: {out}/report.md; the same with other settings: ckkslab compare --model "
-              f"{model_dir} --batch-size {batch}{' --plain-weights' if args.quick else ''} --out {out}")
+              f"{model_dir} --batch-size {batch}{' --plain-weights' if args.quick else ''} --out {out} "
+              "--fresh")
     return 0
