@@ -12,7 +12,8 @@ from ckks import KernelCompilation
 from ckks.instrument import NumbaActivity
 from nn.model import SQUARE, Decision, Dense, PlainNetwork, Polynomial
 from validation.compare import STAGES, CompareOptions, Comparison, EngineRun, Inputs
-from validation.report import build_report, ratios, render_markdown, save_comparison, summary_text
+from validation.report import build_report, ratios, save_comparison
+from validation.report_text import render_markdown, summary_text
 
 # y = (x0 - x1)^2, decided 1 when y > 0.5
 NETWORK = PlainNetwork([Dense(np.array([[1.0], [-1.0]]), np.zeros(1), "d"), Polynomial(SQUARE, "sq")], 2,

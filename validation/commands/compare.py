@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
     from validation.checkpoint import checkpoint_dir
     from validation.cli import UserError
     from validation.compare import CompareError, CompareOptions, compare, parse_engines
-    from validation.report import save_comparison, summary_text
+    from validation.report import save_comparison
+    from validation.report_text import summary_text
 
     try:
         options = CompareOptions(

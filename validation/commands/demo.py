@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     """Compare the engines on each chosen shipped model and print a short summary of each."""
     from validation.cli import UserError
     from validation.compare import CompareError, CompareOptions, compare
-    from validation.report import save_comparison, summary_text
+    from validation.report import save_comparison
+    from validation.report_text import summary_text
 
     recipes = list(RECIPES) if args.recipe == "both" else [args.recipe]
     batch = QUICK_BATCH if args.quick else BATCH
