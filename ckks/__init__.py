@@ -33,7 +33,7 @@ from .scheme.encoder import Encoder
 from .scheme.evaluator import Evaluator
 from .scheme.serialization import from_bytes, load, save, to_bytes
 from .allocator import keep_freed_memory
-from .threads import available_threads, get_threads, set_threads
+from .threads import available_threads, get_threads, map_in_threads, set_threads, start_in_thread
 from .warmup import KernelCompilation, compile_kernels
 
 __all__ = [
@@ -41,6 +41,6 @@ __all__ = [
     "KernelCompilation", "KeyGenerator", "LevelMismatchError", "MissingKeyError", "OutOfLevelsError",
     "ParameterError", "Parameters", "Plaintext", "PublicKey", "RelinKey", "ScaleMismatchError", "SecretKey",
     "SerializationError", "ServerBundle", "SwitchingKey", "ValueRangeError", "available_threads",
-    "compile_kernels", "from_bytes", "get_threads", "keep_freed_memory", "load", "made_from", "save",
-    "set_threads", "to_bytes",
+    "compile_kernels", "from_bytes", "get_threads", "keep_freed_memory", "load", "made_from",
+    "map_in_threads", "save", "set_threads", "start_in_thread", "to_bytes",
 ]

@@ -5,14 +5,24 @@ automorphism, the dot products and the element-wise RNS arithmetic) run their RN
 Numba's ``prange``. Each limb is computed by the same
 code whatever thread computes it, so results are bit-identical for every thread count. The count can be
 at most Numba's pool size, fixed when Numba starts: ``NUMBA_NUM_THREADS`` if set, else the number of cores.
+
+Work outside the kernels that releases Python's GIL (hashing a buffer, numpy's copies and comparisons, as in
+loading a batch of ciphertexts) shares the same count of Python threads: ``map_in_threads`` and
+``start_in_thread``; at one thread they run in the calling thread, in order, and so they do while
+``ckks.instrument.recording()`` is on (its recorder belongs to one thread: every timed call is booked).
 """
 
 from __future__ import annotations
 
 import numbers
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 import numba
 
+from . import instrument
 from .errors import ParameterError
 
 
@@ -42,3 +52,45 @@ def set_threads(count: int | None = None) -> int:
 def get_threads() -> int:
     """The number of threads the parallel kernels use now."""
     return int(numba.get_num_threads())
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+_pools: dict[int, ThreadPoolExecutor] = {}  # one pool per thread count, made on first use
+# A forked child has none of its parent's threads: its pools are made anew (the inherited ones would hang).
+os.register_at_fork(after_in_child=_pools.clear)
+
+
+def _pool() -> ThreadPoolExecutor | None:
+    """The Python thread pool of ``get_threads()`` workers; None at one thread or while recording."""
+    count = get_threads()
+    if count == 1 or instrument.active() is not None:
+        return None
+    if count not in _pools:
+        _pools[count] = ThreadPoolExecutor(max_workers=count, thread_name_prefix=f"ckks-{count}")
+    return _pools[count]
+
+
+def map_in_threads(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """[fn(item) for item in items], the calls shared among ``get_threads()`` Python threads.
+
+    Worth it only when ``fn`` spends its time with the GIL released. The results are in the order of the
+    items, and an exception is the one the first failing item (in that order) raised, as in the plain loop.
+    ``fn`` must not itself wait on this pool (the workers could all be waiting).
+    """
+    pool = _pool()
+    return [fn(item) for item in items] if pool is None else list(pool.map(fn, items))
+
+
+def start_in_thread(fn: Callable[..., R], *args: object) -> Future[R]:
+    """``fn(*args)`` started on the pool of ``map_in_threads``; at one thread, run now. Its ``result()``
+    returns the value or raises the exception."""
+    pool = _pool()
+    if pool is not None:
+        return pool.submit(fn, *args)
+    done: Future[R] = Future()
+    try:
+        done.set_result(fn(*args))
+    except Exception as exc:  # handed to the caller by result(), as the pool would
+        done.set_exception(exc)
+    return done

@@ -111,7 +111,8 @@ def ciphertexts_with_info(data: bytes, params: ckks.Parameters) -> tuple[list[ck
     if not isinstance(header["info"], dict):
         raise ArtifactError(f"the ciphertexts file's info must be a JSON object, got "
                             f"{show(header['info'])}: {REMEDY['ciphertexts']}")
-    return [load_object(blob, params, ckks.Ciphertext) for blob in objects], header["info"]
+    # Each load is mostly SHA-256 and numpy copies, which release the GIL: spread over ckks.get_threads().
+    return ckks.map_in_threads(lambda blob: load_object(blob, params, ckks.Ciphertext), objects), header["info"]
 
 
 # ----- the model --------------------------------------------------------------------------------------------
@@ -155,7 +156,7 @@ def model_from_bytes(data: bytes, params: ckks.Parameters) -> EncryptedModel:
         return _model(header, objects, plan)
 
 
-def _model(header: dict[str, Any], objects: list[bytes], plan: InferencePlan) -> EncryptedModel:
+def _model(header: dict[str, Any], objects: list[memoryview], plan: InferencePlan) -> EncryptedModel:
     """The model the header describes: its fields of their types, its layers (``_layers``) and widths
     (``_check_widths``) fitting the plan."""
     encrypted = header["encrypted_weights"]
@@ -181,7 +182,7 @@ def _model(header: dict[str, Any], objects: list[bytes], plan: InferencePlan) ->
 class _Weights:
     """The container's objects, taken in order, each loaded as ``kind`` at a given level."""
 
-    def __init__(self, blobs: list[bytes], params: ckks.Parameters, kind: type) -> None:
+    def __init__(self, blobs: list[memoryview], params: ckks.Parameters, kind: type) -> None:
         self.blobs, self.params, self.kind, self.position = blobs, params, kind, 0
 
     def take(self, count: int, level: int, what: str) -> list[ckks.Plaintext | ckks.Ciphertext]:
@@ -190,7 +191,7 @@ class _Weights:
                                 "lists")
         blobs = self.blobs[self.position : self.position + count]
         self.position += count
-        taken = [load_object(blob, self.params, self.kind) for blob in blobs]
+        taken = ckks.map_in_threads(lambda blob: load_object(blob, self.params, self.kind), blobs)
         if any(obj.level != level for obj in taken):
             raise ArtifactError(f"the weights of {what} are not at its level {level}")
         return taken

@@ -106,8 +106,9 @@ def pack(kind: str, header: dict[str, Any], objects: list[bytes]) -> bytes:
     return b"".join(parts)
 
 
-def unpack(data: bytes, kind: str, fields: Sequence[str]) -> tuple[dict[str, Any], list[bytes]]:
-    """The header (a JSON object of exactly ``fields``, ``kind`` included) and the object blobs."""
+def unpack(data: bytes, kind: str, fields: Sequence[str]) -> tuple[dict[str, Any], list[memoryview]]:
+    """The header (a JSON object of exactly ``fields``, ``kind`` included) and the object blobs (views into
+    ``data``, not copies)."""
     view = memoryview(data)
     if bytes(view[: len(MAGIC)]) != MAGIC:
         raise ArtifactError(f"not a ckkslab {kind} file (bad magic)")
@@ -129,7 +130,7 @@ def unpack(data: bytes, kind: str, fields: Sequence[str]) -> tuple[dict[str, Any
             offset += 8
             if offset + size > len(view):
                 raise ArtifactError(f"{kind} file is truncated (object of {size} bytes past the end)")
-            objects.append(bytes(view[offset : offset + size]))
+            objects.append(view[offset : offset + size])
             offset += size
     except struct.error as exc:
         raise ArtifactError(f"{kind} file is truncated or corrupted ({exc})") from None
@@ -145,7 +146,7 @@ def unpack(data: bytes, kind: str, fields: Sequence[str]) -> tuple[dict[str, Any
         return exact_fields(header, fields, f"the {kind} file's header"), objects
 
 
-def load_object(blob: bytes, params: ckks.Parameters, expected: type) -> Any:
+def load_object(blob: bytes | memoryview, params: ckks.Parameters, expected: type) -> Any:
     """The ckks object in ``blob``, of type ``expected`` and, as everything the real network writes, with
     real slots (a complex plaintext or ciphertext would decode to complex scores).
 

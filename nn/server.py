@@ -86,11 +86,12 @@ class Server:
             WorkflowError: a batch encrypted under other keys than the bundle's.
             ckks.ValueRangeError: a batch of another plan (number of ciphertexts).
         """
+        data_digest = ckks.start_in_thread(digest, data)  # beside the loading, on ckks.get_threads() threads
         inputs, info = artifacts.ciphertexts_with_info(data, self.params)
         if info.get("keys") != self.keys:
             raise WorkflowError(f"{what} was encrypted under another key than the evaluation keys in "
                                 f"{self.bundle_name}: use the data and the bundle of the same client")
         outputs = enc.predict(self.model, inputs, self.evaluator, self.prepared, timer)
-        info = {**info, "output_dim": self.model.output_dim, "data_sha256": digest(data),
+        info = {**info, "output_dim": self.model.output_dim, "data_sha256": data_digest.result(),
                 "model_sha256": self.model_digest}
         return artifacts.ciphertexts_to_bytes(outputs, info)

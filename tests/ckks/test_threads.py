@@ -55,3 +55,72 @@ def test_results_are_bit_identical_across_thread_counts(restore_threads):
         assert all(np.array_equal(a.data, b.data) for a, b in zip(first, other, strict=True))
     rotated = encoder.decode(ckks.Decryptor(params, keygen.secret_key).decrypt(first[1]))
     assert np.max(np.abs(rotated - np.roll(values**2, -3))) < 2**-20   # and the identical result is right
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_map_in_threads_keeps_the_order_and_the_first_failure(count, restore_threads):
+    if count > ckks.available_threads():
+        pytest.skip("this machine has one core")
+    ckks.set_threads(count)
+    assert ckks.map_in_threads(lambda k: k * k, range(50)) == [k * k for k in range(50)]
+
+    def fail_from_seven(k: int) -> int:
+        if k >= 7:
+            raise ValueError(f"item {k}")
+        return k
+
+    with pytest.raises(ValueError, match="^item 7$"):  # the loop's first failure, not whichever came first
+        ckks.map_in_threads(fail_from_seven, range(20))
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_start_in_thread_hands_back_the_value_or_the_exception(count, restore_threads):
+    if count > ckks.available_threads():
+        pytest.skip("this machine has one core")
+    ckks.set_threads(count)
+    assert ckks.start_in_thread(sum, [1, 2, 3]).result() == 6
+    with pytest.raises(ZeroDivisionError):
+        ckks.start_in_thread(lambda: 1 / 0).result()
+
+
+def test_the_helpers_use_the_pool_threads_and_stay_in_the_caller_while_recording(restore_threads):
+    import threading
+
+    from ckks import instrument
+
+    if ckks.available_threads() < 2:
+        pytest.skip("this machine has one core")
+    ckks.set_threads(2)
+    barrier = threading.Barrier(2, timeout=10)  # passes only if two calls run at the same time
+
+    def meet(_: int) -> str:
+        barrier.wait()
+        return threading.current_thread().name
+
+    assert all(name.startswith("ckks-2") for name in ckks.map_in_threads(meet, range(2)))
+    with instrument.recording(compile_events=False):  # the recorder belongs to this thread
+        names = ckks.map_in_threads(lambda _: threading.current_thread().name, range(3))
+    assert names == [threading.current_thread().name] * 3
+
+
+def test_a_forked_child_gets_pools_of_its_own(restore_threads):
+    import multiprocessing
+    import time
+
+    if ckks.available_threads() < 2:
+        pytest.skip("this machine has one core")
+    ckks.set_threads(2)
+    for _ in range(3):  # the parent's pool exists before the fork, its workers idle
+        ckks.map_in_threads(abs, range(-8, 0))
+    time.sleep(0.2)
+    child = multiprocessing.get_context("fork").Process(target=_map_in_child)
+    child.start()
+    child.join(timeout=30)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0  # not None: the inherited pool, which has no threads, would hang
+
+
+def _map_in_child() -> None:
+    ckks.set_threads(2)
+    assert ckks.map_in_threads(abs, [-3, -4]) == [3, 4]
