@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import numba
 
-from . import instrument
+from .instrument import active as recording_active
 from .errors import ParameterError
 
 
@@ -64,7 +64,7 @@ os.register_at_fork(after_in_child=_pools.clear)
 def _pool() -> ThreadPoolExecutor | None:
     """The Python thread pool of ``get_threads()`` workers; None at one thread or while recording."""
     count = get_threads()
-    if count == 1 or instrument.active() is not None:
+    if count == 1 or recording_active() is not None:
         return None
     if count not in _pools:
         _pools[count] = ThreadPoolExecutor(max_workers=count, thread_name_prefix=f"ckks-{count}")

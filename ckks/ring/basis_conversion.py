@@ -19,7 +19,7 @@ from numba import njit, prange
 from ..instrument import timed
 from .modarith import shoup_mul, shoup_precompute
 from .ntt import ntt_forward, ntt_inverse
-from .rns import RnsBasis, rns_basis
+from .rns import RnsBasis, copy_into, rns_basis
 
 
 @njit(cache=True)
@@ -29,15 +29,16 @@ def _reduce(x, q, one_shoup):
 
 
 @njit(cache=True, parallel=True)
-def _fast_base_convert(x, s, shat_inv, shat_inv_shoup, t, shat_mod_t, shat_mod_t_shoup, wrap_mod_t, out):
-    """K polynomials at once: x (K, |S|, N) -> out (K, |T|, N); the (polynomial, prime) rows go to the threads."""
-    n_poly, n_src, n = x.shape
-    n_t = t.shape[0]
+def _fast_base_convert(x, first, s, shat_inv, shat_inv_shoup, t, shat_mod_t, shat_mod_t_shoup, wrap_mod_t, out):
+    """K polynomials at once: rows first .. first + |S| - 1 of x (K, rows, N) -> out (K, |T|, N); the
+    (polynomial, prime) rows go to the threads."""
+    n_poly, n = x.shape[0], x.shape[2]
+    n_src, n_t = s.shape[0], t.shape[0]
     u = np.empty((n_poly, n_src, n), dtype=np.uint64)
     for row in prange(n_poly * n_src):
         p, i = row // n_src, row % n_src
         for k in range(n):
-            u[p, i, k] = shoup_mul(x[p, i, k], shat_inv[i], shat_inv_shoup[i], s[i])
+            u[p, i, k] = shoup_mul(x[p, first + i, k], shat_inv[i], shat_inv_shoup[i], s[i])
     for row in prange(n_poly * n_t):
         p, j = row // n_t, row % n_t
         tj = t[j]
@@ -72,20 +73,26 @@ def _conversion_constants(source: tuple[int, ...], target: tuple[int, ...]) -> t
 
 @timed("base_convert")
 def fast_base_convert(x: np.ndarray, source: tuple[int, ...], target: tuple[int, ...],
-                      out: np.ndarray | None = None) -> np.ndarray:
+                      out: np.ndarray | None = None, first_row: int = 0) -> np.ndarray:
     """Conv_{S->T}: coefficients x (|S|, N) modulo the source primes -> (|T|, N) modulo the target primes.
 
     Result = x + u*S (mod each t_j) with |u| <= |S|/2 (CHKKS 2018, section 2.2), using the centered digits
     [x_i (S/s_i)^-1]_{s_i} in (-s_i/2, s_i/2]: centering halves the size of what key switching multiplies
     by the key's noise and removes its mean. ``x`` may also be K polynomials (K, |S|, N), converted in one
-    call; ``out`` (|T|, N) or (K, |T|, N), if given, receives the result.
+    call; ``out`` (|T|, N) or (K, |T|, N), if given, receives the result. With ``first_row``, x may have
+    more rows: rows first_row .. first_row + |S| - 1 hold the residues (a digit of a longer polynomial, read
+    in place).
     """
+    rows = x.shape[-2]
+    if not 0 <= first_row <= rows - len(source):
+        raise ValueError(f"fast_base_convert: rows {first_row} .. {first_row + len(source) - 1} of the "
+                         f"{len(source)} source primes are not all in x's {rows} rows")
     stack = np.ascontiguousarray(x).reshape((-1,) + x.shape[-2:])
     if out is None:
         out = np.empty(x.shape[:-2] + (len(target), x.shape[-1]), dtype=np.uint64)
     elif not out.flags.c_contiguous:  # a reshaped copy would receive the result instead
         raise ValueError("fast_base_convert: out must be C-contiguous")
-    _fast_base_convert(stack, *_conversion_constants(source, target),
+    _fast_base_convert(stack, first_row, *_conversion_constants(source, target),
                        out.reshape((stack.shape[0], len(target), x.shape[-1])))
     return out
 
@@ -126,8 +133,10 @@ def divide_by_last_primes(c: np.ndarray | list[np.ndarray], basis: RnsBasis,
     dropped = rns_basis(basis.moduli[n_keep:], n)
     parts = [c] if isinstance(c, np.ndarray) else list(c)
     stacks = [np.ascontiguousarray(part).reshape(-1, len(basis), n) for part in parts]
-    tail = np.concatenate([stack[:, n_keep:] for stack in stacks])  # a copy: the inverse NTT works in place
-    k = tail.shape[0]
+    k = sum(stack.shape[0] for stack in stacks)
+    tail = np.empty((k, count, n), dtype=np.uint64)  # a copy of the dropped rows: the inverse NTT is in place
+    for row, poly in zip(tail, (poly for stack in stacks for poly in stack), strict=True):
+        copy_into(row, poly[n_keep:])
     ntt_inverse(tail.reshape(k * count, n), dropped.tables * k)
     conv = fast_base_convert(tail, dropped.moduli, kept.moduli)
     ntt_forward(conv.reshape(k * n_keep, n), kept.tables * k)

@@ -115,6 +115,13 @@ def from_float_integers(values: np.ndarray, basis: RnsBasis) -> np.ndarray:
 
 
 @njit(cache=True, parallel=True)
+def _copy_rows(a, out):
+    for i in prange(a.shape[0]):
+        for j in range(a.shape[1]):
+            out[i, j] = a[i, j]
+
+
+@njit(cache=True, parallel=True)
 def _add(a, b, q, out):
     for i in prange(a.shape[0]):
         qi = q[i]
@@ -258,6 +265,22 @@ def _add_scalar(a, c, q, out):
             out[i, j] = s - qi if s >= qi else s
 
 
+def copy_into(out: np.ndarray, a: np.ndarray) -> None:
+    """out[...] = a for uint64 arrays of one shape (..., N), the rows copied on the kernels' threads (a
+    numpy copy runs on one); ``out`` must be C-contiguous (a view of it is written)."""
+    if out.shape != a.shape or not out.flags.c_contiguous:
+        raise ValueError(f"copy_into: a C-contiguous destination of shape {a.shape} is needed, got {out.shape}")
+    _copy_rows(np.ascontiguousarray(a).reshape(-1, a.shape[-1]), out.reshape(-1, a.shape[-1]))
+
+
+def stack(arrays: list[np.ndarray]) -> np.ndarray:
+    """np.stack(arrays) for uint64 arrays of one shape (..., N), copied with ``copy_into``."""
+    out = np.empty((len(arrays),) + arrays[0].shape, dtype=np.uint64)
+    for a, row in zip(arrays, out, strict=True):
+        copy_into(row, a)
+    return out
+
+
 def _rows(basis: RnsBasis, a: np.ndarray) -> np.ndarray:
     return basis.q[: a.shape[0]]
 
@@ -284,9 +307,9 @@ def neg(a: np.ndarray, basis: RnsBasis) -> np.ndarray:
 
 
 @timed("mul")
-def mul(a: np.ndarray, b: np.ndarray, basis: RnsBasis) -> np.ndarray:
-    """a * b mod q_i, pointwise (the ring product when both are in NTT form)."""
-    out = np.empty_like(a)
+def mul(a: np.ndarray, b: np.ndarray, basis: RnsBasis, out: np.ndarray | None = None) -> np.ndarray:
+    """a * b mod q_i, pointwise (the ring product when both are in NTT form), into ``out`` if given."""
+    out = np.empty_like(a) if out is None else out
     n = a.shape[0]
     _mul(a, b, basis.q[:n], basis.q_neg_inv[:n], basis.r_mod_q[:n], basis.r_mod_q_shoup[:n], out)
     return out

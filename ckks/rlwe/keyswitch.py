@@ -102,7 +102,7 @@ def key_switch_extended(d: np.ndarray, level: int, key: PreparedKey, params: Par
     key_rows = np.r_[0:n_q, n_all_q : n_all_q + len(params.special_moduli)].astype(np.int64)
     polys = list(d) if isinstance(d, list) else list(d.reshape(-1, n_q, n))
     k = len(polys)
-    d_coeff = np.array(polys, dtype=np.uint64)  # a copy: the inverse NTT works in place
+    d_coeff = rns.stack(polys)  # a copy: the inverse NTT works in place
     ntt_inverse(d_coeff.reshape(k * n_q, n), q_basis.tables * k)
     alpha = params.digit_size
     n_rows = len(qp_moduli)
@@ -111,9 +111,9 @@ def key_switch_extended(d: np.ndarray, level: int, key: PreparedKey, params: Par
     to_transform: list[int] = []  # rows of extended, flattened to ((digit * K + p) * n_rows + row), to NTT
     for j, lo in enumerate(range(0, n_q, alpha)):
         hi = min(lo + alpha, n_q)  # digit j: the primes q_lo .. q_{hi-1}; every other row by conversion
-        fast_base_convert(d_coeff[:, lo:hi], q_moduli[lo:hi], qp_moduli, out=extended[j])
+        fast_base_convert(d_coeff, q_moduli[lo:hi], qp_moduli, out=extended[j], first_row=lo)
         for p, poly in enumerate(polys):
-            extended[j, p, lo:hi] = poly[lo:hi]  # the digit's own rows: d itself, already in NTT form
+            rns.copy_into(extended[j, p, lo:hi], poly[lo:hi])  # the digit's own rows: d itself, in NTT form
         to_transform += [(j * k + p) * n_rows + r for p in range(k) for r in range(n_rows) if not lo <= r < hi]
     # One NTT call for every converted row of every digit and polynomial, so the threads share them all.
     ntt_forward(extended.reshape(n_digits * k * n_rows, n),

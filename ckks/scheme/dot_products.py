@@ -166,7 +166,7 @@ class DotProducts:
             w_shoup = np.stack([w.shoup for w in distinct])
             w_index = [position[id(w)] for w in weights]
         used = sorted({i for i, _ in pairs})
-        x = np.stack([cts[i].data for i in used])
+        x = rns.stack([cts[i].data for i in used])  # the copy on the kernels' threads
         x_index = {i: n for n, i in enumerate(used)}
         flat = iter(zip((x_index[i] for i, _ in pairs), w_index, strict=True))
         csr = [[next(flat) for _ in row] for row in terms]

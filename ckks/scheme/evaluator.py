@@ -170,12 +170,12 @@ class Evaluator(DotProducts):
         if a.size != 2 or b.size != 2:
             raise ParameterError(f"multiply: operands have sizes {a.size} and {b.size}; relinearize first")
         basis = self._basis(a.level)
-        d0 = rns.mul(a.data[0], b.data[0], basis)
-        d1 = rns.mul(a.data[0], b.data[1], basis)
-        rns.mul_add_into(d1, a.data[1], b.data[0], basis)
-        d2 = rns.mul(a.data[1], b.data[1], basis)
-        return self._product("multiply", np.stack([d0, d1, d2]), a.level, a.scale * b.scale,
-                             a.complex_slots or b.complex_slots)
+        d = np.empty((3,) + a.data.shape[1:], dtype=np.uint64)
+        rns.mul(a.data[0], b.data[0], basis, out=d[0])
+        rns.mul(a.data[0], b.data[1], basis, out=d[1])
+        rns.mul_add_into(d[1], a.data[1], b.data[0], basis)
+        rns.mul(a.data[1], b.data[1], basis, out=d[2])
+        return self._product("multiply", d, a.level, a.scale * b.scale, a.complex_slots or b.complex_slots)
 
     def square(self, a: Ciphertext) -> Ciphertext:
         """a * a as a size-3 ciphertext (one product fewer than multiply(a, a))."""
@@ -183,10 +183,12 @@ class Evaluator(DotProducts):
         if a.size != 2:
             raise ParameterError(f"square: operand has size {a.size}; relinearize first")
         basis = self._basis(a.level)
-        d1 = rns.mul(a.data[0], a.data[1], basis)
-        d1 = rns.add(d1, d1, basis)
-        squares = np.stack([rns.mul(a.data[0], a.data[0], basis), d1, rns.mul(a.data[1], a.data[1], basis)])
-        return self._product("square", squares, a.level, a.scale * a.scale, a.complex_slots)
+        d = np.empty((3,) + a.data.shape[1:], dtype=np.uint64)
+        rns.mul(a.data[0], a.data[0], basis, out=d[0])
+        rns.mul(a.data[0], a.data[1], basis, out=d[1])
+        rns.add(d[1], d[1], basis, out=d[1])
+        rns.mul(a.data[1], a.data[1], basis, out=d[2])
+        return self._product("square", d, a.level, a.scale * a.scale, a.complex_slots)
 
     def multiply_plain(self, a: Ciphertext, b: Plaintext) -> Ciphertext:
         """a * b slot-wise for a plaintext b at the same level; scale multiplies."""
@@ -237,8 +239,9 @@ class Evaluator(DotProducts):
                                   "relin_key=KeyGenerator.relin_key() when creating it")
         basis = self._basis(a.level)
         u = key_switch(a.data[2], a.level, self._relin, self.params)
-        return self._new(np.stack([rns.add(a.data[0], u[0], basis), rns.add(a.data[1], u[1], basis)]),
-                         a.level, a.scale, a.complex_slots)
+        rns.add(a.data[0], u[0], basis, out=u[0])
+        rns.add(a.data[1], u[1], basis, out=u[1])
+        return self._new(u, a.level, a.scale, a.complex_slots)
 
     def relinearize_and_rescale(self, a: Ciphertext) -> Ciphertext:
         """rescale(relinearize(a)) with one division instead of two, for a size-3 ``a`` at level l >= 1:

@@ -241,3 +241,28 @@ def test_crt_to_float_sign_at_the_centering_boundary(ref):
     values = [-(q_all // 2), q_all // 2, -(q_all // 2) + 1] + [0] * (N - 3)
     got = crt_to_float(ref.residues(values, moduli), moduli)
     assert got[0] < 0 and got[1] > 0 and got[2] < 0
+
+
+def test_fast_base_convert_reads_a_digit_in_place_from_first_row():
+    src = chain(40, 45)
+    dst = chain(50, 61, avoid=src)
+    s_prod = math.prod(src)
+    rnd = random.Random(7)
+    polys = [[rnd.randrange(s_prod) for _ in range(N)] for _ in range(3)]
+    x = np.random.default_rng(7).integers(0, 2**40, size=(3, 5, N), dtype=np.uint64)  # other rows: noise
+    for p, values in enumerate(polys):
+        x[p, 2:4] = [[v % s for v in values] for s in src]
+    out = fast_base_convert(x, src, dst, first_row=2)
+    assert out.shape == (3, len(dst), N)
+    for p, values in enumerate(polys):
+        for k, v in enumerate(values):
+            xc = centered(v, s_prod)
+            us = {centered((int(out[p, j, k]) - xc) * pow(s_prod, -1, t), t) for j, t in enumerate(dst)}
+            assert len(us) == 1 and abs(us.pop()) <= len(src) / 2
+
+
+@pytest.mark.parametrize("first_row", [-1, 4])
+def test_fast_base_convert_refuses_source_rows_outside_x(first_row):
+    src, dst = chain(40, 45), chain(50, avoid=chain(40, 45))
+    with pytest.raises(ValueError, match="source primes are not all in x's 5 rows"):
+        fast_base_convert(np.zeros((5, N), dtype=np.uint64), src, dst, first_row=first_row)

@@ -301,3 +301,33 @@ def test_mul_scalar_add_into_adds_a_multiple_on_the_leading_rows():
     np.testing.assert_array_equal(acc[:, 2], before[:, 2])
     with pytest.raises(ValueError, match="C-contiguous accumulator"):
         rns.mul_scalar_add_into(acc[:, :1], a, rns.scalar_residues(value, basis), basis)
+
+
+def test_stack_and_copy_into_copy_every_row_exactly():
+    rng = np.random.default_rng(5)
+    arrays = [rng.integers(0, 2**64 - 1, size=(2, 3, 64), dtype=np.uint64, endpoint=True) for _ in range(4)]
+    assert np.array_equal(rns.stack(arrays), np.stack(arrays))
+    strided = rng.integers(0, 2**63, size=(3, 128), dtype=np.uint64)[:, ::2]  # a non-contiguous source
+    out = np.empty((3, 64), dtype=np.uint64)
+    rns.copy_into(out, strided)
+    assert np.array_equal(out, strided)
+
+
+def test_copy_into_refuses_a_destination_it_could_not_write_into():
+    a = np.ones((3, 64), dtype=np.uint64)
+    with pytest.raises(ValueError, match="C-contiguous destination of shape"):
+        rns.copy_into(np.empty((64, 3), dtype=np.uint64).T, a)
+    with pytest.raises(ValueError, match="C-contiguous destination of shape"):
+        rns.copy_into(np.empty((3, 32), dtype=np.uint64), a)
+
+
+def test_mul_into_out_and_in_place():
+    basis = basis_of(32, (40, 50))
+    rng = np.random.default_rng(6)
+    a, b = random_rows(basis, rng, edge=True), random_rows(basis, rng)
+    expected = [[x * y % q for x, y in zip(ra, rb, strict=True)]
+                for ra, rb, q in zip(rows(a), rows(b), basis.moduli, strict=True)]
+    out = np.empty_like(a)
+    assert rns.mul(a, b, basis, out=out) is out and rows(out) == expected
+    rns.mul(a, b, basis, out=a)  # the result may overwrite an operand (entry by entry)
+    assert rows(a) == expected
