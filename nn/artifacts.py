@@ -191,7 +191,7 @@ class _Weights:
                                 "lists")
         blobs = self.blobs[self.position : self.position + count]
         self.position += count
-        taken = ckks.map_in_threads(lambda blob: load_object(blob, self.params, self.kind), blobs)
+        taken = [load_object(blob, self.params, self.kind) for blob in blobs]
         if any(obj.level != level for obj in taken):
             raise ArtifactError(f"the weights of {what} are not at its level {level}")
         return taken

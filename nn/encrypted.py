@@ -194,13 +194,18 @@ def encrypt_batch(
 
 def prepare_weights(model: EncryptedModel, ev: ckks.Evaluator) -> dict[tuple[int, ...], object]:
     """Server side, once per loaded model: every diagonal with its Shoup companions, keyed (layer,) + key;
-    each layer's diagonals in one group (``Evaluator.prepare_many``), which ``dot_many`` reads in place."""
+    each layer's diagonals in one group (``Evaluator.prepare_many``), which ``dot_many`` reads in place.
+
+    The model's layers then hold their diagonals as views into the groups (the same values): each weight
+    is kept once, and the memory of the separate copies goes back to the heap, where the server's
+    temporaries reuse it instead of touching fresh pages."""
     prepared = {}
     for index, layer in enumerate(model.layers):
         if isinstance(layer, CompiledDense):
             keys = list(layer.diagonals)
             group = ev.prepare_many([layer.diagonals[key] for key in keys])
             prepared.update({(index,) + key: weight for key, weight in zip(keys, group, strict=True)})
+            layer.diagonals = {key: weight.source for key, weight in zip(keys, group, strict=True)}
     return prepared
 
 

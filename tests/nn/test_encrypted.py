@@ -229,3 +229,26 @@ def test_base_primes_of_the_scales_size_are_still_base_primes():
     assert artifacts.plan_from_dict(json.loads(json.dumps(artifacts.plan_to_dict(plan)))) == plan
     got, want = run(net, x, plan, encrypt_weights=False), net.forward(x)
     assert np.max(np.abs(got - want)) < 2.0**-20 * np.max(np.abs(want))
+
+
+@pytest.mark.parametrize("encrypt_weights", [False, True])
+def test_prepared_weights_are_held_once_and_predict_the_same(encrypt_weights):
+    """After prepare_weights the layers' diagonals are views into the prepared groups (the loaded copies
+    can be freed), with the same values, and a second prediction from them matches the network."""
+    rng = np.random.default_rng(15)
+    net = small_network(rng)
+    x = rng.uniform(-1, 1, (8, 6))
+    plan = plan_inference(net, x, batch_size=8, frac_bits=20, security=None, ring_degree=64)
+    keys = ckks.KeyGenerator(plan.params, seed=5)
+    encoder, encryptor = ckks.Encoder(plan.params), ckks.Encryptor(plan.params, keys.secret_key, seed=6)
+    model = enc.compile_model(net, plan, encoder, encryptor if encrypt_weights else None)
+    before = {(i, key): w.data.copy() for i, layer in enumerate(model.layers) if isinstance(layer, enc.CompiledDense)
+              for key, w in layer.diagonals.items()}
+    ev = ckks.Evaluator(plan.params, relin_key=keys.relin_key(), galois_keys=keys.galois_keys(plan.rotation_steps))
+    prepared = enc.prepare_weights(model, ev)
+    for (i, key), data in before.items():
+        held, group = model.layers[i].diagonals[key], prepared[(i,) + key].group
+        assert np.array_equal(held.data, data) and np.shares_memory(held.data, group.data)
+    outputs = enc.predict(model, enc.encrypt_batch(x, plan, encoder, encryptor), ev, prepared)
+    got = enc.decrypt_batch(outputs, 8, plan, 1, encoder, ckks.Decryptor(plan.params, keys.secret_key))
+    assert np.max(np.abs(got - net.forward(x))) < 2.0**-12 * max(1.0, np.ptp(net.forward(x)))
