@@ -252,3 +252,39 @@ def test_prepared_weights_are_held_once_and_predict_the_same(encrypt_weights):
     outputs = enc.predict(model, enc.encrypt_batch(x, plan, encoder, encryptor), ev, prepared)
     got = enc.decrypt_batch(outputs, 8, plan, 1, encoder, ckks.Decryptor(plan.params, keys.secret_key))
     assert np.max(np.abs(got - net.forward(x))) < 2.0**-12 * max(1.0, np.ptp(net.forward(x)))
+
+
+@pytest.mark.parametrize("encrypt_weights", [False, True])
+def test_the_servers_predictions_are_the_same_bytes_at_every_thread_count(encrypt_weights):
+    """Server.predict_bytes (threaded loading and hashing, the *_many operations, the parallel copies and
+    kernels) at 1 thread and at every thread: byte-identical predictions, which decrypt to the network."""
+    from nn.server import Server, keys_id
+
+    if ckks.available_threads() < 2:
+        pytest.skip("this machine has one core: no second thread count to compare with")
+    rng = np.random.default_rng(16)
+    net = small_network(rng, d_in=6, hidden=(5,))
+    x = rng.uniform(-1, 1, (16, 6))
+    plan = plan_inference(net, x, batch_size=16, frac_bits=20, security=None, ring_degree=64)
+    assert plan.client_rotations  # the first layer takes client-sent rotations, the last rotates
+    keys = ckks.KeyGenerator(plan.params, seed=9)
+    bundle = ckks.to_bytes(ckks.ServerBundle(plan.params, keys.public_key(), keys.relin_key(),
+                                             keys.galois_keys(plan.rotation_steps)))
+    encoder, encryptor = ckks.Encoder(plan.params), ckks.Encryptor(plan.params, keys.secret_key, seed=10)
+    model = enc.compile_model(net, plan, encoder, encryptor if encrypt_weights else None)
+    model.keys = keys_id(bundle) if encrypt_weights else None
+    data = artifacts.ciphertexts_to_bytes(enc.encrypt_batch(x, plan, encoder, encryptor),
+                                          {"records": 16, "keys": keys_id(bundle), "batch": 0, "first_record": 0})
+    before = ckks.get_threads()
+    try:
+        answers = {}
+        for count in (1, ckks.available_threads()):
+            ckks.set_threads(count)
+            answers[count] = Server(bundle, artifacts.model_to_bytes(model)).predict_bytes(data, "the batch")
+    finally:
+        ckks.set_threads(before)
+    first, *others = answers.values()
+    assert all(other == first for other in others)
+    outputs, info = artifacts.ciphertexts_with_info(first, plan.params)
+    got = enc.decrypt_batch(outputs, 16, plan, 1, encoder, ckks.Decryptor(plan.params, keys.secret_key))
+    assert np.max(np.abs(got - net.forward(x))) < 2.0**-12 and info["records"] == 16
