@@ -2,8 +2,8 @@
 
 Run as ``ckkslab bench inference --model DIR [--batches 1] [--thread-counts 1,2] [--json FILE]`` or
 ``python benchmarks/inference.py --model DIR``. In one process, at T threads for both engines (ckkslab's
-parallel kernels, HElayers' OpenMP; ``--thread-counts`` repeats everything at each T and adds the
-speed-ups from the first count), for each model mode
+parallel kernels, HElayers' OpenMP; ``--thread-counts`` runs everything at each T, each repeat going through
+every T in turn, and adds the speed-ups from the first count), for each model mode
 (weights encrypted: the client owns the model, as in the paper; weights plain: the server owns it), the
 first ``batches`` x 4096 test records go through ``nn.pipeline.run_ckkslab`` and through
 ``reference.helayers_flow.run_helayers`` (backend SEAL). Each run is wrapped in
@@ -139,6 +139,19 @@ def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted"
             mode.
         FileNotFoundError: the model or its test split is missing.
     """
+    return _run_at((threads,), model_dir, batches, modes, frac_bits, repeats, ckkslab_runner, helayers_runner,
+                   progress)[threads]
+
+
+def _run_at(thread_counts: tuple[int, ...], model_dir: Path, batches: int, modes: tuple[str, ...],
+            frac_bits: int, repeats: int, ckkslab_runner: Callable[..., dict[str, Any]] | None,
+            helayers_runner: Callable[..., dict[str, Any]] | None,
+            progress: Callable[[str], None] | None) -> dict[int, dict[str, Any]]:
+    """``run``'s result at each thread count. Each repeat runs ckkslab at every count, then HElayers at
+    every count, so that a slow spell of the (shared) machine falls on every count alike rather than on the
+    count whose turn it was; and ckkslab's first runs, whose memory figures are kept, come before any
+    HElayers run (SEAL's memory pool keeps what HElayers allocated for the rest of the process, which
+    would inflate ckkslab's RSS)."""
     import numpy as np
 
     import ckks
@@ -152,7 +165,6 @@ def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted"
     unknown = [mode for mode in modes if mode not in MODES]
     if unknown:
         raise ValueError(f"unknown mode(s) {unknown}; choose from {list(MODES)}")
-    ckks.set_threads(threads)
     ckks.keep_freed_memory()
     say = progress or (lambda _msg: None)
     run_ours = ckkslab_runner or _ckkslab_runner
@@ -168,32 +180,35 @@ def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted"
     kernels = ckks.compile_kernels(quiet=progress is None)
     load_before = machine_load()
     helayers_unavailable: str | None = None
-    ours: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
-    theirs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+    Runs = dict[tuple[int, str], list[dict[str, Any]]]  # (threads, mode) -> one engine's runs
+    ours: Runs = {(t, mode): [] for t in thread_counts for mode in modes}
+    theirs: Runs = {key: [] for key in ours}
     with one_blas_thread():
-        # ckkslab first, both modes: SEAL's memory pool keeps what HElayers allocated for the rest of the
-        # process, which would inflate ckkslab's RSS (and only HElayers' second mode sees that pool).
         for rep in range(repeats):
-            for mode in modes:
-                say(f"{mode} weights: ckkslab on {records} records, {threads} thread(s) "
-                    f"(run {rep + 1}/{repeats})")
-                ours[mode].append(_measured(lambda ew=MODES[mode]: run_ours(network, x, ew, x_all,
-                                                                             frac_bits)))
-        for rep in range(repeats):
-            for mode in modes:
-                if helayers_unavailable is not None:
-                    break
-                say(f"{mode} weights: HElayers-SEAL on {records} records, {threads} thread(s) "
-                    f"(run {rep + 1}/{repeats})")
-                try:
-                    theirs[mode].append(_measured(lambda ew=MODES[mode]: run_theirs(model_dir, x, ew,
-                                                                                     frac_bits, threads)))
-                except HelayersUnavailable as exc:
-                    helayers_unavailable = str(exc)
-    results = {mode: _compare(mode, _combine(ours[mode], expected, network),
-                              _combine(theirs[mode], expected, network) if theirs[mode] else None)
-               for mode in modes}
-    return {
+            for threads in thread_counts:
+                ckks.set_threads(threads)
+                for mode in modes:
+                    say(f"{mode} weights: ckkslab on {records} records, {threads} thread(s) "
+                        f"(run {rep + 1}/{repeats})")
+                    ours[threads, mode].append(_measured(
+                        lambda ew=MODES[mode]: run_ours(network, x, ew, x_all, frac_bits)))
+            for threads in thread_counts:
+                for mode in modes:
+                    if helayers_unavailable is not None:
+                        break
+                    say(f"{mode} weights: HElayers-SEAL on {records} records, {threads} thread(s) "
+                        f"(run {rep + 1}/{repeats})")
+                    try:
+                        theirs[threads, mode].append(_measured(
+                            lambda ew=MODES[mode], t=threads: run_theirs(model_dir, x, ew, frac_bits, t)))
+                    except HelayersUnavailable as exc:
+                        helayers_unavailable = str(exc)
+    machine = {"load_1min_before": load_before, "load_1min_after": machine_load(),
+               "cpu_count": os.cpu_count(), "platform": platform.platform(),
+               "python": platform.python_version()}
+    statistic = "wall seconds per stage, minimum over the repeats (summed over batches)" + (
+        "; the repeats alternate between the thread counts" if len(thread_counts) > 1 else "")
+    return {threads: {
         "benchmark": "inference",
         "model": str(model_dir),
         "records": records,
@@ -202,24 +217,30 @@ def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted"
         "frac_bits_requested": frac_bits,
         "calibration": f"ckkslab value ranges calibrated on the whole test split ({x_all.shape[0]} records)",
         "repeats": repeats,
-        "statistic": "wall seconds per stage, minimum over the repeats (summed over batches)",
+        "statistic": statistic,
         "threads": {"ckkslab": threads, "helayers": f"OpenMP {threads} (threads={threads})",
                     "blas": "1 (threadpoolctl)"},
-        "machine": {"load_1min_before": load_before, "load_1min_after": machine_load(),
-                    "cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
+        "machine": machine,
         "compile_kernels": kernels.as_json(),
         "helayers_available": helayers_unavailable is None,
         "helayers_unavailable": helayers_unavailable,
         "targets": {"predict_ratio_encrypted_weights": PREDICT_TARGET_RATIO,
                     "precision_relative_bits": PRECISION_TARGET_BITS},
-        "modes": results,
-    }
+        "modes": {mode: _compare(mode, _combine(ours[threads, mode], expected, network),
+                                 _combine(theirs[threads, mode], expected, network)
+                                 if theirs[threads, mode] else None)
+                  for mode in modes},
+    } for threads in thread_counts}
 
 
-def run_thread_sweep(model_dir: Path, thread_counts: tuple[int, ...], **options: Any) -> dict[str, Any]:
-    """``run`` at each thread count in turn (same records, same options), with each engine's predict
-    speed-up from the first count: speedup[engine][mode][T] = predict(first T) / predict(T).
+def run_thread_sweep(model_dir: Path, thread_counts: tuple[int, ...], batches: int = 1,
+                     modes: tuple[str, ...] = ("encrypted", "plain"), frac_bits: int = 30, repeats: int = 1,
+                     ckkslab_runner: Callable[..., dict[str, Any]] | None = None,
+                     helayers_runner: Callable[..., dict[str, Any]] | None = None,
+                     progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """``run`` at each thread count (same records, same options; the repeats alternate between the
+    counts, see ``_run_at``), with each engine's predict speed-up from the first count:
+    speedup[engine][mode][T] = predict(first T) / predict(T).
 
     Raises:
         ValueError: no thread count, a repeated one, or one that is not a positive integer (and as ``run``).
@@ -227,7 +248,8 @@ def run_thread_sweep(model_dir: Path, thread_counts: tuple[int, ...], **options:
     if (not thread_counts or len(set(thread_counts)) != len(thread_counts)
             or any(isinstance(t, bool) or not isinstance(t, int) or t < 1 for t in thread_counts)):
         raise ValueError(f"thread counts must be distinct positive integers, got {thread_counts!r}")
-    runs = {t: run(model_dir, threads=t, **options) for t in thread_counts}
+    runs = _run_at(tuple(thread_counts), model_dir, batches, modes, frac_bits, repeats, ckkslab_runner,
+                   helayers_runner, progress)
     first = runs[thread_counts[0]]
 
     def predict(result: dict[str, Any], mode: str, engine: str) -> float | None:

@@ -22,8 +22,8 @@ from typing import TypeVar
 
 import numba
 
-from .instrument import active as recording_active
 from .errors import ParameterError
+from .instrument import active as recording_active
 
 
 def available_threads() -> int:

@@ -260,3 +260,35 @@ def test_thread_sweep_reports_each_engines_speed_up(monkeypatch, tmp_path, capsy
         inference.run_thread_sweep(tmp_path, (1, 1))
     with pytest.raises(SystemExit):
         main(["bench", "inference", "--model", str(tmp_path), "--thread-counts", "0,x"])
+
+
+def test_thread_sweep_repeats_go_through_every_count_in_turn(monkeypatch, tmp_path):
+    """With --repeats 2 and two counts, each repeat runs ckkslab at both counts, then HElayers at both, so that
+    a slow spell of the machine falls on both counts; ckkslab's first runs all come before HElayers'."""
+    import ckks
+    import nn.data
+    import nn.model
+
+    counts = sorted({1, ckks.available_threads()})
+    if len(counts) < 2:
+        pytest.skip("one core: no second thread count")
+    calls: list[tuple[str, int]] = []
+    ours, theirs = _fake_engine(0.3, 2.0**-35), _fake_engine(1.0, 2.0**-33)
+
+    def our_engine(*args: Any) -> dict[str, Any]:
+        calls.append(("ckkslab", ckks.get_threads()))
+        return ours(*args)
+
+    def their_engine(*args: Any) -> dict[str, Any]:
+        calls.append(("helayers", args[4]))
+        return theirs(*args)
+
+    x = np.random.default_rng(6).uniform(0, 1, (4096, 3))
+    monkeypatch.setattr(nn.model, "load_network", lambda _dir: _tiny_network())
+    monkeypatch.setattr(nn.data, "load_xy", lambda _dir, split="test": (x, np.zeros((4096, 1))))
+    result = inference.run_thread_sweep(tmp_path, tuple(counts), modes=("encrypted",), repeats=2,
+                                        ckkslab_runner=our_engine, helayers_runner=their_engine)
+    one, two = counts
+    assert calls == [("ckkslab", one), ("ckkslab", two), ("helayers", one), ("helayers", two)] * 2
+    assert all(len(r["modes"]["encrypted"]["timings_s_per_run"]["ckkslab"]) == 2 for r in result["runs"].values())
+    assert "alternate between the thread counts" in result["runs"][one]["statistic"]
