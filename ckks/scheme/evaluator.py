@@ -58,7 +58,8 @@ class Evaluator(DotProducts):
         self.galois_keys = galois_keys
         # Derived once: the keys with their Shoup companions (the form key switching multiplies by).
         self._relin = prepare_key(relin_key.key, params) if relin_key is not None else None
-        self._galois: dict[int, PreparedKey] = {}
+        self._galois: dict[int, PreparedKey] = ({g: prepare_key(k, params) for g, k in galois_keys.keys.items()}
+                                                if galois_keys is not None else {})
         self._special = rns.rns_basis(params.special_moduli, params.ring_degree)  # P, the key switch's primes
 
     # ----- checks ---------------------------------------------------------------------------------------
@@ -349,7 +350,7 @@ class Evaluator(DotProducts):
         if self.galois_keys is None:
             raise MissingKeyError(f"{op}: this Evaluator has no Galois keys; pass galois_keys="
                                   f"{generating_call(galois, self.params.ring_degree)} when creating it")
-        if galois not in self._galois:
+        if galois not in self._galois:  # a key added to galois_keys after this Evaluator was made
             self._galois[galois] = prepare_key(self.galois_keys.key_for(galois, op), self.params)
         key = self._galois[galois]
         n = self.params.ring_degree
