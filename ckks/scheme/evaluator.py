@@ -131,7 +131,7 @@ class Evaluator(DotProducts):
             if i < a.size and i < len(parts):
                 rns.add(a.data[i], parts[i], basis, out=out[i])
             else:  # the longer operand's extra components pass through
-                out[i] = a.data[i] if i < a.size else parts[i]
+                rns.copy_into(out[i], a.data[i] if i < a.size else parts[i])
         return self._new(out, a.level, a.scale, a.complex_slots or b.complex_slots)
 
     def negate(self, a: Ciphertext) -> Ciphertext:
