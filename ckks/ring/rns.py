@@ -270,6 +270,8 @@ def copy_into(out: np.ndarray, a: np.ndarray) -> None:
     numpy copy runs on one); ``out`` must be C-contiguous (a view of it is written)."""
     if out.shape != a.shape or not out.flags.c_contiguous:
         raise ValueError(f"copy_into: a C-contiguous destination of shape {a.shape} is needed, got {out.shape}")
+    if a.dtype != np.uint64 or out.dtype != np.uint64:  # the kernel would convert other types silently
+        raise ValueError(f"copy_into: copies uint64 residues, got {a.dtype} into {out.dtype}")
     _copy_rows(np.ascontiguousarray(a).reshape(-1, a.shape[-1]), out.reshape(-1, a.shape[-1]))
 
 

@@ -58,8 +58,8 @@ class Evaluator(DotProducts):
         self.galois_keys = galois_keys
         # Derived once: the keys with their Shoup companions (the form key switching multiplies by).
         self._relin = prepare_key(relin_key.key, params) if relin_key is not None else None
-        self._galois: dict[int, PreparedKey] = ({g: prepare_key(k, params) for g, k in galois_keys.keys.items()}
-                                                if galois_keys is not None else {})
+        galois = galois_keys.keys if galois_keys is not None else {}
+        self._galois: dict[int, PreparedKey] = {g: prepare_key(k, params) for g, k in galois.items()}
         self._special = rns.rns_basis(params.special_moduli, params.ring_degree)  # P, the key switch's primes
 
     # ----- checks ---------------------------------------------------------------------------------------
