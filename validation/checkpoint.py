@@ -21,7 +21,9 @@ shows that noise batch by batch.
 The key of a batch is what determines its outputs: the SHA-256 of model.json and of model.h5, the batch size
 and index, the SHA-256 of the batch's records (float64), and the engine's options that change its outputs
 (ckkslab: encrypted or plain weights, frac bits, the calibration records; HElayers: backend, encrypted or
-plain weights). Threads and the scheduler are not in it (they change how fast, not what), nor ckkslab.json
+plain weights), and the code that computed them: the SHA-256 of the engine's sources (``ENGINE_CODE``: the
+packages it runs, and pyhelayers' version for HElayers), so that outputs of an older ckkslab are not mixed
+with a newer one's. Threads and the scheduler are not in it (they change how fast, not what), nor ckkslab.json
 (the report applies its decision rule to the stored outputs). A file whose key is not this run's is refused
 (``CheckpointError`` naming what differs) rather than computed again and overwritten: it may hold hours of
 batches, and a changed option is more often a slip than a choice. ``--fresh`` discards the checkpoint on
@@ -52,7 +54,11 @@ BATCH_FILE = re.compile(r"batch_(\d{4,})\.npz")
 TEMPORARY_FILE = re.compile(r"\.batch_\d{4,}\.npz\.\d+\.tmp")  # what write_atomic leaves if killed (SIGKILL)
 #: The key's digests, as a difference is named in a message.
 DIGESTS = {"model_json_sha256": "another model.json", "model_h5_sha256": "another model.h5",
-           "records_sha256": "other records", "calibration_sha256": "other calibration records"}
+           "records_sha256": "other records", "calibration_sha256": "other calibration records",
+           "code_sha256": "other engine code (ckkslab was changed or updated since)"}
+#: The packages whose code computes each engine's outputs (the plaintext pass is nn.model's).
+ENGINE_CODE = {"plain": ("nn",), "ckkslab": ("ckks", "nn"), "helayers": ("nn", "reference")}
+ROOT = Path(__file__).resolve().parents[1]
 REMEDY = "delete it or run with --fresh"
 
 
@@ -91,11 +97,29 @@ def sha256_rows(rows: np.ndarray) -> str:
 
 
 def engine_key(engine: str, model_dir: Path, batch_size: int, options: dict[str, Any]) -> dict[str, Any]:
-    """What determines an engine's outputs on a batch, but the batch itself: the model files, the batch size
-    and ``options`` (the engine's options that change its outputs)."""
+    """What determines an engine's outputs on a batch, but the batch itself: the model files, the batch size,
+    ``options`` (the engine's options that change its outputs) and its code (``code_sha256``)."""
     model_dir = Path(model_dir)
     return {"engine": engine, "model_json_sha256": sha256_file(model_dir / "model.json"),
-            "model_h5_sha256": sha256_file(model_dir / "model.h5"), "batch_size": batch_size, **options}
+            "model_h5_sha256": sha256_file(model_dir / "model.h5"), "batch_size": batch_size,
+            "code_sha256": code_sha256(engine), **options}
+
+
+def code_sha256(engine: str) -> str:
+    """SHA-256 over the path and text of every .py file of ``ENGINE_CODE[engine]``, in sorted order, and for
+    HElayers the installed pyhelayers version ("absent" if none)."""
+    digest = hashlib.sha256()
+    for package in ENGINE_CODE[engine]:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    if engine == "helayers":
+        from importlib import metadata
+
+        try:
+            digest.update(metadata.version("pyhelayers").encode())
+        except metadata.PackageNotFoundError:
+            digest.update(b"absent")
+    return digest.hexdigest()
 
 
 def discard(out: Path) -> int:

@@ -253,3 +253,28 @@ def test_helayers_batches_are_kept_and_resumed(tiny, tmp_path):
         assert cpu == pytest.approx(costs["cpu_timings_s"][stage], rel=1e-9)
     save_comparison(again)
     assert "helayers: 2 computed, 2 loaded" in (out / "report.md").read_text()
+
+
+def test_a_checkpoint_of_other_engine_code_is_refused(tiny, tmp_path, monkeypatch):
+    """Outputs of an older ckkslab are not mixed with a newer one's: a changed source file of the engine's
+    packages changes its key (here, a copy of the tree with one line added to a module of ckks/)."""
+    import shutil
+
+    from validation import checkpoint
+
+    out = tmp_path / "out"
+    compare(options(tiny, out, batches=1))
+    before = {engine: checkpoint.code_sha256(engine) for engine in checkpoint.ENGINE_CODE}
+    tree = tmp_path / "tree"
+    for package in ("ckks", "nn", "reference"):
+        shutil.copytree(checkpoint.ROOT / package, tree / package,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
+    monkeypatch.setattr(checkpoint, "ROOT", tree)
+    assert {engine: checkpoint.code_sha256(engine) for engine in before} == before  # the same sources
+    with (tree / "ckks" / "params.py").open("a") as f:
+        f.write("# a change\n")
+    assert checkpoint.code_sha256("ckkslab") != before["ckkslab"]
+    assert checkpoint.code_sha256("plain") == before["plain"]  # nn/ untouched: the plaintext key stays
+    with pytest.raises(CheckpointError, match=r"ckkslab/batch_0000\.npz was made with other inputs "
+                                              r"\(other engine code \(ckkslab was changed or updated since\)\)"):
+        compare(options(tiny, out, batches=1))
