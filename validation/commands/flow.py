@@ -106,7 +106,11 @@ def _predict(args: argparse.Namespace) -> int:
     timer = StageTimer()
     start = time.perf_counter()
     if batches:
-        report = workflow.predict_batches(args.workspace, scheduler, timer, quiet=args.quiet)
+        try:
+            report = workflow.predict_batches(args.workspace, scheduler, timer, quiet=args.quiet)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(f"the predictions finished so far are kept in {args.workspace}: rerun the "
+                                    "same command to resume") from None
         print(f"predicted {len(report.computed)} batch(es) in {time.perf_counter() - start:.2f} s on "
               f"{report.scheduler}; {len(report.skipped)} already done (resumed); encrypted predictions "
               f"{report.bytes_written / 2**20:.2f} MiB")
