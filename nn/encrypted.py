@@ -248,7 +248,9 @@ def _dense(
             if j:
                 by_shift[j].append(n)
         for j, which in by_shift.items():
-            rotated_parts = ev.rotate_many([ev.relinearize(sums[n]) for n in which], j * block)
+            parts_j = [sums[n] for n in which]  # a rotation needs size-2 ciphertexts
+            rotated_parts = ev.rotate_many(ev.relinearize_many(parts_j) if parts_j[0].size == 3 else parts_j,
+                                           j * block)
             for n, part in zip(which, rotated_parts, strict=True):
                 sums[n] = part
         timer.add(f"{stage} rotate", start)

@@ -233,16 +233,32 @@ class Evaluator(DotProducts):
         self._ct("relinearize", a)
         if a.size == 2:
             return a.copy()
-        if a.size != 3:
-            raise ParameterError(f"relinearize: size {a.size} ciphertexts are not supported (only 3)")
+        return self._relinearize("relinearize", [a])[0]
+
+    def relinearize_many(self, cts: list[Ciphertext]) -> list[Ciphertext]:
+        """``relinearize`` of every size-3 ciphertext (all at one level), their key switches in one pass
+        (more rows for the threads, one kernel launch for all), as in ``rotate_many``.
+
+        Raises:
+            as ``relinearize``; LevelMismatchError for ciphertexts at different levels; ParameterError for
+            an operand of another size than 3.
+        """
+        return self._relinearize("relinearize_many", cts)
+
+    def _relinearize(self, op: str, cts: list[Ciphertext]) -> list[Ciphertext]:
+        level = self._one_level(op, cts)
+        if any(a.size != 3 for a in cts):
+            size = next(a.size for a in cts if a.size != 3)
+            raise ParameterError(f"{op}: size {size} ciphertexts are not supported (only 3)")
         if self.relin_key is None:
-            raise MissingKeyError("relinearize: this Evaluator has no relinearization key; pass "
+            raise MissingKeyError(f"{op}: this Evaluator has no relinearization key; pass "
                                   "relin_key=KeyGenerator.relin_key() when creating it")
-        basis = self._basis(a.level)
-        u = key_switch(a.data[2], a.level, self._relin, self.params)
-        rns.add(a.data[0], u[0], basis, out=u[0])
-        rns.add(a.data[1], u[1], basis, out=u[1])
-        return self._new(u, a.level, a.scale, a.complex_slots)
+        basis = self._basis(level)
+        switched = key_switch([a.data[2] for a in cts], level, self._relin, self.params)
+        for a, u in zip(cts, switched, strict=True):
+            rns.add(a.data[0], u[0], basis, out=u[0])
+            rns.add(a.data[1], u[1], basis, out=u[1])
+        return [self._new(u, level, a.scale, a.complex_slots) for a, u in zip(cts, switched, strict=True)]
 
     def relinearize_and_rescale(self, a: Ciphertext) -> Ciphertext:
         """rescale(relinearize(a)) with one division instead of two, for a size-3 ``a`` at level l >= 1:

@@ -194,13 +194,14 @@ def test_relinearize_and_rescale_refuses_what_it_cannot_divide(toy):
 
 
 def test_many_operations_equal_the_operations_one_by_one(toy):
-    """rescale_many, relinearize_and_rescale_many and rotate_many work on stacked rows of every operand: each
-    result is bit for bit what the single operation gives on that operand alone."""
+    """rescale_many, relinearize_many, relinearize_and_rescale_many and rotate_many work on stacked rows of
+    every operand: each result is bit for bit what the single operation gives on that operand alone."""
     ev = toy.evaluator
     cts = [enc(toy, vec(30 + i)) for i in range(3)]
     products = [ev.multiply(a, b) for a, b in zip(cts, cts[1:] + cts[:1], strict=True)]
     scaled = [ev.multiply_scalar(a, 0.5 + i) for i, a in enumerate(cts)]
     for many, single in ((ev.rescale_many(scaled), [ev.rescale(a) for a in scaled]),
+                         (ev.relinearize_many(products), [ev.relinearize(a) for a in products]),
                          (ev.relinearize_and_rescale_many(products),
                           [ev.relinearize_and_rescale(a) for a in products]),
                          (ev.rotate_many(cts, 3), [ev.rotate(a, 3) for a in cts]),
@@ -221,7 +222,9 @@ def test_many_operations_refuse_mixed_levels_and_empty_lists(toy):
         ev.rescale_many([a, low])
     with pytest.raises(ckks.LevelMismatchError, match="rotate_many"):
         ev.rotate_many([a, low], 1)
-    for op in (ev.rescale_many, ev.relinearize_and_rescale_many):
+    with pytest.raises(ckks.ParameterError, match=r"relinearize_many: size 2 ciphertexts are not supported"):
+        ev.relinearize_many([ev.multiply(a, a), a])
+    for op in (ev.rescale_many, ev.relinearize_many, ev.relinearize_and_rescale_many):
         with pytest.raises(ckks.ParameterError, match="non-empty list of ciphertexts"):
             op([])
         with pytest.raises(ckks.ParameterError, match="non-empty list of ciphertexts"):
