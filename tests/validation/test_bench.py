@@ -292,3 +292,27 @@ def test_thread_sweep_repeats_go_through_every_count_in_turn(monkeypatch, tmp_pa
     assert calls == [("ckkslab", one), ("ckkslab", two), ("helayers", one), ("helayers", two)] * 2
     assert all(len(r["modes"]["encrypted"]["timings_s_per_run"]["ckkslab"]) == 2 for r in result["runs"].values())
     assert "alternate between the thread counts" in result["runs"][one]["statistic"]
+
+
+def test_server_threads_times_both_counts_on_the_shipped_model_and_refuses_bad_counts(capsys):
+    """benchmarks/server_threads.py on the shipped model, one round: both counts timed, the same predictions
+    (the script raises otherwise), a speed-up that is the ratio of the printed minima; bad counts named."""
+    import ckks
+    from benchmarks import server_threads
+
+    if ckks.available_threads() < 2:
+        pytest.skip("one core: no second thread count")
+    model = Path(__file__).resolve().parents[2] / "models" / "clinical"
+    before = ckks.get_threads()
+    try:
+        result = server_threads.run(model, rounds=1, threads=2, encrypt_weights=False)
+    finally:
+        ckks.set_threads(before)
+    one, two = result["threads"][1], result["threads"][2]
+    assert len(one["runs_s"]) == len(two["runs_s"]) == 1 and min(one["min_s"], two["min_s"]) > 0
+    assert result["speedup"] == pytest.approx(one["min_s"] / two["min_s"]) and result["baseline_speedup"] > 0
+    for bad in ({"rounds": 0}, {"threads": 1}, {"threads": ckks.available_threads() + 1}):
+        with pytest.raises(ValueError, match="rounds must be a positive integer|threads must be in"):
+            server_threads.run(model, **{"rounds": 1, "threads": 2, **bad})
+    assert server_threads.main(["--model", str(model), "--threads", "1"]) == 2
+    assert "threads must be in [2, " in capsys.readouterr().err
