@@ -22,7 +22,7 @@ from .profiling import _TIMED_OBJECTS, UNTRACKED, run_profile
 SAMPLED_ENTRIES: dict[tuple[str, str], str] = {
     ("ntt.py", "ntt_forward"): "ntt", ("ntt.py", "ntt_inverse"): "intt",
     ("rns.py", "mul"): "mul", ("rns.py", "mul_add_into"): "mul_add",
-    ("rns.py", "dot_plain_shoup"): "mac_shoup", ("rns.py", "dot_tensor_shoup"): "mac_shoup",
+    ("dot_kernels.py", "dot_plain_shoup"): "mac_shoup", ("dot_kernels.py", "dot_tensor_shoup"): "mac_shoup",
     ("basis_conversion.py", "fast_base_convert"): "base_convert",
     ("basis_conversion.py", "mod_down"): "mod_down",
     ("basis_conversion.py", "mod_down_and_rescale"): "mod_down_rescale",

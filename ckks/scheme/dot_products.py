@@ -2,9 +2,9 @@
 
 A weight that multiplies many ciphertexts (a Dense layer's diagonal) is prepared once: its Shoup companions
 floor(w * 2^64 / q_i) make each product a Shoup multiplication (``prepare``), and a layer's weights are
-stacked in one array (``prepare_many``) that the kernel reads in place. The kernel (``rns.dot_plain_shoup`` /
-``rns.dot_tensor_shoup``) keeps a chunk of every output's sums in the L1 cache while the terms stream by,
-so each weight is read once and no partial sum goes back to memory.
+stacked in one array (``prepare_many``) that the kernel reads in place. The kernel
+(``ring.dot_kernels.dot_plain_shoup`` / ``dot_tensor_shoup``) keeps a chunk of every output's sums in the L1
+cache while the terms stream by, so each weight is read once and no partial sum goes back to memory.
 
 ``DotProducts`` holds these methods of ``Evaluator``, which inherits them; they use its operand checks
 (``_check``, ``_ct``, ``_check_pair``), its bases (``_basis``) and its result constructor (``_product``).
@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..errors import LevelMismatchError, ParameterError, ScaleMismatchError
-from ..ring import rns
+from ..ring import dot_kernels, rns
 from ..rlwe.ciphertext import Ciphertext, Plaintext
 
 
@@ -170,7 +170,8 @@ class DotProducts:
         x_index = {i: n for n, i in enumerate(used)}
         flat = iter(zip((x_index[i] for i, _ in pairs), w_index, strict=True))
         csr = [[next(flat) for _ in row] for row in terms]
-        dot = rns.dot_plain_shoup if isinstance(weights[0].source, Plaintext) else rns.dot_tensor_shoup
+        plain = isinstance(weights[0].source, Plaintext)
+        dot = dot_kernels.dot_plain_shoup if plain else dot_kernels.dot_tensor_shoup
         out = dot(x, w_data, w_shoup, csr, self._basis(level))
         return [self._product(op, out[r], level, scale,
                               any(cts[i].complex_slots or w.source.complex_slots for i, w in row))

@@ -9,11 +9,12 @@ both levels and scales, and what to do. Inputs are never modified.
   rescale:             c -> round(c / q_l) at level l - 1, scale Delta / q_l exactly (never snapped to 2^k).
   relinearize_and_rescale: both, with the two divisions (by P, then by q_l) done as one, by P * q_l.
   rotate(k):           c(X) -> c(X^(5^k)) then KeySwitch_{s(X^g) -> s}: slot i holds old slot i + k.
-  ..._many:            rescale, relinearize_and_rescale and rotate of a list of ciphertexts at one level,
-                       in one pass (their transforms and products go to the threads together).
+  ..._many:            relinearize, rescale, relinearize_and_rescale and rotate of a list of ciphertexts at
+                       one level, in one pass (their transforms and products go to the threads together).
   dot / dot_many:      sum_t c_t * w_t with fixed (prepared) weights w_t, for one or many outputs at once
                        (``dot_products``, whose methods the Evaluator inherits).
   conjugate:           c(X) -> c(X^(2N-1)) then KeySwitch_{s(X^-1) -> s}: slot i holds conj(old slot i).
+                       (rotate, rotate_many and conjugate: ``rotations``, inherited like ``dot_products``.)
 
 Slots are complex: a result has ``complex_slots`` set when any operand has (scalar constants are real).
 """
@@ -33,15 +34,16 @@ from ..errors import (
     ValueRangeError,
 )
 from ..params import Parameters
-from ..ring import automorphism, rns
+from ..ring import rns
 from ..ring.basis_conversion import divide_by_last_prime, mod_down_and_rescale
 from ..rlwe.ciphertext import Ciphertext, Plaintext
-from ..rlwe.keys import GaloisKeys, RelinKey, generating_call
+from ..rlwe.keys import GaloisKeys, RelinKey
 from ..rlwe.keyswitch import PreparedKey, key_switch, key_switch_extended, prepare_key
 from .dot_products import SCALE_TOLERANCE, DotProducts
+from .rotations import Rotations
 
 
-class Evaluator(DotProducts):
+class Evaluator(DotProducts, Rotations):
     """Evaluates additions, products, rescales and rotations with the server's public evaluation keys."""
 
     def __init__(self, params: Parameters, relin_key: RelinKey | None = None,
@@ -356,61 +358,3 @@ class Evaluator(DotProducts):
         if not 0 <= level <= a.level:
             raise LevelMismatchError(f"drop_level: cannot go from level {a.level} to level {level}")
         return self._new(a.data[:, : level + 1].copy(), level, a.scale, a.complex_slots)
-
-    # ----- automorphisms --------------------------------------------------------------------------------
-    def _apply_galois(self, cts: list[Ciphertext], galois: int, op: str) -> list[Ciphertext]:
-        """c(X) -> c(X^galois) then KeySwitch back to s, for ciphertexts at one level (key switched together)."""
-        level = self._one_level(op, cts)
-        if any(a.size != 2 for a in cts):
-            raise ParameterError(f"{op}: operand has size {max(a.size for a in cts)}; relinearize first")
-        if self.galois_keys is None:
-            raise MissingKeyError(f"{op}: this Evaluator has no Galois keys; pass galois_keys="
-                                  f"{generating_call(galois, self.params.ring_degree)} when creating it")
-        if galois not in self._galois:  # a key added to galois_keys after this Evaluator was made
-            self._galois[galois] = prepare_key(self.galois_keys.key_for(galois, op), self.params)
-        key = self._galois[galois]
-        n = self.params.ring_degree
-        basis = self._basis(level)
-        c1s = [automorphism.apply_ntt(a.data[1], galois, n) for a in cts]
-        switched = key_switch(c1s, level, key, self.params)  # (u0, u1) of each: the result is (c0' + u0, u1)
-        for a, u in zip(cts, switched, strict=True):
-            rns.add(automorphism.apply_ntt(a.data[0], galois, n), u[0], basis, out=u[0])
-        return [self._new(u, level, a.scale, a.complex_slots) for a, u in zip(cts, switched, strict=True)]
-
-    def rotate(self, a: Ciphertext, step: int) -> Ciphertext:
-        """Rotate the N/2 slots left by ``step`` (right if negative): slot i gets slot (i + step) mod N/2.
-
-        Raises:
-            MissingKeyError: if there is no Galois key for this step (the message lists those that exist).
-        """
-        return self._rotate([a], step, "rotate")[0]
-
-    def rotate_many(self, cts: list[Ciphertext], step: int) -> list[Ciphertext]:
-        """``rotate`` of every ciphertext (all at one level) by the same step, their key switches in one
-        pass (as in ``relinearize_and_rescale_many``).
-
-        Raises:
-            as ``rotate``, and LevelMismatchError for ciphertexts at different levels.
-        """
-        return self._rotate(cts, step, "rotate_many")
-
-    def _rotate(self, cts: list[Ciphertext], step: int, op: str) -> list[Ciphertext]:
-        if not isinstance(step, (int, np.integer)):
-            raise ParameterError(f"{op}: step {step!r} is not an integer")
-        if step % self.params.slots == 0:
-            self._one_level(op, cts)
-            return [a.copy() for a in cts]
-        return self._apply_galois(cts, automorphism.galois_element(int(step), self.params.ring_degree),
-                                  f"{op} by {step}")
-
-    def conjugate(self, a: Ciphertext) -> Ciphertext:
-        """Complex-conjugate every slot: c(X) -> c(X^(2N-1)), then key switching from s(X^(2N-1)) back to s.
-
-        X^(2N-1) = X^-1 sends zeta^(5^j) to its conjugate, and m has integer coefficients, so
-        m(X^-1) at zeta^(5^j) is conj(m(zeta^(5^j))): slot j becomes conj(z_j) (CKKS 2017, section 4.2).
-
-        Raises:
-            MissingKeyError: if the Galois keys lack the conjugation key (make it with
-                KeyGenerator.galois_keys(conjugate=True)).
-        """
-        return self._apply_galois([a], automorphism.conjugation_element(self.params.ring_degree), "conjugate")[0]

@@ -133,13 +133,13 @@ def test_numba_compilation_is_booked_apart_from_the_primitive() -> None:
 
 
 def test_the_engine_primitives_carry_their_hooks() -> None:
-    from ckks.ring import basis_conversion, ntt, rns, sampling
+    from ckks.ring import basis_conversion, dot_kernels, ntt, rns, sampling
     from ckks.rlwe import keyswitch
     from ckks.scheme import embedding, serialization
 
     hooked = {
         ntt.ntt_forward: "ntt", ntt.ntt_inverse: "intt", rns.mul: "mul", rns.mul_add_into: "mul_add",
-        rns.dot_plain_shoup: "mac_shoup", rns.dot_tensor_shoup: "mac_shoup",
+        dot_kernels.dot_plain_shoup: "mac_shoup", dot_kernels.dot_tensor_shoup: "mac_shoup",
         basis_conversion.fast_base_convert: "base_convert", basis_conversion.mod_down: "mod_down",
         basis_conversion.mod_down_and_rescale: "mod_down_rescale",
         basis_conversion.divide_by_last_prime: "rescale", keyswitch.key_switch_extended: "key_switch",

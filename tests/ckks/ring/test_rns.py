@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ckks.ring import rns
+from ckks.ring import dot_kernels, rns
 from ckks.ring.primes import ntt_primes
 
 
@@ -167,8 +167,8 @@ def test_rowwise_operations_against_python(bits):
     # dot products with fixed operands: three terms (a, acc) * b, (acc, a) * a, (b, b) * acc
     xs = np.stack([np.stack([a, acc]), np.stack([acc, a]), np.stack([b, b])])
     ws = np.stack([b, a, acc])
-    got = rns.dot_plain_shoup(xs, ws, rns.shoup_companions(ws, basis), [[(0, 0), (1, 1), (2, 2)], [(2, 1)]],
-                              basis)
+    terms = [[(0, 0), (1, 1), (2, 2)], [(2, 1)]]
+    got = dot_kernels.dot_plain_shoup(xs, ws, rns.shoup_companions(ws, basis), terms, basis)
     assert [rows(part) for part in got[0]] == [
         [[(x * y + z * x + y * z) % q for x, y, z in zip(r, s, t, strict=True)]
          for r, s, t, q in zip(pa, pb, pacc, qs, strict=True)],
@@ -188,7 +188,7 @@ def test_tensor_dot_product_against_python_integers():
     xs = np.stack([np.stack([random_rows(basis, rng, edge=True) for _ in range(2)]) for _ in range(5)])
     ws = np.stack([np.stack([random_rows(basis, rng, edge=True) for _ in range(2)]) for _ in range(4)])
     terms = [[(0, 0), (1, 1), (2, 2), (3, 3), (4, 0)], [(4, 3), (4, 2)]]
-    got = rns.dot_tensor_shoup(xs, ws, rns.shoup_companions(ws, basis), terms, basis)
+    got = dot_kernels.dot_tensor_shoup(xs, ws, rns.shoup_companions(ws, basis), terms, basis)
     for r, row in enumerate(terms):
         for i, q in enumerate(basis.moduli):
             for k in (0, 1, 1023, 1024, 2047):

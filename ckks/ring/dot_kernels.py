@@ -1,0 +1,112 @@
+"""Multiply-accumulate with fixed operands: out[r] = sum over the terms (i, j) of output r of x[i] * w[j],
+for size-2 ciphertexts x and fixed plaintexts or size-2 ciphertexts w given with their Shoup companions
+floor(w * 2^64 / q) (``rns.shoup_companions``), in RNS / NTT form.
+
+Every output of a Dense layer is computed in one kernel call. For each limb (a thread's task) and each chunk
+of ``_CHUNK`` slots, an accumulator per output stays in the L1 cache while the terms stream by: each weight is
+read once and no partial sum goes back to memory. Products are Harvey's lazy Shoup products in [0, 2q),
+reduced once per chunk. ``ckks.scheme.dot_products`` checks the operands and calls these.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..instrument import timed
+from .modarith import shoup_mul_lazy
+from .rns import RnsBasis
+
+_CHUNK = 1024  # slots accumulated at a time in ``_dot_*``: the accumulators stay in the L1 cache
+
+
+@njit(cache=True, parallel=True)
+def _dot_plain_shoup(x, w, w_shoup, term_x, term_w, starts, q, out):
+    """out[r, c, i] = sum_t x[term_x[t], c, i] * w[term_w[t], i] mod q_i over the terms t of output r
+    (starts[r] <= t < starts[r + 1]), for c = 0, 1; the limbs i go to the threads."""
+    n = x.shape[3]
+    for i in prange(x.shape[2]):
+        qi = q[i]
+        two_q = qi + qi
+        acc0 = np.empty(_CHUNK, dtype=np.uint64)
+        acc1 = np.empty(_CHUNK, dtype=np.uint64)
+        for start in range(0, n, _CHUNK):
+            width = min(_CHUNK, n - start)
+            for r in range(starts.shape[0] - 1):
+                acc0[:width] = 0
+                acc1[:width] = 0
+                for t in range(starts[r], starts[r + 1]):
+                    x0, x1 = x[term_x[t], 0, i, start:], x[term_x[t], 1, i, start:]
+                    wt, st = w[term_w[t], i, start:], w_shoup[term_w[t], i, start:]
+                    for k in range(width):
+                        v0 = acc0[k] + shoup_mul_lazy(x0[k], wt[k], st[k], qi)
+                        v1 = acc1[k] + shoup_mul_lazy(x1[k], wt[k], st[k], qi)
+                        acc0[k] = v0 - two_q if v0 >= two_q else v0
+                        acc1[k] = v1 - two_q if v1 >= two_q else v1
+                for k in range(width):
+                    out[r, 0, i, start + k] = acc0[k] - qi if acc0[k] >= qi else acc0[k]
+                    out[r, 1, i, start + k] = acc1[k] - qi if acc1[k] >= qi else acc1[k]
+
+
+@njit(cache=True, parallel=True)
+def _dot_tensor_shoup(x, w, w_shoup, term_x, term_w, starts, q, out):
+    """out[r] = sum_t (x0 w0, x0 w1 + x1 w0, x1 w1) mod q_i, x = x[term_x[t]], w = w[term_w[t]] (size-2
+    ciphertexts), over the terms t of output r; the limbs i go to the threads."""
+    n = x.shape[3]
+    for i in prange(x.shape[2]):
+        qi = q[i]
+        two_q = qi + qi
+        acc = np.empty((3, _CHUNK), dtype=np.uint64)
+        a0, a1, a2 = acc[0], acc[1], acc[2]
+        for start in range(0, n, _CHUNK):
+            width = min(_CHUNK, n - start)
+            for r in range(starts.shape[0] - 1):
+                acc[:, :width] = 0
+                for t in range(starts[r], starts[r + 1]):
+                    x0, x1 = x[term_x[t], 0, i, start:], x[term_x[t], 1, i, start:]
+                    w0, w1 = w[term_w[t], 0, i, start:], w[term_w[t], 1, i, start:]
+                    s0, s1 = w_shoup[term_w[t], 0, i, start:], w_shoup[term_w[t], 1, i, start:]
+                    for k in range(width):
+                        v = a0[k] + shoup_mul_lazy(x0[k], w0[k], s0[k], qi)
+                        a0[k] = v - two_q if v >= two_q else v
+                        v = a1[k] + shoup_mul_lazy(x0[k], w1[k], s1[k], qi)
+                        v = v - two_q if v >= two_q else v
+                        v = v + shoup_mul_lazy(x1[k], w0[k], s0[k], qi)
+                        a1[k] = v - two_q if v >= two_q else v
+                        v = a2[k] + shoup_mul_lazy(x1[k], w1[k], s1[k], qi)
+                        a2[k] = v - two_q if v >= two_q else v
+                for c in range(3):
+                    for k in range(width):
+                        v = acc[c, k]
+                        out[r, c, i, start + k] = v - qi if v >= qi else v
+
+
+def _terms_csr(terms: list[list[tuple[int, int]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (input, weight) pairs of every output, flattened: term_x, term_w and each output's start."""
+    starts = np.cumsum([0] + [len(row) for row in terms]).astype(np.int64)
+    flat = [pair for row in terms for pair in row]
+    return (np.array([x for x, _ in flat], dtype=np.int64), np.array([w for _, w in flat], dtype=np.int64),
+            starts)
+
+
+@timed("mac_shoup")
+def dot_plain_shoup(x: np.ndarray, w: np.ndarray, w_shoup: np.ndarray, terms: list[list[tuple[int, int]]],
+                    basis: RnsBasis) -> np.ndarray:
+    """out[r]_c = sum over (i, j) in terms[r] of x[i]_c * w[j] mod q: size-2 ciphertexts x (T, 2, L, N)
+    times fixed plaintexts w (W, L, N) with their Shoup companions; (len(terms), 2, L, N) in [0, q).
+
+    One pass over memory: a chunk of slots of every output's two sums stays in a cache-resident accumulator
+    while the terms stream by, so each weight is read once and no partial sum goes back to memory."""
+    out = np.empty((len(terms),) + x.shape[1:], dtype=np.uint64)
+    _dot_plain_shoup(x, w, w_shoup, *_terms_csr(terms), basis.q[: x.shape[2]], out)
+    return out
+
+
+@timed("mac_shoup")
+def dot_tensor_shoup(x: np.ndarray, w: np.ndarray, w_shoup: np.ndarray, terms: list[list[tuple[int, int]]],
+                     basis: RnsBasis) -> np.ndarray:
+    """The same sums of tensor products with fixed size-2 ciphertexts w (W, 2, L, N): out[r] (3, L, N) =
+    sum (x0 w0, x0 w1 + x1 w0, x1 w1) over (i, j) in terms[r], in [0, q), in one pass."""
+    out = np.empty((len(terms), 3) + x.shape[2:], dtype=np.uint64)
+    _dot_tensor_shoup(x, w, w_shoup, *_terms_csr(terms), basis.q[: x.shape[2]], out)
+    return out
