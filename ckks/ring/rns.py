@@ -212,6 +212,8 @@ def copy_into(out: np.ndarray, a: np.ndarray) -> None:
 
 def stack(arrays: list[np.ndarray]) -> np.ndarray:
     """np.stack(arrays) for uint64 arrays of one shape (..., N), copied with ``copy_into``."""
+    if not arrays:
+        raise ValueError("stack: no array to stack")
     out = np.empty((len(arrays),) + arrays[0].shape, dtype=np.uint64)
     for a, row in zip(arrays, out, strict=True):
         copy_into(row, a)

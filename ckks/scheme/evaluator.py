@@ -247,14 +247,20 @@ class Evaluator(DotProducts, Rotations):
         """
         return self._relinearize("relinearize_many", cts)
 
-    def _relinearize(self, op: str, cts: list[Ciphertext]) -> list[Ciphertext]:
+    def _size_three(self, op: str, cts: list[Ciphertext], advice: str) -> int:
+        """The common level of ``cts`` (non-empty, size 3 each: what relinearization takes), the evaluator
+        having a relinearization key; ``advice`` ends the message for another size."""
         level = self._one_level(op, cts)
-        if any(a.size != 3 for a in cts):
-            size = next(a.size for a in cts if a.size != 3)
-            raise ParameterError(f"{op}: size {size} ciphertexts are not supported (only 3)")
+        size = next((a.size for a in cts if a.size != 3), None)
+        if size is not None:
+            raise ParameterError(f"{op}: {advice.format(size=size)}")
         if self.relin_key is None:
             raise MissingKeyError(f"{op}: this Evaluator has no relinearization key; pass "
                                   "relin_key=KeyGenerator.relin_key() when creating it")
+        return level
+
+    def _relinearize(self, op: str, cts: list[Ciphertext]) -> list[Ciphertext]:
+        level = self._size_three(op, cts, "size {size} ciphertexts are not supported (only 3)")
         basis = self._basis(level)
         switched = key_switch([a.data[2] for a in cts], level, self._relin, self.params)
         for a, u in zip(cts, switched, strict=True):
@@ -287,14 +293,8 @@ class Evaluator(DotProducts, Rotations):
         return self._relinearize_and_rescale("relinearize_and_rescale_many", cts)
 
     def _relinearize_and_rescale(self, op: str, cts: list[Ciphertext]) -> list[Ciphertext]:
-        level = self._one_level(op, cts)
-        if any(a.size != 3 for a in cts):
-            size = next(a.size for a in cts if a.size != 3)
-            raise ParameterError(f"{op}: the operand has size {size}; it takes the size-3 result of a "
+        level = self._size_three(op, cts, "the operand has size {size}; it takes the size-3 result of a "
                                  "multiplication (rescale a size-2 ciphertext instead)")
-        if self.relin_key is None:
-            raise MissingKeyError(f"{op}: this Evaluator has no relinearization key; pass "
-                                  "relin_key=KeyGenerator.relin_key() when creating it")
         self._check_level_left(op, cts[0])
         basis = self._basis(level)
         extended = key_switch_extended([a.data[2] for a in cts], level, self._relin, self.params)

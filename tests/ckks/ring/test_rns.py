@@ -319,6 +319,8 @@ def test_copy_into_refuses_a_destination_it_could_not_write_into():
         rns.copy_into(np.empty((64, 3), dtype=np.uint64).T, a)
     with pytest.raises(ValueError, match="C-contiguous destination of shape"):
         rns.copy_into(np.empty((3, 32), dtype=np.uint64), a)
+    with pytest.raises(ValueError, match="stack: no array to stack"):
+        rns.stack([])
     with pytest.raises(ValueError, match="copies uint64 residues, got float64 into uint64"):
         rns.copy_into(np.empty((3, 64), dtype=np.uint64), np.ones((3, 64)))
 

@@ -410,3 +410,16 @@ def test_scalar_homomorphism(toy, xr, c, d):
     out = dec(toy, ev.add_scalar(ev.rescale(ev.multiply_scalar(a, c)), d))
     # the scalar is rounded to c' = round(c q_l) / q_l: |c - c'| <= 2^-41
     np.testing.assert_allclose(out, c * xr + d, atol=TOL * 16)
+
+
+def test_a_galois_key_added_after_the_evaluator_was_made_is_prepared_when_first_used(toy):
+    """Galois keys are prepared when the Evaluator is made; one added to its GaloisKeys later still rotates
+    (prepared on first use), and one never given is a MissingKeyError naming the steps there are."""
+    keys = toy.keygen.galois_keys(steps=[1])
+    ev = ckks.Evaluator(toy.params, relin_key=toy.keygen.relin_key(), galois_keys=keys)
+    ct = enc(toy, vec(40))
+    with pytest.raises(ckks.MissingKeyError, match=r"rotate by 2: no Galois key .* rotation steps \[1\]"):
+        ev.rotate(ct, 2)
+    keys.keys.update(toy.keygen.galois_keys(steps=[2]).keys)
+    np.testing.assert_allclose(dec(toy, ev.rotate(ct, 2)), np.roll(vec(40), -2), atol=TOL)
+    np.testing.assert_allclose(dec(toy, ev.rotate(ct, 1)), np.roll(vec(40), -1), atol=TOL)  # the key made first
