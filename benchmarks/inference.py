@@ -33,7 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.machine import current_rss_bytes, machine_load, one_blas_thread, release_free_memory
+from benchmarks.machine import (ThreadBaseline, current_rss_bytes, machine_load, one_blas_thread,
+                                release_free_memory)
 
 STAGES = ("keygen", "encrypt_model", "encrypt_data", "predict", "decrypt")
 SIZES = ("context", "model", "data", "predictions")
@@ -146,12 +147,14 @@ def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted"
 def _run_at(thread_counts: tuple[int, ...], model_dir: Path, batches: int, modes: tuple[str, ...],
             frac_bits: int, repeats: int, ckkslab_runner: Callable[..., dict[str, Any]] | None,
             helayers_runner: Callable[..., dict[str, Any]] | None,
-            progress: Callable[[str], None] | None) -> dict[int, dict[str, Any]]:
+            progress: Callable[[str], None] | None,
+            baseline: ThreadBaseline | None = None) -> dict[int, dict[str, Any]]:
     """``run``'s result at each thread count. Each repeat runs ckkslab at every count, then HElayers at
     every count, so that a slow spell of the (shared) machine falls on every count alike rather than on the
     count whose turn it was; and ckkslab's first runs, whose memory figures are kept, come before any
     HElayers run (SEAL's memory pool keeps what HElayers allocated for the rest of the process, which
-    would inflate ckkslab's RSS)."""
+    would inflate ckkslab's RSS). ``baseline``, if given, is sampled just before and just after each
+    ckkslab run, at that run's thread count."""
     import numpy as np
 
     import ckks
@@ -190,8 +193,12 @@ def _run_at(thread_counts: tuple[int, ...], model_dir: Path, batches: int, modes
                 for mode in modes:
                     say(f"{mode} weights: ckkslab on {records} records, {threads} thread(s) "
                         f"(run {rep + 1}/{repeats})")
+                    if baseline is not None:
+                        baseline.sample()
                     ours[threads, mode].append(_measured(
                         lambda ew=MODES[mode]: run_ours(network, x, ew, x_all, frac_bits)))
+                    if baseline is not None:
+                        baseline.sample()
             for threads in thread_counts:
                 for mode in modes:
                     if helayers_unavailable is not None:
@@ -240,7 +247,8 @@ def run_thread_sweep(model_dir: Path, thread_counts: tuple[int, ...], batches: i
                      progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """``run`` at each thread count (same records, same options; the repeats alternate between the
     counts, see ``_run_at``), with each engine's predict speed-up from the first count:
-    speedup[engine][mode][T] = predict(first T) / predict(T).
+    speedup[engine][mode][T] = predict(first T) / predict(T); and the machine's own, timed beside every
+    ckkslab run (``benchmarks.machine.ThreadBaseline``): speedup["machine baseline"][T].
 
     Raises:
         ValueError: no thread count, a repeated one, or one that is not a positive integer (and as ``run``).
@@ -248,8 +256,9 @@ def run_thread_sweep(model_dir: Path, thread_counts: tuple[int, ...], batches: i
     if (not thread_counts or len(set(thread_counts)) != len(thread_counts)
             or any(isinstance(t, bool) or not isinstance(t, int) or t < 1 for t in thread_counts)):
         raise ValueError(f"thread counts must be distinct positive integers, got {thread_counts!r}")
+    baseline = ThreadBaseline()
     runs = _run_at(tuple(thread_counts), model_dir, batches, modes, frac_bits, repeats, ckkslab_runner,
-                   helayers_runner, progress)
+                   helayers_runner, progress, baseline)
     first = runs[thread_counts[0]]
 
     def predict(result: dict[str, Any], mode: str, engine: str) -> float | None:
@@ -261,8 +270,9 @@ def run_thread_sweep(model_dir: Path, thread_counts: tuple[int, ...], batches: i
                                for t, r in runs.items()}
                         for mode in first["modes"]}
                for engine in ("ckkslab", "helayers")}
+    speedup["machine baseline"] = {t: baseline.speedup(thread_counts[0], t) for t in thread_counts}
     return {"benchmark": "inference-threads", "thread_counts": list(thread_counts), "runs": runs,
-            "speedup": speedup}
+            "speedup": speedup, "baseline": {"what": baseline.what, "seconds": baseline.seconds}}
 
 
 def _combine(runs: list[dict[str, Any]], expected: Any, network: Any) -> dict[str, Any]:

@@ -114,4 +114,9 @@ def format_sweep(sweep: dict[str, Any]) -> str:
             ours, theirs = sweep["speedup"]["ckkslab"][mode][t], sweep["speedup"]["helayers"][mode][t]
             lines.append(f"{mode:<10} {t:>7} {_s(row['ckkslab_s']):>10} {_s(row['helayers_s']):>11} "
                          f"{_ratio(row['ratio']):>7} {_ratio(ours):>17} {_ratio(theirs):>18}")
+    machine = sweep["speedup"].get("machine baseline")
+    if machine:
+        lines.append(f"machine baseline ({sweep['baseline']['what']}, timed before and after every ckkslab "
+                     "run; the most any code could gain then): "
+                     + ", ".join(f"{_ratio(s)} at {t}" for t, s in machine.items()))
     return "\n\n".join(parts + ["\n".join(lines)])

@@ -1,6 +1,6 @@
 """What the benchmarks read of the machine and set for it: load, resident memory, BLAS threads, the heap.
 
-Shared by ``benchmarks.ops`` and ``benchmarks.inference``.
+Shared by ``benchmarks.ops``, ``benchmarks.inference`` and ``benchmarks.server_threads``.
 """
 
 from __future__ import annotations
@@ -60,3 +60,47 @@ def single_thread_environment() -> None:
     NUMBA_NUM_THREADS must not change once Numba's pool runs, so it is left alone)."""
     for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
+
+
+class ThreadBaseline:
+    """Forward NTTs of ``rows`` independent rows (N = 16384, one 51-bit prime): work with nothing serial in
+    it, spread over ``ckks.get_threads()`` threads. Timed at each thread count beside the work a benchmark
+    measures, its speed-up min(1 thread) / min(T threads) is what this (shared, virtual) machine gave T
+    threads at those moments: the ceiling for any code's speed-up then.
+    """
+
+    what = "forward NTT of 32 independent rows"
+
+    def __init__(self, rows: int = 32, ring_degree: int = 16384) -> None:
+        import numpy as np
+
+        from ckks.ring import rns
+        from ckks.ring.primes import ntt_primes
+
+        q = ntt_primes(51, ring_degree, 1)[0]
+        self._rows = np.random.default_rng(0).integers(0, q, (rows, ring_degree), dtype=np.uint64)
+        self._tables = rns.rns_basis((q,), ring_degree).tables * rows
+        self.seconds: dict[int, list[float]] = {}
+
+    def sample(self, calls: int = 3) -> float:
+        """Time the transform ``calls`` times at the current thread count, keep each time under that count,
+        and return the fastest."""
+        import time
+
+        import ckks
+        from ckks.ring.ntt import ntt_forward
+
+        times = []
+        for _ in range(calls):
+            work = self._rows.copy()
+            start = time.perf_counter()
+            ntt_forward(work, self._tables)
+            times.append(time.perf_counter() - start)
+        self.seconds.setdefault(ckks.get_threads(), []).extend(times)
+        return min(times)
+
+    def speedup(self, first: int, threads: int) -> float | None:
+        """min seconds at ``first`` threads / min seconds at ``threads`` (None before both were sampled)."""
+        if not self.seconds.get(first) or not self.seconds.get(threads):
+            return None
+        return min(self.seconds[first]) / min(self.seconds[threads])

@@ -11,9 +11,9 @@ The first call at each count is a warm-up (the server's heap grows to its workin
 Reported: minimum and median seconds per count and speed-up = minimum(1 thread) / minimum(T threads). The
 predictions must be the same bytes at both counts; the run stops with an error if they are not.
 
-The baseline, timed in the same rounds: forward NTTs of 32 independent rows (``ckks.ring.ntt``), work with
-nothing serial in it, so its speed-up is what the machine gives T threads at that moment (on a shared
-virtual machine, often well below T).
+The baseline, timed in the same rounds (``benchmarks.machine.ThreadBaseline``): forward NTTs of 32
+independent rows, work with nothing serial in it, so its speed-up is what the machine gives T threads at
+that moment (on a shared virtual machine, often well below T).
 """
 
 from __future__ import annotations
@@ -34,11 +34,8 @@ def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: boo
         ValueError: ``rounds`` < 1, ``threads`` < 2 or beyond the cores, or predictions that differ between
             the thread counts.
     """
-    import numpy as np
-
     import ckks
-    from ckks.ring import rns
-    from ckks.ring.ntt import ntt_forward
+    from benchmarks.machine import ThreadBaseline
     from nn import artifacts
     from nn import encrypted as enc
     from nn.data import load_xy
@@ -64,23 +61,17 @@ def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: boo
                                                      else model))
     data = artifacts.ciphertexts_to_bytes(enc.encrypt_batch(x[:4096], plan, encoder, encryptor),
                                           {"records": 4096, "keys": keys_id(bundle), "batch": 0, "first_record": 0})
-    rows = np.random.default_rng(0).integers(0, plan.params.moduli[0], (32, plan.params.ring_degree),
-                                             dtype=np.uint64)
-    tables = rns.rns_basis(plan.params.moduli[:1], plan.params.ring_degree).tables * 32
+    baseline = ThreadBaseline()
     seconds: dict[int, list[float]] = {1: [], threads: []}
-    baseline: dict[int, list[float]] = {1: [], threads: []}
     answers: dict[int, bytes] = {}
     for round_ in range(rounds + 1):
         for count in (1, threads):
             ckks.set_threads(count)
             start = time.perf_counter()
             answers[count] = server.predict_bytes(data, "the batch")
-            middle, work = time.perf_counter(), rows.copy()
-            ntt_start = time.perf_counter()
-            ntt_forward(work, tables)
             if round_:  # round 0 warms the heap up
-                seconds[count].append(middle - start)
-                baseline[count].append(time.perf_counter() - ntt_start)
+                seconds[count].append(time.perf_counter() - start)
+                baseline.sample()
     if answers[1] != answers[threads]:
         raise ValueError(f"the predictions differ between 1 and {threads} threads")
     summary = {count: {"min_s": min(s), "median_s": statistics.median(s), "runs_s": s}
@@ -89,8 +80,7 @@ def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: boo
             "encrypt_weights": encrypt_weights, "rounds": rounds, "threads": summary,
             "speedup": summary[1]["min_s"] / summary[threads]["min_s"],
             "speedup_median": summary[1]["median_s"] / summary[threads]["median_s"],
-            "baseline": "forward NTT of 32 independent rows",
-            "baseline_speedup": min(baseline[1]) / min(baseline[threads])}
+            "baseline": baseline.what, "baseline_speedup": baseline.speedup(1, threads)}
 
 
 def main(argv: list[str] | None = None) -> int:

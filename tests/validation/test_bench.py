@@ -264,10 +264,12 @@ def test_thread_sweep_reports_each_engines_speed_up(monkeypatch, tmp_path, capsy
 
 def test_thread_sweep_repeats_go_through_every_count_in_turn(monkeypatch, tmp_path):
     """With --repeats 2 and two counts, each repeat runs ckkslab at both counts, then HElayers at both, so that
-    a slow spell of the machine falls on both counts; ckkslab's first runs all come before HElayers'."""
+    a slow spell of the machine falls on both counts; ckkslab's first runs all come before HElayers'; the
+    machine baseline is timed beside every ckkslab run."""
     import ckks
     import nn.data
     import nn.model
+    from benchmarks.inference_report import format_sweep
 
     counts = sorted({1, ckks.available_threads()})
     if len(counts) < 2:
@@ -292,6 +294,28 @@ def test_thread_sweep_repeats_go_through_every_count_in_turn(monkeypatch, tmp_pa
     assert calls == [("ckkslab", one), ("ckkslab", two), ("helayers", one), ("helayers", two)] * 2
     assert all(len(r["modes"]["encrypted"]["timings_s_per_run"]["ckkslab"]) == 2 for r in result["runs"].values())
     assert "alternate between the thread counts" in result["runs"][one]["statistic"]
+    # the machine baseline: 3 NTT calls before and 3 after each ckkslab run, filed under its thread count
+    seconds = result["baseline"]["seconds"]
+    assert sorted(seconds) == [one, two] and all(len(seconds[t]) == 2 * 2 * 3 for t in counts)
+    machine = result["speedup"]["machine baseline"]
+    assert machine[one] == 1.0 and machine[two] == pytest.approx(min(seconds[one]) / min(seconds[two]))
+    assert "machine baseline (forward NTT of 32 independent rows" in format_sweep(result)
+
+
+def test_thread_baseline_speed_up_is_the_ratio_of_the_minima_once_both_counts_are_sampled():
+    """ThreadBaseline keeps each sample under the thread count it ran at; no speed-up before both were."""
+    import ckks
+    from benchmarks.machine import ThreadBaseline
+
+    baseline, before = ThreadBaseline(rows=2, ring_degree=1024), ckks.get_threads()
+    try:
+        ckks.set_threads(1)
+        fastest = baseline.sample(calls=2)
+        assert baseline.speedup(1, 2) is None and fastest == min(baseline.seconds[1]) > 0
+        baseline.seconds[2] = [fastest / 1.5, fastest]  # as if sampled at 2 threads
+        assert baseline.speedup(1, 2) == pytest.approx(1.5) and len(baseline.seconds[1]) == 2
+    finally:
+        ckks.set_threads(before)
 
 
 def test_server_threads_times_both_counts_on_the_shipped_model_and_refuses_bad_counts(capsys):
