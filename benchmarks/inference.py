@@ -24,17 +24,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
+import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.machine import (ThreadBaseline, current_rss_bytes, machine_load, one_blas_thread,
-                                release_free_memory)
+from benchmarks.machine import (
+    ThreadBaseline,
+    current_rss_bytes,
+    machine_load,
+    one_blas_thread,
+    release_free_memory,
+)
 
 STAGES = ("keygen", "encrypt_model", "encrypt_data", "predict", "decrypt")
 SIZES = ("context", "model", "data", "predictions")
@@ -42,11 +47,6 @@ MODES = {"encrypted": True, "plain": False}
 PREDICT_TARGET_RATIO = 0.5
 PRECISION_TARGET_BITS = 30.0
 BATCH_SIZE = 4096
-
-
-def _bits(error: float) -> float | None:
-    """-log2(error); None (JSON null, printed "exact") for an error of zero."""
-    return None if error == 0 else -math.log2(error)
 
 
 def precision(predictions: Any, expected: Any, network: Any) -> dict[str, Any]:
@@ -58,6 +58,8 @@ def precision(predictions: Any, expected: Any, network: Any) -> dict[str, Any]:
     """
     import numpy as np
 
+    from validation.metrics import precision_bits
+
     got = np.asarray(predictions, dtype=np.float64).reshape(expected.shape)
     error = np.abs(got - expected)
     worst = float(error.max())
@@ -67,10 +69,10 @@ def precision(predictions: Any, expected: Any, network: Any) -> dict[str, Any]:
     return {
         "max_abs_error": worst,
         "mean_abs_error": float(error.mean()),
-        "bits": _bits(worst),
-        "mean_bits": _bits(float(error.mean())),
+        "bits": precision_bits(worst),
+        "mean_bits": precision_bits(float(error.mean())),
         "output_range": output_range,
-        "relative_bits": _bits(worst / output_range) if output_range > 0 else None,
+        "relative_bits": precision_bits(worst / output_range) if output_range > 0 else None,
         "decisions_equal": int(np.sum(decisions == reference)),
         "records": int(got.shape[0]),
     }
@@ -146,8 +148,7 @@ def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted"
 
 def _run_at(thread_counts: tuple[int, ...], model_dir: Path, batches: int, modes: tuple[str, ...],
             frac_bits: int, repeats: int, ckkslab_runner: Callable[..., dict[str, Any]] | None,
-            helayers_runner: Callable[..., dict[str, Any]] | None,
-            progress: Callable[[str], None] | None,
+            helayers_runner: Callable[..., dict[str, Any]] | None, progress: Callable[[str], None] | None,
             baseline: ThreadBaseline | None = None) -> dict[int, dict[str, Any]]:
     """``run``'s result at each thread count. Each repeat runs ckkslab at every count, then HElayers at
     every count, so that a slow spell of the (shared) machine falls on every count alike rather than on the
@@ -193,12 +194,11 @@ def _run_at(thread_counts: tuple[int, ...], model_dir: Path, batches: int, modes
                 for mode in modes:
                     say(f"{mode} weights: ckkslab on {records} records, {threads} thread(s) "
                         f"(run {rep + 1}/{repeats})")
-                    if baseline is not None:
-                        baseline.sample()
+                    sample = baseline.sample if baseline is not None else lambda: None
+                    sample()
                     ours[threads, mode].append(_measured(
                         lambda ew=MODES[mode]: run_ours(network, x, ew, x_all, frac_bits)))
-                    if baseline is not None:
-                        baseline.sample()
+                    sample()
             for threads in thread_counts:
                 for mode in modes:
                     if helayers_unavailable is not None:
@@ -270,7 +270,8 @@ def run_thread_sweep(model_dir: Path, thread_counts: tuple[int, ...], batches: i
                                for t, r in runs.items()}
                         for mode in first["modes"]}
                for engine in ("ckkslab", "helayers")}
-    speedup["machine baseline"] = {t: baseline.speedup(thread_counts[0], t) for t in thread_counts}
+    for name, statistic in (("machine baseline", min), ("machine baseline, medians", statistics.median)):
+        speedup[name] = {t: baseline.speedup(thread_counts[0], t, statistic) for t in thread_counts}
     return {"benchmark": "inference-threads", "thread_counts": list(thread_counts), "runs": runs,
             "speedup": speedup, "baseline": {"what": baseline.what, "seconds": baseline.seconds}}
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
@@ -99,8 +100,11 @@ class ThreadBaseline:
         self.seconds.setdefault(ckks.get_threads(), []).extend(times)
         return min(times)
 
-    def speedup(self, first: int, threads: int) -> float | None:
-        """min seconds at ``first`` threads / min seconds at ``threads`` (None before both were sampled)."""
+    def speedup(self, first: int, threads: int,
+                statistic: Callable[[list[float]], float] = min) -> float | None:
+        """statistic(seconds at ``first`` threads) / statistic(seconds at ``threads``): with ``min``, what the
+        best moments gave; with ``statistics.median``, what a typical one did. None before both were
+        sampled."""
         if not self.seconds.get(first) or not self.seconds.get(threads):
             return None
-        return min(self.seconds[first]) / min(self.seconds[threads])
+        return statistic(self.seconds[first]) / statistic(self.seconds[threads])

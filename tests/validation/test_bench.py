@@ -299,6 +299,7 @@ def test_thread_sweep_repeats_go_through_every_count_in_turn(monkeypatch, tmp_pa
     assert sorted(seconds) == [one, two] and all(len(seconds[t]) == 2 * 2 * 3 for t in counts)
     machine = result["speedup"]["machine baseline"]
     assert machine[one] == 1.0 and machine[two] == pytest.approx(min(seconds[one]) / min(seconds[two]))
+    assert result["speedup"]["machine baseline, medians"][one] == 1.0
     assert "machine baseline (forward NTT of 32 independent rows" in format_sweep(result)
 
 
