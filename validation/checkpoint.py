@@ -5,6 +5,7 @@ Layout, under the comparison's ``--out`` directory::
     batches/plain/batch_0000.npz       batch 0 of the plaintext engine
     batches/ckkslab/batch_0003.npz     batch 3 of ckkslab
     batches/helayers/batch_0003.npz    batch 3 of HElayers
+    batches/ckkslab/run.json           ckkslab's run costs once it had every batch (below)
 
 A file is written as soon as its engine has decrypted the batch, under a temporary name and then renamed
 (``nn.streaming.write_atomic``), so an interrupted run leaves only whole files. It holds ``outputs`` (records,
@@ -29,15 +30,23 @@ with a newer one's. Threads and the scheduler are not in it (they change how fas
 batches, and a changed option is more often a slip than a choice. ``--fresh`` discards the checkpoint on
 purpose (or give another ``--out``). A file that cannot be read back is refused as corrupt. Files of batches
 beyond this run's count are left as they are (a later ``--batches all`` uses them).
+
+When an engine has every batch, ``run.json`` keeps what its run cost beside the batches (keygen and
+encrypt_model, CPU, peak RSS, parameters: ``RunRecord``), with the engine's key, the batch count and the
+batches' summed costs. A rerun that finds every batch and a record that still matches them (same key, count
+and costs) runs nothing for that engine: its figures are those of the run that completed the checkpoint.
+A record whose batches changed since (one was deleted and computed again) is not used, and is rewritten.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
 import re
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +60,9 @@ from nn.streaming import add_costs, check_each_once, write_atomic
 
 FORMAT = 1
 BATCH_FILE = re.compile(r"batch_(\d{4,})\.npz")
-TEMPORARY_FILE = re.compile(r"\.batch_\d{4,}\.npz\.\d+\.tmp")  # what write_atomic leaves if killed (SIGKILL)
+RUN_FILE = "run.json"
+#: What ``write_atomic`` leaves if killed (SIGKILL) while writing a batch file or the run record.
+TEMPORARY_FILE = re.compile(r"\.(batch_\d{4,}\.npz|run\.json)\.\d+\.tmp")
 #: The key's digests, as a difference is named in a message.
 DIGESTS = {"model_json_sha256": "another model.json", "model_h5_sha256": "another model.h5",
            "records_sha256": "other records", "calibration_sha256": "other calibration records",
@@ -74,6 +85,46 @@ class FinishedBatch:
     outputs: np.ndarray
     record_ids: np.ndarray
     costs: dict[str, dict[str, float]]
+
+
+@dataclass
+class RunRecord:
+    """What an engine's run cost beyond its batches, as the run that completed the checkpoint measured it:
+    the fields of ``validation.compare.EngineRun`` but the outputs (which the batches hold)."""
+
+    params: dict[str, Any]
+    timings_s: dict[str, float]
+    sizes_bytes: dict[str, int]
+    peak_rss_bytes: int
+    details: dict[str, Any]
+    cpu_s: float
+
+    @classmethod
+    def from_json(cls, value: Any) -> RunRecord:
+        """The record of ``run.json``'s "run" object.
+
+        Raises:
+            ArtifactError: other fields, a part that is not a JSON object, or costs that are not numbers.
+        """
+        container.exact_fields(value, [f.name for f in dataclasses.fields(cls)], "the run record")
+        for name in ("params", "timings_s", "sizes_bytes", "details"):
+            if not isinstance(value[name], dict):
+                raise ArtifactError(f"the run record's {name} must be a JSON object, got "
+                                    f"{container.show(value[name])}")
+        return cls(value["params"],
+                   {name: container.number(v, f"timings_s.{name}") for name, v in value["timings_s"].items()},
+                   {name: _count(v, f"sizes_bytes.{name}") for name, v in value["sizes_bytes"].items()},
+                   _count(value["peak_rss_bytes"], "peak_rss_bytes"), value["details"],
+                   container.number(value["cpu_s"], "cpu_s"))
+
+
+def _count(value: Any, what: str) -> int:
+    """A whole number of bytes (a float that holds one, as summed costs are, included)."""
+    number = container.number(value, f"the run record's {what}")
+    if number != int(number) or number < 0:
+        raise ArtifactError(f"the run record's {what} must be a whole number of bytes, got "
+                            f"{container.show(value)}")
+    return int(number)
 
 
 def checkpoint_dir(out: Path) -> Path:
@@ -133,7 +184,8 @@ def discard(out: Path) -> int:
         if not folder.is_dir():
             continue
         for path in folder.iterdir():
-            if BATCH_FILE.fullmatch(path.name) or TEMPORARY_FILE.fullmatch(path.name):
+            ours = BATCH_FILE.fullmatch(path.name) or TEMPORARY_FILE.fullmatch(path.name)
+            if ours or path.name == RUN_FILE:
                 path.unlink()
                 removed += 1
         if not any(folder.iterdir()):
@@ -192,10 +244,54 @@ class BatchStore:
 
     def loaded_costs(self) -> dict[str, dict[str, float]]:
         """The costs of the loaded batches, summed (group -> name -> value)."""
+        return self._costs(self.loaded.values())
+
+    @staticmethod
+    def _costs(batches: Iterable[FinishedBatch]) -> dict[str, dict[str, float]]:
+        """The costs of ``batches``, summed in batch order (so that equal sets give equal sums)."""
         totals: dict[str, dict[str, float]] = {}
-        for batch in self.loaded.values():
+        for batch in sorted(batches, key=lambda b: b.index):
             add_costs(totals, batch.costs)
         return totals
+
+    def save_run(self, record: RunRecord) -> None:
+        """Write ``run.json`` (atomically): ``record`` with the key, the batch count and the batches' costs.
+
+        Raises:
+            ValueError: a batch is missing (a record is only kept for a whole set).
+        """
+        missing = sorted(set(range(self.batches)) - {*self.loaded, *self.computed})
+        if missing:
+            raise ValueError(f"no run record for {self.directory.name} while batch(es) {missing} are missing")
+        text = json.dumps({"format": FORMAT, "key": self.key, "batches": self.batches,
+                           "batch_costs": self._costs({**self.loaded, **self.computed}.values()),
+                           "run": dataclasses.asdict(record)}, allow_nan=False)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.directory / RUN_FILE, text.encode())
+
+    def finished_run(self) -> RunRecord | None:
+        """The run record to reuse instead of running the engine: when every batch was loaded and ``run.json``
+        was written for this key, this batch count and exactly these batches' costs; else None.
+
+        Raises:
+            CheckpointError: ``run.json`` is corrupt, or was made with another key (as a batch file).
+        """
+        path = self.directory / RUN_FILE
+        if len(self.loaded) < self.batches or not path.is_file():
+            return None
+        try:
+            stored = parse_json(path.read_text(encoding="utf-8"), str(path), ArtifactError)
+            container.exact_fields(stored, ("format", "key", "batches", "batch_costs", "run"), str(path))
+            if stored["format"] != FORMAT:
+                raise ArtifactError(f"format {container.show(stored['format'])}, this ckkslab reads {FORMAT}")
+            record = RunRecord.from_json(stored["run"])
+        except (ArtifactError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"checkpoint {path} is corrupt ({exc}): {REMEDY}") from None
+        if stored["key"] != self.key:
+            differences = ", ".join(_differences(stored["key"], self.key))
+            raise CheckpointError(f"checkpoint {path} was made with other inputs ({differences}): {REMEDY}")
+        same = stored["batches"] == self.batches and stored["batch_costs"] == self.loaded_costs()
+        return record if same else None
 
     def _load(self, index: int) -> FinishedBatch:
         """Batch ``index``'s file, checked whole and made with this run's key.

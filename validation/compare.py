@@ -17,8 +17,10 @@ sizes) is written at once under ``out/batches/<engine>/`` (``validation.checkpoi
 inputs and options loads those batches instead of computing them again (it resumes after Ctrl-C); a
 checkpoint of other inputs is refused by name, and ``fresh`` discards it. The merged run sums the stage times
 and sizes of every batch, the loaded ones as the run that computed them measured them; keygen and
-encrypt_model are always this run's (the checkpoint holds no key, so each run makes its keys and encrypts the
-model again), and so are the process CPU time and the peak memory.
+encrypt_model are this run's (the checkpoint holds no key, so a run that computes a batch makes its keys and
+encrypts the model again), and so are the process CPU time and the peak memory. An engine whose checkpoint
+already holds every batch and the record of the run that completed it (``run.json``) does not run at all:
+its figures are that record's (``EngineRun.replayed``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import numpy as np
 from nn.distributed import SchedulerOptions
 from nn.model import PlainNetwork
 from nn.streaming import add_costs
-from validation.checkpoint import BatchStore, checkpoint_dir, discard, engine_key, sha256_rows
+from validation.checkpoint import BatchStore, RunRecord, checkpoint_dir, discard, engine_key, sha256_rows
 
 if TYPE_CHECKING:
     from ckks.instrument import NumbaActivity
@@ -89,7 +91,8 @@ class EngineRun:
     ``cpu_s``: process CPU seconds of the whole engine call (every stage, planning or compiling and
     serialization included); steadier than wall time when other work shares the machine. Of this run only.
     ``batches_computed`` / ``batches_loaded``: the batch indices computed in this run / loaded from the
-    checkpoint (``timings_s`` and ``sizes_bytes`` sum both; see the module's docstring).
+    checkpoint (``timings_s`` and ``sizes_bytes`` sum both; see the module's docstring). ``replayed``: the
+    checkpoint had every batch and the run's record, so nothing ran and every figure is the record's.
     """
 
     name: str
@@ -102,6 +105,19 @@ class EngineRun:
     cpu_s: float = 0.0
     batches_computed: list[int] = field(default_factory=list)
     batches_loaded: list[int] = field(default_factory=list)
+    replayed: bool = False
+
+    def record(self) -> RunRecord:
+        """What the checkpoint keeps of this run beside its batches (``validation.checkpoint.RunRecord``)."""
+        return RunRecord(self.params, self.timings_s, self.sizes_bytes, self.peak_rss_bytes, self.details,
+                         self.cpu_s)
+
+    @classmethod
+    def replay(cls, name: str, record: RunRecord, store: BatchStore) -> EngineRun:
+        """The run that completed ``store``, rebuilt from its record and its batches: nothing computed in
+        this run (``replayed``), every batch loaded, every figure the record's."""
+        return cls(name, store.outputs(), record.params, record.timings_s, record.sizes_bytes,
+                   record.peak_rss_bytes, record.details, record.cpu_s, [], sorted(store.loaded), True)
 
 
 @dataclass
@@ -311,7 +327,7 @@ def compare(options: CompareOptions) -> Comparison:
 
     Every engine's checkpoint is read first (``fresh``: discarded first), so that a corrupt or stale one stops
     the comparison before any engine runs. ckkslab's kernels are made ready next (``ckks.compile_kernels``:
-    a progress line on a terminal when it compiles), outside every stage. A missing pyhelayers (or HElayers
+    a progress line on a terminal when it compiles), outside every stage, unless its checkpoint is complete. A missing pyhelayers (or HElayers
     backend) skips the helayers engine with its reason; everything else that goes wrong stops the comparison,
     the batches finished so far staying on disk.
 
@@ -328,7 +344,8 @@ def compare(options: CompareOptions) -> Comparison:
         _say(f"--fresh: {discard(options.out)} checkpoint file(s) removed from {checkpoint_dir(options.out)}",
              options.quiet)
     stores = {name: open_store(name, options, inputs) for name in options.engines}
-    kernels = compile_kernels(quiet=options.quiet) if "ckkslab" in options.engines else None
+    ckkslab_runs = "ckkslab" in stores and stores["ckkslab"].finished_run() is None
+    kernels = compile_kernels(quiet=options.quiet) if ckkslab_runs else None
     with numba_activity() as in_stages:
         runs, skipped = _run_engines(options, inputs, stores)
     return Comparison(options, inputs, runs, skipped, kernels, in_stages, checkpoint_dir(options.out))
@@ -349,6 +366,12 @@ def _run_engines(options: CompareOptions, inputs: Inputs,
     for name in options.engines:
         store = stores[name]
         _say(f"[{name}] {records}", options.quiet)
+        record = store.finished_run()
+        if record is not None:
+            print(f"{name}: every batch and the run's costs loaded from {store.directory}, nothing to "
+                  "compute (--fresh computes them again)", file=sys.stderr)
+            runs[name] = EngineRun.replay(name, record, store)
+            continue
         if store.loaded:
             print(f"{name}: resuming, {len(store.loaded)} of {store.batches} batch(es) loaded from "
                   f"{store.directory}", file=sys.stderr)
@@ -361,5 +384,6 @@ def _run_engines(options: CompareOptions, inputs: Inputs,
             continue
         run.cpu_s = time.process_time() - cpu_start
         add_loaded_batches(run, store)
+        store.save_run(run.record())
         runs[name] = run
     return runs, skipped

@@ -51,8 +51,9 @@ def ratios(runs: dict[str, EngineRun]) -> dict[str, float | None]:
     """ckkslab time / HElayers time per stage, in total, and in process CPU of the whole call.
 
     r_stage = t_ckkslab(stage) / t_helayers(stage) in wall seconds; ``cpu_total`` divides the engines'
-    ``cpu_s``, which cover this run only: None unless both engines computed the same batches in it. ``None``
-    where HElayers took no time; empty unless both engines ran.
+    ``cpu_s``, which cover this run only: None unless both engines computed the same batches in it (and
+    none was replayed from its record, whose CPU is another run's). ``None`` where HElayers took no time;
+    empty unless both engines ran.
     """
     if "ckkslab" not in runs or "helayers" not in runs:
         return {}
@@ -63,7 +64,8 @@ def ratios(runs: dict[str, EngineRun]) -> dict[str, float | None]:
         b = sum(theirs.values()) if stage == "total" else theirs.get(stage, 0.0)
         result[f"{stage}_ckkslab_over_helayers"] = a / b if b > 0 else None
     cpu = runs["helayers"].cpu_s
-    same_batches = runs["ckkslab"].batches_computed == runs["helayers"].batches_computed
+    same_batches = (runs["ckkslab"].batches_computed == runs["helayers"].batches_computed
+                    and not runs["ckkslab"].replayed and not runs["helayers"].replayed)
     result["cpu_total_ckkslab_over_helayers"] = (runs["ckkslab"].cpu_s / cpu if cpu > 0 and same_batches
                                                  else None)
     return result
@@ -72,7 +74,8 @@ def ratios(runs: dict[str, EngineRun]) -> dict[str, float | None]:
 def _threads_note(runs: dict[str, EngineRun], threads: int) -> str:
     notes = {"plain": "plain: numpy", "ckkslab": f"ckkslab: {threads} thread(s) (Numba prange over limbs)",
              "helayers": f"HElayers: OpenMP limited to {threads}"}
-    return "; ".join(notes[name] for name in runs) or "no engine ran"
+    return "; ".join(f"{name}: not run (its checkpoint was complete)" if run.replayed else notes[name]
+                     for name, run in runs.items()) or "no engine ran"
 
 
 def _numba_section(comparison: Comparison) -> dict[str, Any]:
@@ -103,7 +106,8 @@ def build_report(comparison: Comparison) -> dict[str, Any]:
         entry = {"params": run.params, "timings_s": run.timings_s, "total_s": sum(run.timings_s.values()),
                  "cpu_total_s": run.cpu_s, "sizes_bytes": run.sizes_bytes,
                  "peak_rss_bytes": run.peak_rss_bytes, "metrics": metrics,
-                 "batches_computed": run.batches_computed, "batches_loaded": run.batches_loaded}
+                 "batches_computed": run.batches_computed, "batches_loaded": run.batches_loaded,
+                 "replayed": run.replayed}
         entry.update(run.details)
         engines[name] = entry
     agreements = {

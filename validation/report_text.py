@@ -143,15 +143,21 @@ def _resumed_section(report: dict[str, Any]) -> list[str]:
     engines = report["engines"]
     if not resumed(report):
         return []
-    return ["## Resumed: batches computed in this run and loaded from the checkpoint", "",
-            "; ".join(f"{name}: {len(e['batches_computed'])} computed, {len(e['batches_loaded'])} loaded"
-                      for name, e in engines.items()) + f" (checkpoint: {report['checkpoint']}).", "",
-            "A loaded batch's outputs, stage times and sizes are those of the run that computed it, and "
-            "every figure summed over batches (the stage rows, total, bytes) covers all batches, whichever "
-            "run computed them. keygen and encrypt_model are this run's: the checkpoint holds no key, so "
-            "each run makes its keys and encrypts the model again. CPU, whole call and peak RSS are this "
-            "run's only (its computed batches); the CPU ratio is given only when both encrypted engines "
-            "computed the same batches in this run.", ""]
+    replayed = [name for name, e in engines.items() if e.get("replayed")]
+    lines = ["## Resumed: batches computed in this run and loaded from the checkpoint", "",
+             "; ".join(f"{name}: {len(e['batches_computed'])} computed, {len(e['batches_loaded'])} loaded"
+                       for name, e in engines.items()) + f" (checkpoint: {report['checkpoint']}).", "",
+             "A loaded batch's outputs, stage times and sizes are those of the run that computed it, and "
+             "every figure summed over batches (the stage rows, total, bytes) covers all batches, whichever "
+             "run computed them. keygen and encrypt_model are this run's: the checkpoint holds no key, so "
+             "a run that computes a batch makes its keys and encrypts the model again. CPU, whole call and "
+             "peak RSS are this run's only (its computed batches); the CPU ratio is given only when both "
+             "encrypted engines computed the same batches in this run.", ""]
+    if replayed:
+        lines += [f"Not run at all: {', '.join(replayed)}. The checkpoint held every batch and the record of "
+                  "the run that completed it, so each of their figures (keygen, encrypt_model, CPU, peak RSS "
+                  "included) is that run's.", ""]
+    return lines
 
 
 def numba_lines(report: dict[str, Any]) -> list[str]:
@@ -250,8 +256,10 @@ def summary_text(report: dict[str, Any], out: Path) -> str:
     if resumed(report):
         lines.append("  resumed: " + ", ".join(
             f"{name} {len(e['batches_computed'])} batch(es) computed + {len(e['batches_loaded'])} loaded"
-            for name, e in engines.items()) + f" from {report['checkpoint']} (loaded ones with the times of "
-            "the run that computed them; keygen, encrypt_model, CPU and memory are this run's)")
+            + (" (not run: every figure is the run's that completed it)" if e.get("replayed") else "")
+            for name, e in engines.items()) + f" from {report['checkpoint']} (loaded batches with the times "
+            "of the run that computed them; keygen, encrypt_model, CPU and memory of an engine that ran are "
+            "this run's)")
     if on_dask(report):
         lines.append(f"  ckkslab predict on dask: {engines['ckkslab']['params']['predict_scope']}")
     for name, reason in report["skipped"].items():

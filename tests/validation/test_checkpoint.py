@@ -46,7 +46,7 @@ def stats(folder: Path) -> dict[str, tuple[int, int]]:
 def stored(folder: Path) -> dict[int, dict]:
     """Batch index -> the arrays and meta of each checkpoint file in ``folder``, read with numpy directly."""
     found = {}
-    for path in sorted(folder.iterdir()):
+    for path in sorted(folder.glob("batch_*.npz")):
         with np.load(path, allow_pickle=False) as archive:
             found[int(BATCH_FILE.fullmatch(path.name).group(1))] = {
                 "outputs": archive["outputs"], "record_ids": archive["record_ids"],
@@ -69,7 +69,7 @@ def test_a_rerun_with_more_batches_loads_the_finished_ones_and_sums_every_batch(
     first = compare(options(tiny, out, batches=2))
     folder = checkpoint_dir(out) / "ckkslab"
     before = stats(folder)
-    assert sorted(before) == ["batch_0000.npz", "batch_0001.npz"]
+    assert sorted(before) == ["batch_0000.npz", "batch_0001.npz", "run.json"]
     ckkslab = first.runs["ckkslab"]
     assert ckkslab.batches_computed == [0, 1] and ckkslab.batches_loaded == []
     costs = summed_costs(folder)
@@ -82,7 +82,9 @@ def test_a_rerun_with_more_batches_loads_the_finished_ones_and_sums_every_batch(
     assert (ckkslab.batches_computed, ckkslab.batches_loaded) == ([2, 3], [0, 1])
     assert (plain.batches_computed, plain.batches_loaded) == ([2, 3], [0, 1])
     after = stats(folder)
-    assert {name: after[name] for name in before} == before and len(after) == 4
+    batch_files = [name for name in before if name != "run.json"]
+    assert {name: after[name] for name in batch_files} == {name: before[name] for name in batch_files}
+    assert len(after) == 5 and after["run.json"] != before["run.json"]  # the record of the whole set
     np.testing.assert_array_equal(ckkslab.outputs[: 2 * BATCH], first.runs["ckkslab"].outputs)
     np.testing.assert_array_equal(plain.outputs, again.inputs.network.forward(again.inputs.x))
     assert np.max(np.abs(ckkslab.outputs - plain.outputs)) < 2.0**-12
@@ -100,16 +102,77 @@ def test_a_rerun_with_more_batches_loads_the_finished_ones_and_sums_every_batch(
     assert "keygen and encrypt_model are this run's" in text and "| CPU, whole call (this run) |" in text
 
 
-def test_every_batch_loaded_computes_none_and_starts_no_server(tiny, tmp_path):
-    """A rerun after a complete run: no batch computed, keys made again, the report the same but for it."""
+def test_a_rerun_of_a_complete_run_runs_nothing_and_reports_the_same_figures(tiny, tmp_path, capsys):
+    """Every batch and the run record on disk: no engine runs (no keys, no server), every figure is the
+    first run's (keygen and peak RSS included), no file is rewritten, and the report says so."""
+    out = tmp_path / "out"
+    first = compare(options(tiny, out, batches=2))
+    folder = checkpoint_dir(out) / "ckkslab"
+    before = stats(folder)
+    capsys.readouterr()
+    again = compare(options(tiny, out, batches=2))
+    assert "ckkslab: every batch and the run's costs loaded from" in capsys.readouterr().err
+    assert again.kernels is None  # no kernel made ready for an engine that does not run
+    for name in ("plain", "ckkslab"):
+        ours, theirs = again.runs[name], first.runs[name]
+        assert ours.replayed and not theirs.replayed
+        assert (ours.batches_computed, ours.batches_loaded) == ([], [0, 1])
+        np.testing.assert_array_equal(ours.outputs, theirs.outputs)
+        assert ours.timings_s == pytest.approx(theirs.timings_s, rel=1e-12)
+        assert (ours.sizes_bytes, ours.peak_rss_bytes, ours.cpu_s) == (theirs.sizes_bytes,
+                                                                      theirs.peak_rss_bytes, theirs.cpu_s)
+        assert ours.params == json.loads(json.dumps(theirs.params))
+    assert stats(folder) == before
+    save_comparison(again)
+    text = (out / "report.md").read_text()
+    assert "Not run at all: plain, ckkslab." in text
+    assert "plain: not run (its checkpoint was complete); ckkslab: not run" in text
+
+
+def test_without_its_run_record_a_complete_rerun_makes_keys_and_computes_no_batch(tiny, tmp_path):
+    """run.json deleted (or from before it existed): the engine runs again but computes no batch and
+    starts no server; keygen is this run's; the record is written again."""
     out = tmp_path / "out"
     first = compare(options(tiny, out, batches=1))
+    record = checkpoint_dir(out) / "ckkslab" / "run.json"
+    record.unlink()
     again = compare(options(tiny, out, batches=1))
     ckkslab = again.runs["ckkslab"]
-    assert (ckkslab.batches_computed, ckkslab.batches_loaded) == ([], [0])
+    assert not ckkslab.replayed and (ckkslab.batches_computed, ckkslab.batches_loaded) == ([], [0])
     assert ckkslab.params["scheduler"] == "none: every batch was skipped"
     np.testing.assert_array_equal(ckkslab.outputs, first.runs["ckkslab"].outputs)
     assert ckkslab.timings_s["predict"] == pytest.approx(first.runs["ckkslab"].timings_s["predict"])
+    assert ckkslab.timings_s["keygen"] != first.runs["ckkslab"].timings_s["keygen"] and record.is_file()
+
+
+def test_a_run_record_that_no_longer_matches_its_batches_is_not_used(tiny, tmp_path):
+    """A batch computed again after the record was written (its costs differ): the engine runs, loads the
+    batches and writes a record that matches them."""
+    out = tmp_path / "out"
+    compare(options(tiny, out, batches=1, engines=("plain",)))
+    folder = checkpoint_dir(out) / "plain"
+    record = json.loads((folder / "run.json").read_text())
+    record["batch_costs"]["timings_s"]["predict"] += 1.0
+    (folder / "run.json").write_text(json.dumps(record))
+    again = compare(options(tiny, out, batches=1, engines=("plain",)))
+    assert not again.runs["plain"].replayed and again.runs["plain"].batches_loaded == [0]
+    rewritten = json.loads((folder / "run.json").read_text())
+    assert rewritten["batch_costs"]["timings_s"]["predict"] == record["batch_costs"]["timings_s"]["predict"] - 1
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda text: text[: len(text) // 2], r"run\.json is corrupt \(.*\): delete it or run with --fresh"),
+    (lambda text: text.replace('"peak_rss_bytes": ', '"peak_rss_bytes": 0.5, "x": '), r"run\.json is corrupt"),
+    (lambda text: text.replace('"frac_bits": 20', '"frac_bits": 24'),
+     r"run\.json was made with other inputs \(frac_bits 24 \(this run: 20\)\)"),
+])
+def test_a_corrupt_or_foreign_run_record_is_refused_by_name(tiny, tmp_path, damage, message):
+    out = tmp_path / "out"
+    compare(options(tiny, out, batches=1))
+    path = checkpoint_dir(out) / "ckkslab" / "run.json"
+    path.write_text(damage(path.read_text()))
+    with pytest.raises(CheckpointError, match=message):
+        compare(options(tiny, out, batches=1))
 
 
 def test_a_checkpoint_of_other_inputs_is_refused_before_any_engine_runs_and_fresh_discards_it(tiny, tmp_path):
@@ -177,7 +240,8 @@ def test_fresh_removes_only_the_checkpoint_files(tiny, tmp_path):
     notes = checkpoint_dir(out) / "plain" / "notes.txt"
     notes.write_text("mine")
     (checkpoint_dir(out) / "plain" / ".batch_0007.npz.123.tmp").write_bytes(b"left by a killed run")
-    assert discard(out) == 3
+    (checkpoint_dir(out) / "plain" / ".run.json.123.tmp").write_bytes(b"left by a killed run")
+    assert discard(out) == 5  # two batches, run.json and the two temporary files
     assert sorted(p.name for p in notes.parent.iterdir()) == ["notes.txt"]
     notes.unlink()
     assert discard(out) == 0 and not checkpoint_dir(out).exists()
@@ -216,8 +280,9 @@ def test_ctrl_c_keeps_the_finished_batches_and_the_same_command_resumes(tiny_mod
     assert ckkslab["batches_loaded"] == done
     assert sorted(ckkslab["batches_computed"] + done) == list(range(batches))
     assert report["engines"]["plain"]["batches_loaded"] == list(range(batches))  # plain had finished
+    assert report["engines"]["plain"]["replayed"] and not ckkslab["replayed"]
     after = stats(folder)
-    assert {name: after[name] for name in left} == left and len(after) == batches
+    assert {name: after[name] for name in left} == left and len(after) == batches + 1  # and run.json
     files = stored(folder)
     check_each_once(np.concatenate([files[i]["record_ids"] for i in sorted(files)]), "the stored batches")
 
@@ -244,7 +309,9 @@ def test_helayers_batches_are_kept_and_resumed(tiny, tmp_path):
     helayers = again.runs["helayers"]
     assert (helayers.batches_computed, helayers.batches_loaded) == ([2, 3], [0, 1])
     after = stats(folder)
-    assert {name: after[name] for name in before} == before and len(after) == 4
+    batch_files = [name for name in before if name != "run.json"]
+    assert {name: after[name] for name in batch_files} == {name: before[name] for name in batch_files}
+    assert len(after) == 5 and after["run.json"] != before["run.json"]  # the record of the whole set
     assert np.max(np.abs(helayers.outputs - again.runs["plain"].outputs)) < 1e-4
     costs = summed_costs(folder)
     for stage in PER_BATCH_STAGES:
