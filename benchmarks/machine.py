@@ -21,15 +21,11 @@ def machine_load() -> float | None:
 
 
 def current_rss_bytes() -> int | None:
-    """Resident memory of this process now (VmRSS), None off Linux."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
+    """Resident memory of this process now (``ckks.memory.current_rss_bytes``; imported when called, as
+    this module's imports are the standard library's only), None off Linux."""
+    from ckks.memory import current_rss_bytes as resident_now
+
+    return resident_now()
 
 
 def release_free_memory() -> None:

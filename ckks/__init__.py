@@ -6,7 +6,7 @@ Layers, each importing only the ones below it (tests/test_import_layers.py check
     rlwe/     ciphertext, keys, keyswitch, encryptor                           scheme-neutral RLWE
     params.py literal -> validated immutable parameters                        (primes from ring/primes)
     ring/     primes, modarith, ntt, rns, basis_conversion, automorphism, sampling   nothing of CKKS
-    errors.py, instrument.py, progress.py, threads.py, allocator.py            shared by every layer
+    errors.py, instrument.py, progress.py, threads.py, allocator.py, memory.py shared by every layer
 
 warmup.py (beside this file, it uses every layer): ``compile_kernels()``, Numba's compilation done before
 anything is timed.

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
+from ckks.memory import current_rss_bytes, peak_rss_bytes, reset_peak_rss
 from reference.errors import HelayersInputError, HelayersUnavailable
 
 
@@ -79,24 +80,12 @@ def captured_native_output() -> Iterator[list[str]]:
             captured.append(sink.read().decode("utf-8", errors="replace"))
 
 
-def _read_hwm_bytes() -> int | None:
-    """VmHWM (peak resident set size) of this process from /proc, in bytes; None off Linux."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
 class PeakRss:
     """Peak resident memory of the process during a block, in bytes (``.peak_bytes`` after exit).
 
-    On Linux the kernel's high-water mark is reset on entry by writing ``5`` to ``/proc/self/clear_refs``
-    (proc(5)), so the figure covers the block only. Where that is impossible the figure is the process-wide
-    peak since start (``resource.getrusage``), and ``.scope`` says so.
+    On Linux the kernel's high-water mark is reset on entry (``ckks.memory.reset_peak_rss``), so the figure
+    covers the block only. Where that is impossible the figure is the process-wide peak since start, and
+    ``.scope`` says so.
     """
 
     def __init__(self) -> None:
@@ -104,18 +93,8 @@ class PeakRss:
         self.scope = "block"
 
     def __enter__(self) -> PeakRss:
-        try:
-            with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
-                refs.write("5")
-        except OSError:
-            self.scope = "process"
+        self.scope = "block" if reset_peak_rss() and current_rss_bytes() is not None else "process"
         return self
 
     def __exit__(self, *exc: object) -> None:
-        hwm = _read_hwm_bytes() if self.scope == "block" else None
-        if hwm is None:
-            import resource
-
-            self.scope = "process"
-            hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        self.peak_bytes = hwm
+        self.peak_bytes = peak_rss_bytes()

@@ -26,7 +26,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("ckks", "nn", "reference", "validation", "benchmarks")
 TENSORFLOW = ("tensorflow", "tf_keras", "keras")
-CKKS_BASE = ("ckks.errors", "ckks.instrument", "ckks.progress", "ckks.threads", "ckks.allocator")
+CKKS_BASE = ("ckks.errors", "ckks.instrument", "ckks.progress", "ckks.threads", "ckks.allocator",
+             "ckks.memory")
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
