@@ -9,7 +9,8 @@ Run as ``ckkslab bench batches --model DIR [--workers 1 2] [--json FILE]``.
    run, so on a 2-core machine it shares the cores with 2 workers. Reported per run: records/s over the
    batch loop (encrypt + predict + decrypt of every batch: ``timings_s`` encrypt_data + predict +
    decrypt), records/s end to end (keygen, model encryption and the cluster's start included), and both
-   as ratios to the local run of the same invocation.
+   as ratios to the local run of the same invocation; and per server process (this one, or each Dask
+   worker), measured there: its batches, their compute seconds and the process's peak RSS.
 2. Memory: ``ckkslab --quiet compare --engines plain,ckkslab`` in a fresh process with ``--batches 1`` and
    with ``--batches all``; the peak resident size of each child (``os.wait4``'s ru_maxrss) and their ratio.
    Streaming keeps one batch's ciphertexts at a time, so the ratio should stay near 1.
@@ -61,7 +62,9 @@ def throughput(model_dir: Path, workers: list[int], quiet: bool = True) -> list[
                      "batches": int(x.shape[0] // BATCH_SIZE), "loop_s": loop, "total_s": total,
                      "server_load_s": result.extra["server_load_s"], "timings_s": dict(result.timings_s),
                      "records_per_s": x.shape[0] / loop, "records_per_s_end_to_end": x.shape[0] / total,
-                     "decisions_equal_to_plain": int(equal.sum())})
+                     "decisions_equal_to_plain": int(equal.sum()),
+                     "server_compute_s": result.extra["server_s"]["compute"],
+                     "servers": result.extra["servers"]})
     for run in runs:
         run["ratio_to_local"] = run["records_per_s"] / runs[0]["records_per_s"]
         run["ratio_to_local_end_to_end"] = (run["records_per_s_end_to_end"]
@@ -111,6 +114,12 @@ def format_report(result: dict[str, Any]) -> str:
                      f"{run['loop_s']:.2f} | {run['total_s']:.2f} | {run['server_load_s']:.2f} | "
                      f"{run['decisions_equal_to_plain']}/{run['records']} |")
     lines += ["", "where: " + "; ".join(f"{r['scheduler']}: {r['where']}" for r in result["runs"])]
+    lines += ["", "server processes, measured there (compute = Server.predict_bytes, summed over its "
+              "batches; peak RSS = that process's):"]
+    lines += [f"  {run['scheduler']}: " + "; ".join(
+        f"{where} {e['batches']} batch(es), compute {e['compute_s']:.2f} s, peak RSS "
+        f"{e['peak_rss_bytes'] / 2**20:.0f} MiB" for where, e in run["servers"].items())
+        for run in result["runs"]]
     if result.get("rss"):
         one, every = result["rss"]
         lines += ["", f"peak RSS, fresh process: --batches 1 {one['peak_rss_bytes'] / 2**20:.0f} MiB "

@@ -7,7 +7,7 @@ Only ``nn.distributed.open_scheduler`` imports this module (it imports dask). Wh
   them into a ``nn.server.Server`` before the first batch (a worker that joins later, at its first batch)
   and keeps it for the next ones;
 - per batch, a task ``predict_on_worker(plugin name, batch bytes, batch name)`` that returns the prediction
-  bytes.
+  bytes and what they cost the worker (``nn.distributed.ServerCosts``).
 
 A worker that dies mid-batch is Dask's to handle: the scheduler gives the task to another worker, up to
 ``distributed.scheduler.allowed-failures`` times (3 by default), then reports ``KilledWorker``, which this
@@ -29,7 +29,15 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 import ckks
 
-from .distributed import BATCH_ERRORS, Batch, Outcome, SchedulerError, SchedulerOptions
+from .distributed import (
+    BATCH_ERRORS,
+    Batch,
+    Outcome,
+    SchedulerError,
+    SchedulerOptions,
+    ServerCosts,
+    predict_measured,
+)
 from .server import Server, digest
 
 CONNECT_TIMEOUT_S = 30
@@ -87,9 +95,10 @@ def load_on_worker(plugin: str) -> int:
     return get_worker().plugins[plugin].server().model.output_dim
 
 
-def predict_on_worker(plugin: str, data: bytes, name: str) -> bytes:
-    """The encrypted predictions of one batch, computed by the worker's server."""
-    return get_worker().plugins[plugin].server().predict_bytes(data, name)
+def predict_on_worker(plugin: str, data: bytes, name: str) -> tuple[bytes, ServerCosts]:
+    """The encrypted predictions of one batch, computed by the worker's server, and what they cost it."""
+    worker = get_worker()
+    return predict_measured(worker.plugins[plugin].server(), data, name, worker.address)
 
 
 class DaskScheduler:
@@ -127,7 +136,8 @@ class DaskScheduler:
     def _outcome(future: Future, names: dict[str, Batch]) -> Outcome:
         batch = names.pop(future.key)
         try:
-            return Outcome(batch.index, future.result())
+            predictions, costs = future.result()
+            return Outcome(batch.index, predictions, costs=costs)
         except KilledWorker as exc:
             return Outcome(batch.index, None, SchedulerError(
                 f"{batch.name}: every worker that ran it died ({exc}); see the workers' logs"))

@@ -10,17 +10,21 @@ What a worker receives is exactly what the server receives in the file workflow:
 sends back the predictions' ciphertexts; decryption stays with the client.
 
 A batch whose input is bad (a corrupted file, data of another client) comes back as that batch's named
-error, and the other batches go on; an error loading the bundle or the model stops the whole run.
+error, and the other batches go on; an error loading the bundle or the model stops the whole run. A batch
+that succeeds comes back with what it cost the process that computed it (``ServerCosts``: its compute
+seconds and steps, and that process's peak memory), measured there, on a Dask worker as in this process.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
 import ckks
+from ckks.memory import peak_rss_bytes
 
 from . import encrypted as enc
 from .server import Server
@@ -72,12 +76,37 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class ServerCosts:
+    """What one batch cost the server process that computed it: ``where`` that process is (this process,
+    or a Dask worker's address), ``compute_s`` (wall seconds of its ``Server.predict_bytes``),
+    ``stage_seconds`` (the steps of that call, ``nn.encrypted.StageTimer``) and ``peak_rss_bytes`` (that
+    process's peak resident size, ``ckks.memory.peak_rss_bytes``: since it started, or since a
+    ``PeakRss`` block of this process began)."""
+
+    where: str
+    compute_s: float
+    stage_seconds: dict[str, float]
+    peak_rss_bytes: int
+
+
+def predict_measured(server: Server, data: bytes, name: str, where: str) -> tuple[bytes, ServerCosts]:
+    """``server.predict_bytes(data, name)`` and what it cost (``ServerCosts``, measured in this process)."""
+    timer = enc.StageTimer()
+    start = time.perf_counter()
+    predictions = server.predict_bytes(data, name, timer)
+    seconds = time.perf_counter() - start
+    return predictions, ServerCosts(where, seconds, dict(timer.seconds), peak_rss_bytes())
+
+
+@dataclass(frozen=True)
 class Outcome:
-    """What came back for one batch: its prediction bytes, or the named error it failed with."""
+    """What came back for one batch: its prediction bytes and their cost, or the named error it failed
+    with."""
 
     index: int
     predictions: bytes | None
     error: Exception | None = None
+    costs: ServerCosts | None = None
 
 
 class Scheduler(Protocol):
@@ -96,26 +125,24 @@ class LocalScheduler:
     workers = 1
     description = "local (in this process, one batch at a time)"
 
-    def __init__(self, server: Server, timer: enc.StageTimer | None = None) -> None:
-        self.server, self.timer = server, timer
+    def __init__(self, server: Server) -> None:
+        self.server = server
 
     def run(self, batches: Iterable[Batch]) -> Iterator[Outcome]:
         """Predict each batch as it is drawn from ``batches`` (lazily: one batch in memory at a time)."""
         for batch in batches:
             try:
-                predictions = self.server.predict_bytes(batch.data, batch.name, self.timer)
+                predictions, costs = predict_measured(self.server, batch.data, batch.name, "this process")
             except BATCH_ERRORS as exc:
                 yield Outcome(batch.index, None, exc)
                 continue
-            yield Outcome(batch.index, predictions)
+            yield Outcome(batch.index, predictions, costs=costs)
 
 
 @contextmanager
 def open_scheduler(options: SchedulerOptions, bundle: bytes, model: bytes, *, bundle_name: str = "the bundle",
-                   model_name: str = "the model", timer: enc.StageTimer | None = None) -> Iterator[Scheduler]:
+                   model_name: str = "the model") -> Iterator[Scheduler]:
     """A scheduler serving ``bundle`` and ``model`` (serialized), closed (cluster included) on exit.
-
-    ``timer`` collects the per-step times of predict (local scheduler only: a worker's time stays there).
 
     Raises:
         SchedulerError: the cluster cannot be started or reached.
@@ -123,7 +150,7 @@ def open_scheduler(options: SchedulerOptions, bundle: bytes, model: bytes, *, bu
             (see ``nn.server.Server``), raised before any batch runs.
     """
     if options.kind == "local":
-        yield LocalScheduler(Server(bundle, model, bundle_name, model_name), timer)
+        yield LocalScheduler(Server(bundle, model, bundle_name, model_name))
         return
     from .dask_scheduler import dask_scheduler
 

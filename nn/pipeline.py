@@ -20,7 +20,7 @@ import ckks
 
 from . import artifacts
 from . import encrypted as enc
-from .distributed import Batch, SchedulerOptions, open_scheduler
+from .distributed import Batch, SchedulerOptions, ServerCosts, open_scheduler
 from .errors import refuse_complex
 from .model import PlainNetwork
 from .plan import InferencePlan, plan_inference
@@ -36,7 +36,10 @@ class CkksResult:
 
     ``extra["server_load_s"]``: the server's one-time loading of bundle and model and preparation of the
     weights (not part of ``predict``, as HElayers' model loading is not part of its predict; with Dask, the
-    cluster's start and the first worker's load); ``extra["scheduler"]``: where the batches ran.
+    cluster's start and the first worker's load); ``extra["scheduler"]``: where the batches ran;
+    ``extra["server_s"]["compute"]``: the servers' compute seconds summed over the batches (on Dask, the
+    workers'; ``predict`` is the client's wait); ``extra["servers"]``: per server process (this one, or a
+    worker's address), its batches, compute seconds and peak RSS (``nn.distributed.ServerCosts``).
     ``record_ids``: the id (row in ``x``) of each prediction, read back from the predictions' headers.
     With batches skipped, ``predictions`` and ``record_ids`` hold the computed batches only, in batch order.
     """
@@ -72,7 +75,6 @@ def plan_summary(plan: InferencePlan, network: PlainNetwork, encrypt_weights: bo
         "frac_bits": plan.frac_bits,
         "encrypt_weights": encrypt_weights,
         "batch_size": plan.batch_size,
-        "threads": 1,
         "depth": plan.depth,
         "input_dim": network.input_dim,
         "output_dim": network.output_dim,
@@ -102,8 +104,8 @@ def run_ckkslab(
     ``skip``: indices of batches not to compute (the caller has their outputs): keys and model are made all
     the same, those records are not encrypted, and no server starts when every batch is skipped.
     ``on_batch`` receives each computed batch as it is decrypted, with its share of ``timings_s``
-    (encrypt_data, predict, decrypt), ``sizes_bytes`` (data, predictions) and ``stage_seconds`` (see
-    ``BatchShares``).
+    (encrypt_data, predict, decrypt), ``sizes_bytes`` (data, predictions), ``stage_seconds`` and
+    ``server_s`` (see ``BatchShares``).
 
     Raises:
         ValueError (PlanError, ckks.ValueRangeError): bad shapes, no secure parameters, complex values, values
@@ -116,8 +118,10 @@ def run_ckkslab(
         raise ValueError(f"expected records of shape (n, {network.input_dim}), got {x.shape}")
     if x.shape[0] == 0 or x.shape[0] % batch_size:
         raise ValueError(f"{x.shape[0]} records are not a positive multiple of the batch size {batch_size}")
+    scheduler = scheduler or SchedulerOptions()
     times = dict.fromkeys(STAGES, 0.0)
     sizes = {"context": 0, "model": 0, "data": 0, "predictions": 0}
+    totals: dict[str, dict[str, float]] = {"timings_s": times, "sizes_bytes": sizes, "stage_seconds": {}}
     show = False if quiet else None
 
     def clock(stage: str, start: float) -> None:
@@ -147,11 +151,11 @@ def run_ckkslab(
     sizes["model"] = len(model_bytes)
 
     decryptor = ckks.Decryptor(plan.params, keygen.secret_key)
-    timer = enc.StageTimer()
     batches = x.shape[0] // batch_size
     skipped = sorted(index for index in set(skip) if 0 <= index < batches)
     todo = [index for index in range(batches) if index not in skipped]
-    shares = BatchShares(timer)
+    shares = BatchShares()
+    servers: dict[str, dict[str, float]] = {}  # where a server ran -> its batches, compute seconds, peak RSS
 
     def encrypted_batches() -> Iterator[Batch]:
         for index in todo:
@@ -168,8 +172,7 @@ def run_ckkslab(
     if todo:
         start = time.perf_counter()
         # The server: loads the bundle (no secret key in it) and the model, and prepares the weights, once.
-        with (open_scheduler(scheduler or SchedulerOptions(), bundle_bytes, model_bytes,
-                             timer=timer) as running,
+        with (open_scheduler(scheduler, bundle_bytes, model_bytes) as running,
               RecordProgress("ckkslab batches", batches, x.shape[0], enabled=show) as bar):
             server_load, where = time.perf_counter() - start, running.description
             for _ in skipped:
@@ -183,8 +186,9 @@ def run_ckkslab(
                 outputs[outcome.index] = enc.decrypt_batch(result, info["records"], plan, network.output_dim,
                                                            encoder, decryptor)
                 ids[outcome.index] = info["first_record"] + np.arange(info["records"])
-                costs = shares.done(outcome.index, arrived, len(outcome.predictions))
-                add_costs({"timings_s": times, "sizes_bytes": sizes}, costs)
+                costs = shares.done(outcome.index, arrived, len(outcome.predictions), outcome.costs)
+                add_costs(totals, costs)
+                add_server_costs(servers, outcome.costs)
                 if on_batch is not None:
                     on_batch(outcome.index, outputs[outcome.index], ids[outcome.index], costs)
                 bar.advance(info["records"])
@@ -194,11 +198,13 @@ def run_ckkslab(
     return CkksResult(
         np.concatenate([outputs[i] for i in todo] or [np.zeros((0, network.output_dim))]),
         times,
-        dict(timer.seconds),
+        totals["stage_seconds"],
         sizes,
-        plan_summary(plan, network, encrypt_weights),
+        {**plan_summary(plan, network, encrypt_weights),
+         "threads": ckks.get_threads() if scheduler.kind == "local" else "see the scheduler"},
         plan.describe(network),
-        {"server_load_s": server_load, "scheduler": where},
+        {"server_load_s": server_load, "scheduler": where, "server_s": totals.get("server_s", {}),
+         "servers": servers},
         record_ids,
     )
 
@@ -211,33 +217,44 @@ class BatchShares:
     predictions arriving, less the encryptions done meanwhile: how long the client waited for the server.
     Summed over the batches it is the loop's wall time less all encryption and decryption, whatever the
     scheduler (with Dask, several batches are in flight and this is the client's wait, not the workers'
-    compute time). ``stage_seconds``: the server's steps timed meanwhile (local scheduler only).
+    compute time). ``stage_seconds`` and ``server_s``: the steps and the compute seconds of the server
+    process that computed the batch, measured there (``nn.distributed.ServerCosts``).
     """
 
-    def __init__(self, timer: enc.StageTimer) -> None:
-        self.timer = timer
+    def __init__(self) -> None:
         self.encrypted_batches: dict[int, tuple[float, int]] = {}
         self.start()
 
     def start(self) -> None:
         """The loop starts now (or the previous batch is done): a new interval begins."""
-        self.mark, self.encrypting, self.steps = time.perf_counter(), 0.0, dict(self.timer.seconds)
+        self.mark, self.encrypting = time.perf_counter(), 0.0
 
     def encrypted(self, index: int, seconds: float, size: int) -> None:
         """Batch ``index`` took ``seconds`` to encrypt into ``size`` bytes."""
         self.encrypted_batches[index] = (seconds, size)
         self.encrypting += seconds
 
-    def done(self, index: int, arrived: float, size: int) -> dict[str, dict[str, float]]:
-        """Batch ``index``'s costs, now that its predictions (``size`` bytes, arrived at time ``arrived``)
-        are decrypted."""
+    def done(self, index: int, arrived: float, size: int,
+             server: ServerCosts | None) -> dict[str, dict[str, float]]:
+        """Batch ``index``'s costs, now that its predictions (``size`` bytes, arrived at time ``arrived``,
+        costing the server ``server``) are decrypted."""
         now = time.perf_counter()
         encrypt_seconds, data_size = self.encrypted_batches.pop(index)
-        steps = {name: value - self.steps.get(name, 0.0) for name, value in self.timer.seconds.items()}
         waited = arrived - self.mark - self.encrypting
         costs = {"timings_s": {"encrypt_data": encrypt_seconds, "predict": waited, "decrypt": now - arrived},
                  "sizes_bytes": {"data": data_size, "predictions": size}}
-        if steps:
-            costs["stage_seconds"] = steps
+        if server is not None:
+            costs["stage_seconds"] = dict(server.stage_seconds)
+            costs["server_s"] = {"compute": server.compute_s}
         self.start()
         return costs
+
+
+def add_server_costs(servers: dict[str, dict[str, float]], costs: ServerCosts | None) -> None:
+    """Count one batch into ``servers`` (where -> batches, compute_s summed, peak_rss_bytes the largest)."""
+    if costs is None:
+        return
+    entry = servers.setdefault(costs.where, {"batches": 0, "compute_s": 0.0, "peak_rss_bytes": 0})
+    entry["batches"] += 1
+    entry["compute_s"] += costs.compute_s
+    entry["peak_rss_bytes"] = max(entry["peak_rss_bytes"], costs.peak_rss_bytes)

@@ -117,6 +117,8 @@ def predict_batches(workspace: str | Path, scheduler: SchedulerOptions | None = 
     A batch whose prediction file exists and is the prediction of that very data file, model and keys is
     skipped (so a rerun after Ctrl-C resumes); any other is computed and written atomically. A batch that
     fails with a named error (a corrupted file) is reported in ``failed`` while the others go on.
+    ``timer`` receives the server's steps summed over the computed batches, measured where they ran (on a
+    Dask worker too).
 
     Raises:
         WorkflowError: no batch files, or a missing bundle or model.
@@ -155,7 +157,7 @@ def predict_batches(workspace: str | Path, scheduler: SchedulerOptions | None = 
     # The progress line (records/s, ETA) starts once the server is ready: a Dask cluster's start is not
     # time spent on records.
     with (open_scheduler(scheduler or SchedulerOptions(), bundle, model, bundle_name=str(paths["bundle"]),
-                         model_name=str(paths["model"]), timer=timer) as running,
+                         model_name=str(paths["model"])) as running,
           RecordProgress("predicting batches", len(records), sum(records.values()),
                          enabled=False if quiet else None) as bar):
         report.scheduler = running.description
@@ -166,6 +168,8 @@ def predict_batches(workspace: str | Path, scheduler: SchedulerOptions | None = 
                 report.failed[outcome.index] = outcome.error
                 continue
             write_atomic(paths["batch_predictions"] / jobs[outcome.index].name, outcome.predictions)
+            for step, seconds in outcome.costs.stage_seconds.items() if timer is not None else ():
+                timer.seconds[step] += seconds
             report.computed.append(outcome.index)
             report.bytes_written += len(outcome.predictions)
             bar.advance(records[outcome.index])

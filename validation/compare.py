@@ -271,7 +271,8 @@ def run_ckkslab_engine(inputs: Inputs, options: CompareOptions, store: BatchStor
                                                if on_dask else ""),
                   predict_scope="the client's wall time waiting for the Dask workers, not their compute time"
                   if on_dask else "the server's work, in this process")
-    details = {"stage_seconds": dict(result.stage_seconds), "plan_text": result.plan_text}
+    details = {"stage_seconds": dict(result.stage_seconds), "plan_text": result.plan_text,
+               "server_s": dict(result.extra["server_s"]), "servers": result.extra["servers"]}
     return EngineRun("ckkslab", np.asarray(result.predictions, dtype=np.float64), params,
                      dict(result.timings_s), dict(result.sizes_bytes), peak.peak_bytes, details)
 

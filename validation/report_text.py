@@ -122,6 +122,18 @@ def _timings_section(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def workers_text(report: dict[str, Any]) -> str:
+    """What ckkslab's Dask workers measured: compute seconds summed over every batch, and per worker the
+    batches it computed in this run, their compute seconds and the worker's peak RSS."""
+    ckkslab = report["engines"]["ckkslab"]
+    compute = ckkslab.get("server_s", {}).get("compute")
+    each = "; ".join(f"{where} {e['batches']} batch(es), {_seconds(e['compute_s'])} s, peak RSS "
+                     f"{_mib(e['peak_rss_bytes'])}" for where, e in ckkslab.get("servers", {}).items())
+    return (f"ckkslab's workers computed for {_seconds(compute) if compute is not None else '-'} s, summed "
+            f"over the batches (measured on the workers); per worker, for the batches its last run computed: "
+            f"{each or 'none'}")
+
+
 def on_dask(report: dict[str, Any]) -> bool:
     """Whether ckkslab's server side ran on Dask workers (its predict and peak RSS are then the client's)."""
     return report["engines"].get("ckkslab", {}).get("params", {}).get("scheduler", "").startswith("dask")
@@ -206,6 +218,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     if on_dask(report):
         lines[-1] += (f" So its predict time is {ckkslab['predict_scope']}, and its peak RSS covers "
                       f"{ckkslab['peak_rss_scope']}.")
+        lines += ["", workers_text(report) + "."]
     names = list(engines)
     lines += _timings_section(report)
     encrypted = [n for n in names if n != "plain"]
@@ -262,6 +275,7 @@ def summary_text(report: dict[str, Any], out: Path) -> str:
             "this run's)")
     if on_dask(report):
         lines.append(f"  ckkslab predict on dask: {engines['ckkslab']['params']['predict_scope']}")
+        lines.append(f"  {workers_text(report)}")
     for name, reason in report["skipped"].items():
         lines.append(f"  {name} skipped: {reason}")
     lines.append(f"  files: {out}/report.md, report.json, " + ", ".join(Path(p).name

@@ -138,6 +138,34 @@ def test_compare_pipeline_sends_no_secret_key_to_workers(network, records, on_cl
     assert result.extra["scheduler"].startswith("dask: 2 worker thread(s)")
 
 
+def vm_hwm_bytes() -> int:
+    """This process's peak resident size (VmHWM), read from /proc: a measure independent of getrusage."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+
+
+def test_each_batch_comes_back_with_what_it_cost_where_it_ran(network, records, cluster, on_cluster):
+    """Locally and on the 2 workers: every batch's compute seconds and steps, measured by the process that
+    ran it, and each process's peak RSS, which that process's /proc, read independently, bounds."""
+    local = pipeline.run_ckkslab(network, records[:16], batch_size=BATCH, quiet=True)
+    result = pipeline.run_ckkslab(network, records[:16], batch_size=BATCH, quiet=True, scheduler=on_cluster)
+    here = local.extra["servers"]
+    assert list(here) == ["this process"] and here["this process"]["batches"] == 2
+    assert 0 < here["this process"]["compute_s"] <= local.timings_s["predict"]  # the wait holds the compute
+    # at least the server's model, at most this process's peak now (VmHWM, read here independently)
+    assert local.sizes_bytes["model"] < here["this process"]["peak_rss_bytes"] <= vm_hwm_bytes()
+    servers = result.extra["servers"]
+    assert sum(entry["batches"] for entry in servers.values()) == 2
+    assert result.extra["server_s"]["compute"] == pytest.approx(sum(e["compute_s"] for e in servers.values()))
+    assert set(result.stage_seconds) == set(local.stage_seconds) and all(result.stage_seconds.values())
+    with Client(cluster.scheduler_address) as client:
+        peaks = client.run(vm_hwm_bytes)
+    assert set(servers) <= set(peaks)  # worker addresses
+    for where, entry in servers.items():
+        assert entry["compute_s"] > 0 and 0 < entry["peak_rss_bytes"] <= peaks[where]
+    assert result.params["threads"] == "see the scheduler" and local.params["threads"] == ckks.get_threads()
+
+
 def test_a_worker_killed_mid_batch_is_retried_and_no_record_is_lost_or_doubled(tmp_path, network, records,
                                                                                 cluster, on_cluster):
     """A worker plugin kills its process (os._exit) as the first predict task starts executing there; Dask

@@ -166,7 +166,8 @@ def test_ckkslab_engine_agrees_with_plaintext(tiny, tmp_path):
     assert ours.outputs.shape == plain.outputs.shape == (32, 1)
     assert np.max(np.abs(ours.outputs - plain.outputs)) < 2.0**-12
     assert ours.params["batch_size"] == 16 and ours.params["calibration"].startswith(str(tiny))
-    assert set(ours.details) == {"stage_seconds", "plan_text"} and ours.peak_rss_bytes > 0
+    assert set(ours.details) == {"stage_seconds", "plan_text", "server_s", "servers"} and ours.peak_rss_bytes > 0
+    assert ours.details["servers"]["this process"]["batches"] == 2  # local: both batches in this process
 
 
 @pytest.mark.helayers
@@ -210,6 +211,13 @@ def test_every_batch_on_dask_with_metrics_over_all_and_agreement_per_batch(capsy
     assert "## Agreement per batch" in text and "| 3 | 48-63 | 16/16, " in text
     assert re.search(r"\| predict \| [0-9.e-]+ \| [0-9.e-]+ \(client\) \|", text)  # the client's wait
     assert "its peak RSS covers block, this client process only (not the Dask workers)" in text
+    servers = report["engines"]["ckkslab"]["servers"]  # measured on the workers themselves
+    assert all(where.startswith("tcp://127.0.0.1:") for where in servers) and 1 <= len(servers) <= 2
+    assert sum(e["batches"] for e in servers.values()) == 4 and all(e["peak_rss_bytes"] > 0 for e in
+                                                                      servers.values())
+    compute = report["engines"]["ckkslab"]["server_s"]["compute"]
+    assert compute == pytest.approx(sum(e["compute_s"] for e in servers.values()))
+    assert "ckkslab's workers computed for " in text and "per worker, for the batches its last run" in text
 
 
 def test_batches_must_be_a_number_or_all(capsys, tiny, tmp_path):
