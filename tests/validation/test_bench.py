@@ -358,3 +358,22 @@ def test_bench_batches_report_names_each_server_process_with_its_own_figures():
     assert ("  dask, 2 worker(s): tcp://127.0.0.1:4001 1 batch(es), compute 0.50 s, peak RSS 800 MiB; "
             "tcp://127.0.0.1:4002 1 batch(es), compute 0.75 s, peak RSS 900 MiB") in text
     assert "| dask, 2 worker(s) | 4096 | 1.00x | 2048 | 1.00x | 2.00 | 4.00 | 1.50 | 8192/8192 |" in text
+
+
+def test_mac_bandwidth_times_both_counts_and_refuses_bad_rounds():
+    """benchmarks/mac_bandwidth.py, one round: the read and the multiply-accumulate timed at 1 and 2 threads
+    (the script raises if the products differ between them), each speed-up the ratio of the minima and each
+    bandwidth the weights' bytes over a minimum."""
+    import ckks
+    from benchmarks import mac_bandwidth
+
+    if ckks.available_threads() < 2:
+        pytest.skip("one core: no second thread count")
+    result = mac_bandwidth.run(rounds=1)
+    assert result["weights_gb"] == pytest.approx(2 * 140 * 2 * 6 * 16384 * 8 / 1e9)
+    for name in ("read", "mac"):
+        row = result[name]
+        assert row["speedup"] == pytest.approx(row["min_s"][1] / row["min_s"][2])
+        assert row["gb_per_s"][2] == pytest.approx(result["weights_gb"] / row["min_s"][2])
+    with pytest.raises(ValueError, match="rounds must be a positive integer"):
+        mac_bandwidth.run(rounds=0)

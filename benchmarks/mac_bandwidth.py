@@ -1,0 +1,118 @@
+"""The first Dense layer's multiply-accumulate with encrypted weights, against reading its weights: how much a
+second thread can give a kernel bound by memory bandwidth on this machine.
+
+    .venv/bin/python benchmarks/mac_bandwidth.py [--rounds 6] [--json F]
+
+The shape is the clinical model's first layer (``ckkslab profile`` lists it): 14 input ciphertexts, 10
+outputs, 140 weight ciphertexts of 6 limbs at N = 16384, each with its Shoup companions: 440 MB that
+``ckks.ring.dot_kernels.dot_tensor_shoup`` streams once per batch. Each round times, at 1 thread and then at
+2 (``ckks.set_threads``): (a) a plain read of those 440 MB (XOR of the weights and their companions, a
+parallel loop with nothing serial), (b) the multiply-accumulate itself. Reported: the minimum of each, the
+bandwidth it reached (weights' bytes / seconds), and each one's speed-up from 1 to 2 threads. The read's
+speed-up is the ceiling for any kernel that must stream these bytes; the multiply-accumulate's results
+are checked to be the same at both counts. Random residues stand in for the weights: the timing depends on
+the shapes only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from numba import njit, prange
+
+N, LIMBS, INPUTS, OUTPUTS = 16384, 6, 14, 10
+
+
+@njit(cache=True, parallel=True)
+def _read_all(w, w_shoup):
+    """XOR of every weight and companion word, per limb (the limbs go to the threads): a read, no more."""
+    out = np.zeros(w.shape[2], dtype=np.uint64)
+    for i in prange(w.shape[2]):
+        acc = np.uint64(0)
+        for t in range(w.shape[0]):
+            for c in range(w.shape[1]):
+                a, b = w[t, c, i], w_shoup[t, c, i]
+                for k in range(w.shape[3]):
+                    acc ^= a[k] ^ b[k]
+        out[i] = acc
+    return out
+
+
+def run(rounds: int = 6) -> dict:
+    """Time the read and the multiply-accumulate ``rounds`` times at 1 and at 2 threads, alternating.
+
+    Raises:
+        ValueError: ``rounds`` < 1, or a machine with one core (nothing to compare).
+    """
+    import ckks
+    from ckks.ring import rns
+    from ckks.ring.dot_kernels import dot_tensor_shoup
+    from ckks.ring.primes import ntt_primes
+
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
+    if ckks.available_threads() < 2:
+        raise ValueError("one core: no second thread to compare with")
+    basis = rns.rns_basis(tuple(ntt_primes(51, N, LIMBS)), N)
+    q = np.array(basis.moduli, dtype=np.uint64)[None, None, :, None]
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 1 << 62, (INPUTS, 2, LIMBS, N), dtype=np.uint64) % q
+    w = rng.integers(0, 1 << 62, (INPUTS * OUTPUTS, 2, LIMBS, N), dtype=np.uint64) % q
+    w_shoup = rns.shoup_companions(w, basis)
+    terms = [[(i, r * INPUTS + i) for i in range(INPUTS)] for r in range(OUTPUTS)]
+    before = ckks.get_threads()
+    seconds: dict[str, dict[int, list[float]]] = {"read": {1: [], 2: []}, "mac": {1: [], 2: []}}
+    results = {}
+    try:
+        for round_ in range(rounds + 1):  # round 0 compiles and warms up
+            for threads in (1, 2):
+                ckks.set_threads(threads)
+                start = time.perf_counter()
+                _read_all(w, w_shoup)
+                middle = time.perf_counter()
+                results[threads] = dot_tensor_shoup(x, w, w_shoup, terms, basis)
+                if round_:
+                    seconds["read"][threads].append(middle - start)
+                    seconds["mac"][threads].append(time.perf_counter() - middle)
+    finally:
+        ckks.set_threads(before)
+    if not np.array_equal(results[1], results[2]):
+        raise ValueError("the multiply-accumulate differs between 1 and 2 threads")
+    gigabytes = (w.nbytes + w_shoup.nbytes) / 1e9
+    out = {"benchmark": "mac-bandwidth", "weights_gb": gigabytes, "rounds": rounds}
+    for name, per_count in seconds.items():
+        best = {t: min(s) for t, s in per_count.items()}
+        out[name] = {"min_s": best, "gb_per_s": {t: gigabytes / s for t, s in best.items()},
+                     "speedup": best[1] / best[2], "runs_s": per_count}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=6, help="timed rounds per thread count (default 6)")
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the results")
+    args = parser.parse_args(argv)
+    try:
+        result = run(args.rounds)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"first Dense layer, encrypted weights: {INPUTS} inputs x {OUTPUTS} outputs, {LIMBS} limbs, "
+          f"N = {N}: {result['weights_gb']:.2f} GB of weights and companions; minima of {args.rounds} rounds")
+    for name, label in (("read", "read of the weights"), ("mac", "multiply-accumulate")):
+        row = result[name]
+        print(f"  {label:<22} 1 thread {row['min_s'][1] * 1e3:7.2f} ms ({row['gb_per_s'][1]:5.1f} GB/s), "
+              f"2 threads {row['min_s'][2] * 1e3:7.2f} ms ({row['gb_per_s'][2]:5.1f} GB/s): "
+              f"speed-up {row['speedup']:.2f}x")
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
