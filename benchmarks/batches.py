@@ -114,11 +114,11 @@ def format_report(result: dict[str, Any]) -> str:
                      f"{run['loop_s']:.2f} | {run['total_s']:.2f} | {run['server_load_s']:.2f} | "
                      f"{run['decisions_equal_to_plain']}/{run['records']} |")
     lines += ["", "where: " + "; ".join(f"{r['scheduler']}: {r['where']}" for r in result["runs"])]
-    lines += ["", "server processes, measured there (compute = Server.predict_bytes, summed over its "
-              "batches; peak RSS = that process's):"]
+    lines += ["", "server processes, measured there (compute = Server.predict_bytes's wall seconds and the "
+              "process's CPU seconds meanwhile, summed over its batches; peak RSS = that process's):"]
     lines += [f"  {run['scheduler']}: " + "; ".join(
-        f"{where} {e['batches']} batch(es), compute {e['compute_s']:.2f} s, peak RSS "
-        f"{e['peak_rss_bytes'] / 2**20:.0f} MiB" for where, e in run["servers"].items())
+        f"{where} {e['batches']} batch(es), compute {e['compute_s']:.2f} s ({e['cpu_s']:.2f} s of CPU), "
+        f"peak RSS {e['peak_rss_bytes'] / 2**20:.0f} MiB" for where, e in run["servers"].items())
         for run in result["runs"]]
     if result.get("rss"):
         one, every = result["rss"]

@@ -77,14 +77,18 @@ class Batch:
 
 @dataclass(frozen=True)
 class ServerCosts:
-    """What one batch cost the server process that computed it: ``where`` that process is (this process,
-    or a Dask worker's address), ``compute_s`` (wall seconds of its ``Server.predict_bytes``),
-    ``stage_seconds`` (the steps of that call, ``nn.encrypted.StageTimer``) and ``peak_rss_bytes`` (that
-    process's peak resident size, ``ckks.memory.peak_rss_bytes``: since it started, or since a
-    ``PeakRss`` block of this process began)."""
+    """What one batch cost the server process that computed it.
+
+    ``where``: that process (this process, or a Dask worker's address). ``compute_s``: the wall seconds of
+    its ``Server.predict_bytes``; ``cpu_s``: the CPU seconds of the whole process meanwhile (below twice the
+    wall on 2 threads when other processes take turns on the cores). ``stage_seconds``: the steps of that
+    call (``nn.encrypted.StageTimer``). ``peak_rss_bytes``: that process's peak resident size
+    (``ckks.memory.peak_rss_bytes``: since it started, or since a ``PeakRss`` block of this process began).
+    """
 
     where: str
     compute_s: float
+    cpu_s: float
     stage_seconds: dict[str, float]
     peak_rss_bytes: int
 
@@ -92,10 +96,10 @@ class ServerCosts:
 def predict_measured(server: Server, data: bytes, name: str, where: str) -> tuple[bytes, ServerCosts]:
     """``server.predict_bytes(data, name)`` and what it cost (``ServerCosts``, measured in this process)."""
     timer = enc.StageTimer()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     predictions = server.predict_bytes(data, name, timer)
-    seconds = time.perf_counter() - start
-    return predictions, ServerCosts(where, seconds, dict(timer.seconds), peak_rss_bytes())
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    return predictions, ServerCosts(where, seconds, cpu, dict(timer.seconds), peak_rss_bytes())
 
 
 @dataclass(frozen=True)

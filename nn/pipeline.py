@@ -37,9 +37,10 @@ class CkksResult:
     ``extra["server_load_s"]``: the server's one-time loading of bundle and model and preparation of the
     weights (not part of ``predict``, as HElayers' model loading is not part of its predict; with Dask, the
     cluster's start and the first worker's load); ``extra["scheduler"]``: where the batches ran;
-    ``extra["server_s"]["compute"]``: the servers' compute seconds summed over the batches (on Dask, the
-    workers'; ``predict`` is the client's wait); ``extra["servers"]``: per server process (this one, or a
-    worker's address), its batches, compute seconds and peak RSS (``nn.distributed.ServerCosts``).
+    ``extra["server_s"]``: the servers' compute seconds (wall) and CPU seconds summed over the batches (on
+    Dask, the workers'; ``predict`` is the client's wait); ``extra["servers"]``: per server process (this
+    one, or a worker's address), its batches, compute and CPU seconds and peak RSS
+    (``nn.distributed.ServerCosts``).
     ``record_ids``: the id (row in ``x``) of each prediction, read back from the predictions' headers.
     With batches skipped, ``predictions`` and ``record_ids`` hold the computed batches only, in batch order.
     """
@@ -245,16 +246,19 @@ class BatchShares:
                  "sizes_bytes": {"data": data_size, "predictions": size}}
         if server is not None:
             costs["stage_seconds"] = dict(server.stage_seconds)
-            costs["server_s"] = {"compute": server.compute_s}
+            costs["server_s"] = {"compute": server.compute_s, "cpu": server.cpu_s}
         self.start()
         return costs
 
 
 def add_server_costs(servers: dict[str, dict[str, float]], costs: ServerCosts | None) -> None:
-    """Count one batch into ``servers`` (where -> batches, compute_s summed, peak_rss_bytes the largest)."""
+    """Count one batch into ``servers`` (where -> batches, compute_s and cpu_s summed, peak_rss_bytes the
+    largest)."""
     if costs is None:
         return
-    entry = servers.setdefault(costs.where, {"batches": 0, "compute_s": 0.0, "peak_rss_bytes": 0})
+    entry = servers.setdefault(costs.where,
+                               {"batches": 0, "compute_s": 0.0, "cpu_s": 0.0, "peak_rss_bytes": 0})
     entry["batches"] += 1
     entry["compute_s"] += costs.compute_s
+    entry["cpu_s"] += costs.cpu_s
     entry["peak_rss_bytes"] = max(entry["peak_rss_bytes"], costs.peak_rss_bytes)

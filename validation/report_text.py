@@ -127,7 +127,8 @@ def workers_text(report: dict[str, Any]) -> str:
     batches it computed in this run, their compute seconds and the worker's peak RSS."""
     ckkslab = report["engines"]["ckkslab"]
     compute = ckkslab.get("server_s", {}).get("compute")
-    each = "; ".join(f"{where} {e['batches']} batch(es), {_seconds(e['compute_s'])} s, peak RSS "
+    each = "; ".join(f"{where} {e['batches']} batch(es), {_seconds(e['compute_s'])} s "
+                     f"({_seconds(e['cpu_s'])} s of CPU), peak RSS "
                      f"{_mib(e['peak_rss_bytes'])}" for where, e in ckkslab.get("servers", {}).items())
     return (f"ckkslab's workers computed for {_seconds(compute) if compute is not None else '-'} s, summed "
             f"over the batches (measured on the workers); per worker, for the batches its last run computed: "

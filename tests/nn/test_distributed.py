@@ -162,7 +162,7 @@ def test_each_batch_comes_back_with_what_it_cost_where_it_ran(network, records, 
         peaks = client.run(vm_hwm_bytes)
     assert set(servers) <= set(peaks)  # worker addresses
     for where, entry in servers.items():
-        assert entry["compute_s"] > 0 and 0 < entry["peak_rss_bytes"] <= peaks[where]
+        assert entry["compute_s"] > 0 and entry["cpu_s"] > 0 and 0 < entry["peak_rss_bytes"] <= peaks[where]
     assert result.params["threads"] == "see the scheduler" and local.params["threads"] == ckks.get_threads()
 
 

@@ -348,15 +348,18 @@ def test_bench_batches_report_names_each_server_process_with_its_own_figures():
     seconds and peak RSS as measured there (figures made up here: this checks the report, not a run)."""
     from benchmarks.batches import format_report
 
-    servers = {"tcp://127.0.0.1:4001": {"batches": 1, "compute_s": 0.5, "peak_rss_bytes": 800 * 2**20},
-               "tcp://127.0.0.1:4002": {"batches": 1, "compute_s": 0.75, "peak_rss_bytes": 900 * 2**20}}
+    servers = {"tcp://127.0.0.1:4001": {"batches": 1, "compute_s": 0.5, "cpu_s": 0.25,
+                                        "peak_rss_bytes": 800 * 2**20},
+               "tcp://127.0.0.1:4002": {"batches": 1, "compute_s": 0.75, "cpu_s": 1.5,
+                                        "peak_rss_bytes": 900 * 2**20}}
     run = {"scheduler": "dask, 2 worker(s)", "where": "dask: 2 worker thread(s)", "records": 8192,
            "batches": 2, "loop_s": 2.0, "total_s": 4.0, "server_load_s": 1.5, "records_per_s": 4096.0,
            "records_per_s_end_to_end": 2048.0, "decisions_equal_to_plain": 8192, "ratio_to_local": 1.0,
            "ratio_to_local_end_to_end": 1.0, "server_compute_s": 1.25, "servers": servers}
     text = format_report({"model": "m", "cpus": 2, "load_before": [0.5], "load_after": [0.6], "runs": [run]})
-    assert ("  dask, 2 worker(s): tcp://127.0.0.1:4001 1 batch(es), compute 0.50 s, peak RSS 800 MiB; "
-            "tcp://127.0.0.1:4002 1 batch(es), compute 0.75 s, peak RSS 900 MiB") in text
+    assert ("  dask, 2 worker(s): tcp://127.0.0.1:4001 1 batch(es), compute 0.50 s (0.25 s of CPU), "
+            "peak RSS 800 MiB; tcp://127.0.0.1:4002 1 batch(es), compute 0.75 s (1.50 s of CPU), "
+            "peak RSS 900 MiB") in text
     assert "| dask, 2 worker(s) | 4096 | 1.00x | 2048 | 1.00x | 2.00 | 4.00 | 1.50 | 8192/8192 |" in text
 
 
