@@ -66,14 +66,13 @@ class ThreadBaseline:
     threads at those moments: the ceiling for any code's speed-up then.
     """
 
-    what = "forward NTT of 32 independent rows"
-
     def __init__(self, rows: int = 32, ring_degree: int = 16384) -> None:
         import numpy as np
 
         from ckks.ring import rns
         from ckks.ring.primes import ntt_primes
 
+        self.what = f"forward NTT of {rows} independent rows"
         q = ntt_primes(51, ring_degree, 1)[0]
         self._rows = np.random.default_rng(0).integers(0, q, (rows, ring_degree), dtype=np.uint64)
         self._tables = rns.rns_basis((q,), ring_degree).tables * rows

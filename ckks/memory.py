@@ -9,8 +9,6 @@ over fork and exec, so a process started by a large one (a Dask worker by its na
 
 from __future__ import annotations
 
-import resource
-
 
 def _status_bytes(field: str) -> int | None:
     """The ``field`` line of /proc/self/status (VmRSS, VmHWM: kilobytes there) in bytes; None off Linux."""
@@ -33,7 +31,11 @@ def peak_rss_bytes() -> int:
     """This process's peak resident memory since it started or since the last ``reset_peak_rss`` (VmHWM);
     off Linux, since it started (ru_maxrss)."""
     peak = _status_bytes("VmHWM")
-    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if peak is not None:
+        return peak
+    import resource  # Unix only: where there is no /proc either
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def reset_peak_rss() -> bool:

@@ -328,9 +328,9 @@ def compare(options: CompareOptions) -> Comparison:
 
     Every engine's checkpoint is read first (``fresh``: discarded first), so that a corrupt or stale one stops
     the comparison before any engine runs. ckkslab's kernels are made ready next (``ckks.compile_kernels``:
-    a progress line on a terminal when it compiles), outside every stage, unless its checkpoint is complete. A missing pyhelayers (or HElayers
-    backend) skips the helayers engine with its reason; everything else that goes wrong stops the comparison,
-    the batches finished so far staying on disk.
+    a progress line on a terminal when it compiles), outside every stage, unless its checkpoint is complete.
+    A missing pyhelayers (or HElayers backend) skips the helayers engine with its reason; everything else
+    that goes wrong stops the comparison, the batches finished so far staying on disk.
 
     Raises:
         CompareError: see :func:`load_inputs`, :func:`run_ckkslab_engine`, :func:`run_helayers_engine`.

@@ -123,8 +123,9 @@ def _timings_section(report: dict[str, Any]) -> list[str]:
 
 
 def workers_text(report: dict[str, Any]) -> str:
-    """What ckkslab's Dask workers measured: compute seconds summed over every batch, and per worker the
-    batches it computed in this run, their compute seconds and the worker's peak RSS."""
+    """What ckkslab's Dask workers measured: compute seconds summed over every batch (loaded ones included),
+    and per worker the batches the engine's last run computed there, their wall and CPU seconds and the
+    worker's peak RSS."""
     ckkslab = report["engines"]["ckkslab"]
     compute = ckkslab.get("server_s", {}).get("compute")
     each = "; ".join(f"{where} {e['batches']} batch(es), {_seconds(e['compute_s'])} s "
