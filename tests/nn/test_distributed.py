@@ -20,6 +20,7 @@ import ckks
 from nn import artifacts, pipeline, workflow
 from nn.dask_scheduler import WORKER_MALLOC_SETTING, dask_scheduler
 from nn.distributed import SchedulerError, SchedulerOptions
+from nn.encrypted import StageTimer
 from nn.model import PlainNetwork
 
 RECORDS, BATCH = 40, 8  # 5 batches
@@ -72,13 +73,17 @@ def secret_pieces(secret: ckks.SecretKey, every: int = 256) -> list[bytes]:
 
 def test_dask_predictions_are_the_local_ones(tmp_path, network, records):
     """Same ciphertexts, model and evaluation keys: evaluation is deterministic, so the prediction files are
-    byte for byte those of the in-process scheduler (on an embedded LocalCluster of 2 workers)."""
+    byte for byte those of the in-process scheduler (on an embedded LocalCluster of 2 workers); the steps the
+    workers timed reach the caller's timer."""
     w = workspace(tmp_path, network, records)
-    local = workflow.predict_batches(w)
+    here, there = StageTimer(), StageTimer()
+    local = workflow.predict_batches(w, timer=here)
     expected = prediction_bytes(w)
     for path in (w / "server" / "predictions").iterdir():
         path.unlink()
-    report = workflow.predict_batches(w, SchedulerOptions("dask", workers=2))
+    report = workflow.predict_batches(w, SchedulerOptions("dask", workers=2), timer=there)
+    # the workers' step times come back with each batch, as the local server's do
+    assert set(there.seconds) == set(here.seconds) and all(v > 0 for v in there.seconds.values())
     assert "2 worker thread(s), kernels on 1 thread(s) per worker, embedded LocalCluster at tcp://127.0.0.1:" in report.scheduler
     assert sorted(report.computed) == sorted(local.computed) == list(range(5)) and not report.failed
     assert prediction_bytes(w) == expected
