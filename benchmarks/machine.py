@@ -80,12 +80,18 @@ class ThreadBaseline:
 
     def sample(self, calls: int = 3) -> float:
         """Time the transform ``calls`` times at the current thread count, keep each time under that count,
-        and return the fastest."""
+        and return the fastest.
+
+        Raises:
+            ValueError: ``calls`` < 1.
+        """
         import time
 
         import ckks
         from ckks.ring.ntt import ntt_forward
 
+        if isinstance(calls, bool) or not isinstance(calls, int) or calls < 1:
+            raise ValueError(f"calls must be a positive integer, got {calls!r}")
         times = []
         for _ in range(calls):
             work = self._rows.copy()

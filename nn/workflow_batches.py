@@ -168,8 +168,9 @@ def predict_batches(workspace: str | Path, scheduler: SchedulerOptions | None = 
                 report.failed[outcome.index] = outcome.error
                 continue
             write_atomic(paths["batch_predictions"] / jobs[outcome.index].name, outcome.predictions)
-            for step, seconds in outcome.costs.stage_seconds.items() if timer is not None else ():
-                timer.seconds[step] += seconds
+            if timer is not None:
+                for step, seconds in outcome.costs.stage_seconds.items():
+                    timer.seconds[step] += seconds
             report.computed.append(outcome.index)
             report.bytes_written += len(outcome.predictions)
             bar.advance(records[outcome.index])

@@ -19,7 +19,8 @@ from numba import njit, prange
 from ..instrument import timed
 from .modarith import shoup_mul, shoup_precompute
 from .ntt import ntt_forward, ntt_inverse
-from .rns import RnsBasis, copy_into, rns_basis
+from .rns import RnsBasis, rns_basis
+from .rns import stack as stack_rows
 
 
 @njit(cache=True)
@@ -133,10 +134,9 @@ def divide_by_last_primes(c: np.ndarray | list[np.ndarray], basis: RnsBasis,
     dropped = rns_basis(basis.moduli[n_keep:], n)
     parts = [c] if isinstance(c, np.ndarray) else list(c)
     stacks = [np.ascontiguousarray(part).reshape(-1, len(basis), n) for part in parts]
-    k = sum(stack.shape[0] for stack in stacks)
-    tail = np.empty((k, count, n), dtype=np.uint64)  # a copy of the dropped rows: the inverse NTT is in place
-    for row, poly in zip(tail, (poly for stack in stacks for poly in stack), strict=True):
-        copy_into(row, poly[n_keep:])
+    # a copy of the dropped rows (the inverse NTT works in place), on the kernels' threads
+    tail = stack_rows([poly[n_keep:] for stack in stacks for poly in stack])
+    k = tail.shape[0]
     ntt_inverse(tail.reshape(k * count, n), dropped.tables * k)
     conv = fast_base_convert(tail, dropped.moduli, kept.moduli)
     ntt_forward(conv.reshape(k * n_keep, n), kept.tables * k)

@@ -315,6 +315,8 @@ def test_thread_baseline_speed_up_is_the_ratio_of_the_minima_once_both_counts_ar
         assert baseline.speedup(1, 2) is None and fastest == min(baseline.seconds[1]) > 0
         baseline.seconds[2] = [fastest / 1.5, fastest]  # as if sampled at 2 threads
         assert baseline.speedup(1, 2) == pytest.approx(1.5) and len(baseline.seconds[1]) == 2
+        with pytest.raises(ValueError, match="calls must be a positive integer, got 0"):
+            baseline.sample(calls=0)
     finally:
         ckks.set_threads(before)
 
