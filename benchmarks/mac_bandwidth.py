@@ -4,9 +4,9 @@ second thread can give a kernel bound by memory bandwidth on this machine.
     .venv/bin/python benchmarks/mac_bandwidth.py [--rounds 6] [--json F]
 
 The shape is the clinical model's first layer (``ckkslab profile`` lists it): 14 input ciphertexts, 10
-outputs, 140 weight ciphertexts of 6 limbs at N = 16384, each with its Shoup companions: 440 MB that
-``ckks.ring.dot_kernels.dot_tensor_shoup`` streams once per batch. Each round times, at 1 thread and then at
-2 (``ckks.set_threads``): (a) a plain read of those 440 MB (XOR of the weights and their companions, a
+outputs, 140 weight ciphertexts of 6 limbs at N = 16384: 220 MB that ``ckks.ring.dot_kernels.dot_tensor_shoup``
+streams once per batch (the Shoup companions are the inputs', which stay in the cache). Each round times, at
+1 thread and then at 2 (``ckks.set_threads``): (a) a plain read of those 220 MB (XOR of the weights, a
 parallel loop with nothing serial), (b) the multiply-accumulate itself. Reported: the minimum of each, the
 bandwidth it reached (weights' bytes / seconds), and each one's speed-up from 1 to 2 threads. The read's
 speed-up is the ceiling for any kernel that must stream these bytes; the multiply-accumulate's results
@@ -29,16 +29,16 @@ N, LIMBS, INPUTS, OUTPUTS = 16384, 6, 14, 10
 
 
 @njit(cache=True, parallel=True)
-def _read_all(w, w_shoup):
-    """XOR of every weight and companion word, per limb (the limbs go to the threads): a read, no more."""
+def _read_all(w):
+    """XOR of every weight word, per limb (the limbs go to the threads): a read, no more."""
     out = np.zeros(w.shape[2], dtype=np.uint64)
     for i in prange(w.shape[2]):
         acc = np.uint64(0)
         for t in range(w.shape[0]):
             for c in range(w.shape[1]):
-                a, b = w[t, c, i], w_shoup[t, c, i]
+                row = w[t, c, i]
                 for k in range(w.shape[3]):
-                    acc ^= a[k] ^ b[k]
+                    acc ^= row[k]
         out[i] = acc
     return out
 
@@ -63,7 +63,6 @@ def run(rounds: int = 6) -> dict:
     rng = np.random.default_rng(0)
     x = rng.integers(0, 1 << 62, (INPUTS, 2, LIMBS, N), dtype=np.uint64) % q
     w = rng.integers(0, 1 << 62, (INPUTS * OUTPUTS, 2, LIMBS, N), dtype=np.uint64) % q
-    w_shoup = rns.shoup_companions(w, basis)
     terms = [[(i, r * INPUTS + i) for i in range(INPUTS)] for r in range(OUTPUTS)]
     before = ckks.get_threads()
     seconds: dict[str, dict[int, list[float]]] = {"read": {1: [], 2: []}, "mac": {1: [], 2: []}}
@@ -73,9 +72,9 @@ def run(rounds: int = 6) -> dict:
             for threads in (1, 2):
                 ckks.set_threads(threads)
                 start = time.perf_counter()
-                _read_all(w, w_shoup)
+                _read_all(w)
                 middle = time.perf_counter()
-                results[threads] = dot_tensor_shoup(x, w, w_shoup, terms, basis)
+                results[threads] = dot_tensor_shoup(x, w, terms, basis)
                 if round_:
                     seconds["read"][threads].append(middle - start)
                     seconds["mac"][threads].append(time.perf_counter() - middle)
@@ -83,7 +82,7 @@ def run(rounds: int = 6) -> dict:
         ckks.set_threads(before)
     if not np.array_equal(results[1], results[2]):
         raise ValueError("the multiply-accumulate differs between 1 and 2 threads")
-    gigabytes = (w.nbytes + w_shoup.nbytes) / 1e9
+    gigabytes = w.nbytes / 1e9
     out = {"benchmark": "mac-bandwidth", "weights_gb": gigabytes, "rounds": rounds}
     for name, per_count in seconds.items():
         best = {t: min(s) for t, s in per_count.items()}
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"first Dense layer, encrypted weights: {INPUTS} inputs x {OUTPUTS} outputs, {LIMBS} limbs, "
-          f"N = {N}: {result['weights_gb']:.2f} GB of weights and companions; minima of {args.rounds} rounds")
+          f"N = {N}: {result['weights_gb']:.2f} GB of weights; minima of {args.rounds} rounds")
     for name, label in (("read", "read of the weights"), ("mac", "multiply-accumulate")):
         row = result[name]
         print(f"  {label:<22} 1 thread {row['min_s'][1] * 1e3:7.2f} ms ({row['gb_per_s'][1]:5.1f} GB/s), "

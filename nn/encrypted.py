@@ -193,8 +193,9 @@ def encrypt_batch(
 
 
 def prepare_weights(model: EncryptedModel, ev: ckks.Evaluator) -> dict[tuple[int, ...], object]:
-    """Server side, once per loaded model: every diagonal with its Shoup companions, keyed (layer,) + key;
-    each layer's diagonals in one group (``Evaluator.prepare_many``), which ``dot_many`` reads in place.
+    """Server side, once per loaded model: every diagonal prepared (plain ones with their Shoup companions),
+    keyed (layer,) + key; each layer's diagonals in one group (``Evaluator.prepare_many``), which ``dot_many``
+    reads in place.
 
     The model's layers then hold their diagonals as views into the groups (the same values): each weight
     is kept once, and the memory of the separate copies goes back to the heap, where the server's

@@ -2,8 +2,8 @@
 
 What runs (``run_profile``), each step a stage of the recorder: plan, keygen (public, relinearization and
 Galois keys), compile model (encode or encrypt every block diagonal and bias), encrypt batch, prepare weights
-(Shoup companions), predict (sub-stages: the ``nn.encrypted.StageTimer`` stages, e.g. "layer 1 (dense)
-rotate"), decrypt. Besides the engine's own hooks (``@timed`` in ``ckks/``: NTT, pointwise products, base
+(stacked; plaintexts with their Shoup companions), predict (sub-stages: the ``nn.encrypted.StageTimer``
+stages, e.g. "layer 1 (dense) rotate"), decrypt. Besides the engine's own hooks (``@timed`` in ``ckks/``: NTT, pointwise products, base
 conversion, mod-down, rescale, key switch, encode/decode FFT, samplers), every public method of the
 Evaluator, Encoder, Encryptor, Decryptor and KeyGenerator objects of the run is timed as ``op.<name>``: their
 self time is the Python glue and the unhooked kernels (additions, automorphism permutations, CRT) of that

@@ -1,11 +1,18 @@
 """Multiply-accumulate with fixed operands: out[r] = sum over the terms (i, j) of output r of x[i] * w[j],
-for size-2 ciphertexts x and fixed plaintexts or size-2 ciphertexts w given with their Shoup companions
-floor(w * 2^64 / q) (``rns.shoup_companions``), in RNS / NTT form.
+for size-2 ciphertexts x and fixed plaintexts or size-2 ciphertexts w, in RNS / NTT form.
 
 Every output of a Dense layer is computed in one kernel call. For each limb (a thread's task) and each chunk
 of ``_CHUNK`` slots, an accumulator per output stays in the L1 cache while the terms stream by: each weight is
 read once and no partial sum goes back to memory. Products are Harvey's lazy Shoup products in [0, 2q),
 reduced once per chunk. ``ckks.scheme.dot_products`` checks the operands and calls these.
+
+Which operand carries the Shoup companions floor(v * 2^64 / q) (``rns.shoup_companions``) is chosen by what
+the kernel streams from memory. The weights are read once per batch and the inputs x, a few ciphertexts,
+stay in the cache for every output, so each companion should be read as few times as possible from memory:
+- a plaintext weight w multiplies x0 and x1 with one companion: w carries it (made once, by ``prepare``);
+- a ciphertext weight (w0, w1) meets (x0, x1) in four products, w0 x0, w1 x0, w0 x1, w1 x1, with two
+  companions on either side: x carries them (made per call, from the cache), so only the weights themselves
+  stream from memory, half the bytes (the kernel is bound by memory bandwidth at two threads).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..instrument import timed
+from . import rns
 from .modarith import shoup_mul_lazy
 from .rns import RnsBasis
 
@@ -49,9 +57,9 @@ def _dot_plain_shoup(x, w, w_shoup, term_x, term_w, starts, q, out):
 
 
 @njit(cache=True, parallel=True)
-def _dot_tensor_shoup(x, w, w_shoup, term_x, term_w, starts, q, out):
-    """out[r] = sum_t (x0 w0, x0 w1 + x1 w0, x1 w1) mod q_i, x = x[term_x[t]], w = w[term_w[t]] (size-2
-    ciphertexts), over the terms t of output r; the limbs i go to the threads."""
+def _dot_tensor_shoup(x, x_shoup, w, term_x, term_w, starts, q, out):
+    """out[r] = sum_t (x0 w0, x0 w1 + x1 w0, x1 w1) mod q_i, x = x[term_x[t]] (with its companions x_shoup),
+    w = w[term_w[t]] (size-2 ciphertexts), over the terms t of output r; the limbs i go to the threads."""
     n = x.shape[3]
     for i in prange(x.shape[2]):
         qi = q[i]
@@ -64,16 +72,16 @@ def _dot_tensor_shoup(x, w, w_shoup, term_x, term_w, starts, q, out):
                 acc[:, :width] = 0
                 for t in range(starts[r], starts[r + 1]):
                     x0, x1 = x[term_x[t], 0, i, start:], x[term_x[t], 1, i, start:]
+                    s0, s1 = x_shoup[term_x[t], 0, i, start:], x_shoup[term_x[t], 1, i, start:]
                     w0, w1 = w[term_w[t], 0, i, start:], w[term_w[t], 1, i, start:]
-                    s0, s1 = w_shoup[term_w[t], 0, i, start:], w_shoup[term_w[t], 1, i, start:]
                     for k in range(width):
-                        v = a0[k] + shoup_mul_lazy(x0[k], w0[k], s0[k], qi)
+                        v = a0[k] + shoup_mul_lazy(w0[k], x0[k], s0[k], qi)
                         a0[k] = v - two_q if v >= two_q else v
-                        v = a1[k] + shoup_mul_lazy(x0[k], w1[k], s1[k], qi)
+                        v = a1[k] + shoup_mul_lazy(w1[k], x0[k], s0[k], qi)
                         v = v - two_q if v >= two_q else v
-                        v = v + shoup_mul_lazy(x1[k], w0[k], s0[k], qi)
+                        v = v + shoup_mul_lazy(w0[k], x1[k], s1[k], qi)
                         a1[k] = v - two_q if v >= two_q else v
-                        v = a2[k] + shoup_mul_lazy(x1[k], w1[k], s1[k], qi)
+                        v = a2[k] + shoup_mul_lazy(w1[k], x1[k], s1[k], qi)
                         a2[k] = v - two_q if v >= two_q else v
                 for c in range(3):
                     for k in range(width):
@@ -93,7 +101,7 @@ def _terms_csr(terms: list[list[tuple[int, int]]]) -> tuple[np.ndarray, np.ndarr
 def dot_plain_shoup(x: np.ndarray, w: np.ndarray, w_shoup: np.ndarray, terms: list[list[tuple[int, int]]],
                     basis: RnsBasis) -> np.ndarray:
     """out[r]_c = sum over (i, j) in terms[r] of x[i]_c * w[j] mod q: size-2 ciphertexts x (T, 2, L, N)
-    times fixed plaintexts w (W, L, N) with their Shoup companions; (len(terms), 2, L, N) in [0, q).
+    times fixed plaintexts w (W, L, N) with their Shoup companions w_shoup; (len(terms), 2, L, N) in [0, q).
 
     One pass over memory: a chunk of slots of every output's two sums stays in a cache-resident accumulator
     while the terms stream by, so each weight is read once and no partial sum goes back to memory."""
@@ -103,10 +111,12 @@ def dot_plain_shoup(x: np.ndarray, w: np.ndarray, w_shoup: np.ndarray, terms: li
 
 
 @timed("mac_shoup")
-def dot_tensor_shoup(x: np.ndarray, w: np.ndarray, w_shoup: np.ndarray, terms: list[list[tuple[int, int]]],
+def dot_tensor_shoup(x: np.ndarray, w: np.ndarray, terms: list[list[tuple[int, int]]],
                      basis: RnsBasis) -> np.ndarray:
     """The same sums of tensor products with fixed size-2 ciphertexts w (W, 2, L, N): out[r] (3, L, N) =
-    sum (x0 w0, x0 w1 + x1 w0, x1 w1) over (i, j) in terms[r], in [0, q), in one pass."""
+    sum (x0 w0, x0 w1 + x1 w0, x1 w1) over (i, j) in terms[r], in [0, q), in one pass over w.
+
+    The companions are those of x (computed here, once for all the outputs), so w needs none."""
     out = np.empty((len(terms), 3) + x.shape[2:], dtype=np.uint64)
-    _dot_tensor_shoup(x, w, w_shoup, *_terms_csr(terms), basis.q[: x.shape[2]], out)
+    _dot_tensor_shoup(x, rns.shoup_companions(x, basis), w, *_terms_csr(terms), basis.q[: x.shape[2]], out)
     return out

@@ -1,8 +1,10 @@
 """Dot products with fixed weights: sum_t c_t * w_t for one output (``dot``) or many (``dot_many``).
 
-A weight that multiplies many ciphertexts (a Dense layer's diagonal) is prepared once: its Shoup companions
-floor(w * 2^64 / q_i) make each product a Shoup multiplication (``prepare``), and a layer's weights are
-stacked in one array (``prepare_many``) that the kernel reads in place. The kernel
+A weight that multiplies many ciphertexts (a Dense layer's diagonal) is prepared once (``prepare``): a
+plaintext weight gets its Shoup companions floor(w * 2^64 / q_i), which make each product a Shoup
+multiplication; a ciphertext weight needs none, as its products take the companions of the input
+ciphertexts (see ``ring.dot_kernels`` for why). A layer's weights are stacked in one array (``prepare_many``)
+that the kernel reads in place. The kernel
 (``ring.dot_kernels.dot_plain_shoup`` / ``dot_tensor_shoup``) keeps a chunk of every output's sums in the L1
 cache while the terms stream by, so each weight is read once and no partial sum goes back to memory.
 
@@ -24,22 +26,24 @@ from ..rlwe.ciphertext import Ciphertext, Plaintext
 @dataclass(frozen=True, eq=False)
 class PreparedGroup:
     """Fixed operands of one kind and level stacked in one array, (count, L, N) for plaintexts and
-    (count, 2, L, N) for ciphertexts, with their Shoup companions (made by ``Evaluator.prepare_many``)."""
+    (count, 2, L, N) for ciphertexts, with the plaintexts' Shoup companions (None for ciphertexts; made by
+    ``Evaluator.prepare_many``)."""
 
     data: np.ndarray
-    shoup: np.ndarray
+    shoup: np.ndarray | None
 
 
 @dataclass(frozen=True)
 class PreparedOperand:
-    """A fixed plaintext or ciphertext with the Shoup companions of its limbs, for repeated products.
+    """A fixed plaintext or ciphertext for repeated products; a plaintext with the Shoup companions of its
+    limbs (``shoup``; None for a ciphertext, whose products use the input's companions).
 
     Made by ``Evaluator.prepare`` (alone) or ``prepare_many`` (row ``index`` of a ``group``, which ``dot_many``
     reads in place); ``dot`` then multiplies by it with one Shoup multiplication per coefficient.
     """
 
     source: Ciphertext | Plaintext
-    shoup: np.ndarray
+    shoup: np.ndarray | None
     group: PreparedGroup | None = None
     index: int = 0
 
@@ -66,13 +70,14 @@ class DotProducts:
                                  "(the dot products multiply size-2 ciphertexts)")
 
     def prepare(self, operand: Ciphertext | Plaintext) -> PreparedOperand:
-        """Precompute floor(w * 2^64 / q_i) for a weight that will multiply many ciphertexts (see ``dot``).
+        """A weight that will multiply many ciphertexts (see ``dot``): for a plaintext, floor(w * 2^64 / q_i)
+        precomputed.
 
         Raises:
             ParameterError: not a plaintext or size-2 ciphertext of these parameters.
         """
         self._check_weight("prepare", operand)
-        return PreparedOperand(operand, rns.shoup_companions(operand.data, self._basis(operand.level)))
+        return PreparedOperand(operand, self._companions(operand, operand.data))
 
     def prepare_many(self, operands: list[Ciphertext | Plaintext]) -> list[PreparedOperand]:
         """``prepare`` for many weights of one kind and level, stacked in one ``PreparedGroup`` that
@@ -93,9 +98,13 @@ class DotProducts:
         if len(levels) != 1:
             raise LevelMismatchError(f"prepare_many: operands at levels {levels}; prepare each level apart")
         data = np.stack([o.data for o in operands])
-        group = PreparedGroup(data, rns.shoup_companions(data, self._basis(operands[0].level)))
-        return [PreparedOperand(replace(o, data=data[i]), group.shoup[i], group, i)
-                for i, o in enumerate(operands)]
+        group = PreparedGroup(data, self._companions(operands[0], data))
+        return [PreparedOperand(replace(o, data=data[i]), None if group.shoup is None else group.shoup[i],
+                                group, i) for i, o in enumerate(operands)]
+
+    def _companions(self, operand: Ciphertext | Plaintext, data: np.ndarray) -> np.ndarray | None:
+        """The Shoup companions of ``data`` when ``operand`` is a plaintext; None for a ciphertext."""
+        return rns.shoup_companions(data, self._basis(operand.level)) if isinstance(operand, Plaintext) else None
 
     def dot(self, cts: list[Ciphertext], weights: list[PreparedOperand]) -> Ciphertext:
         """sum_i cts[i] * weights[i] in one pass: size 2 for plaintext weights, 3 (not relinearized: lazy
@@ -156,6 +165,7 @@ class DotProducts:
                 raise ScaleMismatchError(f"{op}: the terms' product scales differ; encode every weight at "
                                          "one scale")
             scales.append(scale)
+        plain = isinstance(weights[0].source, Plaintext)
         group = weights[0].group
         if group is not None and all(w.group is group for w in weights):
             w_data, w_shoup, w_index = group.data, group.shoup, [w.index for w in weights]
@@ -163,16 +173,16 @@ class DotProducts:
             distinct = list({id(w): w for w in weights}.values())
             position = {id(w): n for n, w in enumerate(distinct)}
             w_data = np.stack([w.source.data for w in distinct])
-            w_shoup = np.stack([w.shoup for w in distinct])
+            w_shoup = np.stack([w.shoup for w in distinct]) if plain else None
             w_index = [position[id(w)] for w in weights]
         used = sorted({i for i, _ in pairs})
         x = rns.stack([cts[i].data for i in used])  # the copy on the kernels' threads
         x_index = {i: n for n, i in enumerate(used)}
         flat = iter(zip((x_index[i] for i, _ in pairs), w_index, strict=True))
         csr = [[next(flat) for _ in row] for row in terms]
-        plain = isinstance(weights[0].source, Plaintext)
-        dot = dot_kernels.dot_plain_shoup if plain else dot_kernels.dot_tensor_shoup
-        out = dot(x, w_data, w_shoup, csr, self._basis(level))
+        basis = self._basis(level)
+        out = (dot_kernels.dot_plain_shoup(x, w_data, w_shoup, csr, basis) if plain
+               else dot_kernels.dot_tensor_shoup(x, w_data, csr, basis))
         return [self._product(op, out[r], level, scale,
                               any(cts[i].complex_slots or w.source.complex_slots for i, w in row))
                 for r, (scale, row) in enumerate(zip(scales, terms, strict=True))]
