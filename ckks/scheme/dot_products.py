@@ -38,8 +38,8 @@ class PreparedOperand:
     """A fixed plaintext or ciphertext for repeated products; a plaintext with the Shoup companions of its
     limbs (``shoup``; None for a ciphertext, whose products use the input's companions).
 
-    Made by ``Evaluator.prepare`` (alone) or ``prepare_many`` (row ``index`` of a ``group``, which ``dot_many``
-    reads in place); ``dot`` then multiplies by it with one Shoup multiplication per coefficient.
+    Made by ``Evaluator.prepare`` (alone) or ``prepare_many`` (row ``index`` of a ``group``, which
+    ``dot_many`` reads in place); ``dot`` then multiplies by it with one Shoup multiplication per coefficient.
     """
 
     source: Ciphertext | Plaintext
@@ -104,7 +104,9 @@ class DotProducts:
 
     def _companions(self, operand: Ciphertext | Plaintext, data: np.ndarray) -> np.ndarray | None:
         """The Shoup companions of ``data`` when ``operand`` is a plaintext; None for a ciphertext."""
-        return rns.shoup_companions(data, self._basis(operand.level)) if isinstance(operand, Plaintext) else None
+        if isinstance(operand, Ciphertext):
+            return None
+        return rns.shoup_companions(data, self._basis(operand.level))
 
     def dot(self, cts: list[Ciphertext], weights: list[PreparedOperand]) -> Ciphertext:
         """sum_i cts[i] * weights[i] in one pass: size 2 for plaintext weights, 3 (not relinearized: lazy
