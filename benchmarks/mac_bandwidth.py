@@ -1,5 +1,5 @@
-"""The first Dense layer's multiply-accumulate with encrypted weights, against reading its weights: how much a
-second thread can give a kernel bound by memory bandwidth on this machine.
+"""The first Dense layer's multiply-accumulate with encrypted weights, against reading its weights: whether a
+second thread's gain on this kernel is bounded by the memory bandwidth this machine gives it.
 
     .venv/bin/python benchmarks/mac_bandwidth.py [--rounds 6] [--json F]
 
@@ -8,11 +8,10 @@ outputs, 140 weight ciphertexts of 6 limbs at N = 16384: 220 MB that
 ``ckks.ring.dot_kernels.dot_tensor_shoup`` streams once per batch (the Shoup companions are the inputs',
 which stay in the cache). Each round times, at 1 thread and then at 2 (``ckks.set_threads``): (a) a plain
 read of those 220 MB (XOR of the weights, a parallel loop with nothing serial), (b) the multiply-accumulate
-itself. Reported: the minimum of each, the
-bandwidth it reached (weights' bytes / seconds), and each one's speed-up from 1 to 2 threads. The read's
-speed-up is the ceiling for any kernel that must stream these bytes; the multiply-accumulate's results
-are checked to be the same at both counts. Random residues stand in for the weights: the timing depends on
-the shapes only.
+itself. Reported: the minimum of each, the bandwidth it reached (weights' bytes / seconds), and each one's
+speed-up from 1 to 2 threads. The read's speed-up is the ceiling for any kernel bound by these bytes; the
+multiply-accumulate's results are checked to be the same at both counts. Random residues stand in for the
+weights: the timing depends on the shapes only.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ the kernel streams from memory. The weights are read once per batch and the inpu
 stay in the cache for every output, so each companion should be read as few times as possible from memory:
 - a plaintext weight w multiplies x0 and x1 with one companion: w carries it (made once, by ``prepare``);
 - a ciphertext weight (w0, w1) meets (x0, x1) in four products, w0 x0, w1 x0, w0 x1, w1 x1, with two
-  companions on either side: x carries them (made per call, from the cache), so only the weights themselves
-  stream from memory, half the bytes (the kernel is bound by memory bandwidth at two threads).
+  companions on either side: x carries them (made per call, from the cache; x must be in [0, q), as every
+  ciphertext is), so only the weights themselves stream from memory. With the companions on the weights the
+  kernel read twice the bytes and was bound by memory bandwidth at two threads.
 """
 
 from __future__ import annotations
