@@ -192,22 +192,39 @@ def encrypt_batch(
     return [encryptor.encrypt(encoder.encode(v)) for v in vectors]
 
 
-def prepare_weights(model: EncryptedModel, ev: ckks.Evaluator) -> dict[tuple[int, ...], object]:
+def prepare_weights(model: EncryptedModel, ev: ckks.Evaluator) -> dict[tuple, object]:
     """Server side, once per loaded model: every diagonal prepared (plain ones with their Shoup companions),
-    keyed (layer,) + key; each layer's diagonals in one group (``Evaluator.prepare_many``), which ``dot_many``
-    reads in place.
+    keyed (layer,) + key, and every bias, keyed ("bias", layer, m); each layer's diagonals in one group and
+    its biases in another (``Evaluator.prepare_many``), which ``dot_many`` reads in place.
 
-    The model's layers then hold their diagonals as views into the groups (the same values): each weight
-    is kept once, and the memory of the separate copies goes back to the heap, where the server's
-    temporaries reuse it instead of touching fresh pages."""
-    prepared = {}
+    The model's layers then hold their diagonals and biases as views into the groups (the same values):
+    each weight is kept once, and the memory of the separate copies goes back to the heap, where the
+    server's temporaries reuse it instead of touching fresh pages."""
+    prepared: dict[tuple, object] = {}
     for index, layer in enumerate(model.layers):
         if isinstance(layer, CompiledDense):
             keys = list(layer.diagonals)
             group = ev.prepare_many([layer.diagonals[key] for key in keys])
             prepared.update({(index,) + key: weight for key, weight in zip(keys, group, strict=True)})
             layer.diagonals = {key: weight.source for key, weight in zip(keys, group, strict=True)}
+            outputs = sorted(layer.biases)
+            # Biases are added, never multiplied: stacked without Shoup companions.
+            biases = ev.prepare_many([layer.biases[m] for m in outputs], companions=False)
+            prepared.update({("bias", index, m): bias for m, bias in zip(outputs, biases, strict=True)})
+            layer.biases = {m: bias.source for m, bias in zip(outputs, biases, strict=True)}
     return prepared
+
+
+def _bias_where_unrotated(prepared: dict, index: int, outputs: list[tuple[int, int]]) -> list[object | None]:
+    """The biases for ``dot_many`` when its outputs are partial sums keyed (m, shift), rotated by their shift
+    afterwards: bias m goes into the unrotated sum (m, 0), as rot(S + b) would rotate b too."""
+    return [prepared[("bias", index, m)] if shift == 0 else None for m, shift in outputs]
+
+
+def _add_missing_biases(layer: CompiledDense, sums: list[ckks.Ciphertext], biased: set[int],
+                        ev: ckks.Evaluator) -> list[ckks.Ciphertext]:
+    """sums[m] + b_m for the outputs m whose bias no ``dot_many`` added (those without an unrotated part)."""
+    return [s if m in biased else ev.add(s, layer.biases[m]) for m, s in enumerate(sums)]
 
 
 def _dense(
@@ -241,7 +258,9 @@ def _dense(
     if by_output:  # out_m = sum_j rot(S_mj, j*block), S_mj = sum_k in_k * pre-rotated diagonal
         parts = sorted({(m, j) for _k, m, j in layer.diagonals})
         sums = ev.dot_many(cts, [[(k, prepared[(index, k, m, j)]) for k, mm, jj in layer.diagonals
-                                  if (mm, jj) == (m, j)] for m, j in parts])
+                                  if (mm, jj) == (m, j)] for m, j in parts],
+                           _bias_where_unrotated(prepared, index, parts))
+        biased = {m for m, j in parts if j == 0}
         timer.add(f"{stage} multiply-accumulate", start)
         start = time.perf_counter()
         by_shift: dict[int, list[int]] = defaultdict(list)  # the partial sums rotated by each j * block
@@ -263,10 +282,11 @@ def _dense(
         position = {key: n for n, key in enumerate(rotated)}
         sums = ev.dot_many(list(rotated.values()), [
             [(position[(k, j)], prepared[(index, k, mm, j)]) for k, mm, j in layer.diagonals if mm == m]
-            for m in range(layer.outputs)])
+            for m in range(layer.outputs)], [prepared[("bias", index, m)] for m in range(layer.outputs)])
+        biased = set(range(layer.outputs))
         timer.add(f"{stage} multiply-accumulate", start)
     start = time.perf_counter()
-    sums = [ev.add(acc, layer.biases[m]) for m, acc in enumerate(sums)]
+    sums = _add_missing_biases(layer, sums, biased, ev)
     timer.add(f"{stage} multiply-accumulate", start)
     start = time.perf_counter()
     if sums[0].size == 3:  # lazy relinearization: once per output ciphertext, after the whole sum
@@ -297,7 +317,8 @@ def _dense_single(
     position = {b: n for n, b in enumerate(babies)}
     start = time.perf_counter()
     inners = ev.dot_many(list(babies.values()), [
-        [(position[b], prepared[(index, g, b)]) for gg, b in layer.diagonals if gg == g] for g in giants])
+        [(position[b], prepared[(index, g, b)]) for gg, b in layer.diagonals if gg == g] for g in giants],
+        _bias_where_unrotated(prepared, index, [(0, g) for g in giants]))
     timer.add(f"{stage} multiply-accumulate", start)
     total = None
     for g, inner in zip(giants, inners, strict=True):
@@ -309,7 +330,7 @@ def _dense_single(
             timer.add(f"{stage} rotate", start)
         total = inner if total is None else ev.add(total, inner)
     start = time.perf_counter()
-    total = ev.add(total, layer.biases[0])
+    [total] = _add_missing_biases(layer, [total], {0} if 0 in giants else set(), ev)
     out = ev.relinearize_and_rescale(total) if total.size == 3 else ev.rescale(total)
     timer.add(f"{stage} rescale", start)
     return [out]

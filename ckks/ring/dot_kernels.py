@@ -4,7 +4,9 @@ for size-2 ciphertexts x and fixed plaintexts or size-2 ciphertexts w, in RNS / 
 Every output of a Dense layer is computed in one kernel call. For each limb (a thread's task) and each chunk
 of ``_CHUNK`` slots, an accumulator per output stays in the L1 cache while the terms stream by: each weight is
 read once and no partial sum goes back to memory. Products are Harvey's lazy Shoup products in [0, 2q),
-reduced once per chunk. ``ckks.scheme.dot_products`` checks the operands and calls these.
+reduced once per chunk. An output's bias (a plaintext or size-2 ciphertext) is added as its sums are
+written, so adding it costs no pass of its own over memory. ``ckks.scheme.dot_products`` checks the
+operands and calls these.
 
 Which operand carries the Shoup companions floor(v * 2^64 / q) (``rns.shoup_companions``) is chosen by what
 the kernel streams from memory. The weights are read once per batch and the inputs x, a few ciphertexts,
@@ -29,21 +31,40 @@ from .rns import RnsBasis
 _CHUNK = 1024  # slots accumulated at a time in ``_dot_*``: the accumulators stay in the L1 cache
 
 
+@njit(cache=True)
+def _store_sums(acc, bias, b, out_r, i, start, width, q):
+    """out_r[c, i, start + k] = ((acc[c, k] mod q) + bias[b, c, i, start + k]) mod q, the bias 0 beyond its
+    components or for b < 0 (no bias): an output's sums, kept in [0, 2q), written in [0, q) with its bias
+    (added here, as the sums are written, where its read costs least)."""
+    given = bias.shape[1] if b >= 0 else 0
+    for c in range(acc.shape[0]):
+        if c < given:
+            row = bias[b, c, i, start:]
+            for k in range(width):
+                v = acc[c, k]
+                v = (v - q if v >= q else v) + row[k]
+                out_r[c, i, start + k] = v - q if v >= q else v
+        else:
+            for k in range(width):
+                v = acc[c, k]
+                out_r[c, i, start + k] = v - q if v >= q else v
+
+
 @njit(cache=True, parallel=True)
-def _dot_plain_shoup(x, w, w_shoup, term_x, term_w, starts, q, out):
-    """out[r, c, i] = sum_t x[term_x[t], c, i] * w[term_w[t], i] mod q_i over the terms t of output r
-    (starts[r] <= t < starts[r + 1]), for c = 0, 1; the limbs i go to the threads."""
+def _dot_plain_shoup(x, w, w_shoup, term_x, term_w, starts, bias, bias_index, q, out):
+    """out[r, c, i] = bias[bias_index[r], c, i] + sum_t x[term_x[t], c, i] * w[term_w[t], i] mod q_i over
+    the terms t of output r (starts[r] <= t < starts[r + 1]), for c = 0, 1 (the bias 0 where it has no
+    component c or bias_index[r] < 0); the limbs i go to the threads."""
     n = x.shape[3]
     for i in prange(x.shape[2]):
         qi = q[i]
         two_q = qi + qi
-        acc0 = np.empty(_CHUNK, dtype=np.uint64)
-        acc1 = np.empty(_CHUNK, dtype=np.uint64)
+        acc = np.empty((2, _CHUNK), dtype=np.uint64)
+        acc0, acc1 = acc[0], acc[1]
         for start in range(0, n, _CHUNK):
             width = min(_CHUNK, n - start)
             for r in range(starts.shape[0] - 1):
-                acc0[:width] = 0
-                acc1[:width] = 0
+                acc[:, :width] = 0
                 for t in range(starts[r], starts[r + 1]):
                     x0, x1 = x[term_x[t], 0, i, start:], x[term_x[t], 1, i, start:]
                     wt, st = w[term_w[t], i, start:], w_shoup[term_w[t], i, start:]
@@ -52,15 +73,14 @@ def _dot_plain_shoup(x, w, w_shoup, term_x, term_w, starts, q, out):
                         v1 = acc1[k] + shoup_mul_lazy(x1[k], wt[k], st[k], qi)
                         acc0[k] = v0 - two_q if v0 >= two_q else v0
                         acc1[k] = v1 - two_q if v1 >= two_q else v1
-                for k in range(width):
-                    out[r, 0, i, start + k] = acc0[k] - qi if acc0[k] >= qi else acc0[k]
-                    out[r, 1, i, start + k] = acc1[k] - qi if acc1[k] >= qi else acc1[k]
+                _store_sums(acc, bias, bias_index[r], out[r], i, start, width, qi)
 
 
 @njit(cache=True, parallel=True)
-def _dot_tensor_shoup(x, x_shoup, w, term_x, term_w, starts, q, out):
-    """out[r] = sum_t (x0 w0, x0 w1 + x1 w0, x1 w1) mod q_i, x = x[term_x[t]] (with its companions x_shoup),
-    w = w[term_w[t]] (size-2 ciphertexts), over the terms t of output r; the limbs i go to the threads."""
+def _dot_tensor_shoup(x, x_shoup, w, term_x, term_w, starts, bias, bias_index, q, out):
+    """out[r] = bias[bias_index[r]] + sum_t (x0 w0, x0 w1 + x1 w0, x1 w1) mod q_i, x = x[term_x[t]] (with its
+    companions x_shoup), w = w[term_w[t]] (size-2 ciphertexts), over the terms t of output r (the bias as in
+    ``_dot_plain_shoup``); the limbs i go to the threads."""
     n = x.shape[3]
     for i in prange(x.shape[2]):
         qi = q[i]
@@ -84,10 +104,7 @@ def _dot_tensor_shoup(x, x_shoup, w, term_x, term_w, starts, q, out):
                         a1[k] = v - two_q if v >= two_q else v
                         v = a2[k] + shoup_mul_lazy(w1[k], x1[k], s1[k], qi)
                         a2[k] = v - two_q if v >= two_q else v
-                for c in range(3):
-                    for k in range(width):
-                        v = acc[c, k]
-                        out[r, c, i, start + k] = v - qi if v >= qi else v
+                _store_sums(acc, bias, bias_index[r], out[r], i, start, width, qi)
 
 
 def _terms_csr(terms: list[list[tuple[int, int]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -98,26 +115,42 @@ def _terms_csr(terms: list[list[tuple[int, int]]]) -> tuple[np.ndarray, np.ndarr
             starts)
 
 
+def _bias_arrays(bias: np.ndarray | None, bias_index: list[int] | None,
+                 outputs: int) -> tuple[np.ndarray, np.ndarray]:
+    """The kernels' bias operands: ``bias`` (B, C, L, N) and each output's row of it (-1: none); without a
+    bias, an array of no component and -1 everywhere."""
+    if bias is None:
+        return np.zeros((1, 0, 1, 1), dtype=np.uint64), np.full(outputs, -1, dtype=np.int64)
+    return bias, np.array(bias_index, dtype=np.int64)
+
+
 @timed("mac_shoup")
 def dot_plain_shoup(x: np.ndarray, w: np.ndarray, w_shoup: np.ndarray, terms: list[list[tuple[int, int]]],
-                    basis: RnsBasis) -> np.ndarray:
-    """out[r]_c = sum over (i, j) in terms[r] of x[i]_c * w[j] mod q: size-2 ciphertexts x (T, 2, L, N)
-    times fixed plaintexts w (W, L, N) with their Shoup companions w_shoup; (len(terms), 2, L, N) in [0, q).
+                    basis: RnsBasis, bias: np.ndarray | None = None,
+                    bias_index: list[int] | None = None) -> np.ndarray:
+    """out[r]_c = bias[bias_index[r]]_c + sum over (i, j) in terms[r] of x[i]_c * w[j] mod q: size-2
+    ciphertexts x (T, 2, L, N) times fixed plaintexts w (W, L, N) with their Shoup companions w_shoup;
+    (len(terms), 2, L, N) in [0, q). The optional bias (B, C, L, N), C <= 2 components in [0, q), adds 0
+    where it has no component c, and to the outputs whose bias_index is -1.
 
     One pass over memory: a chunk of slots of every output's two sums stays in a cache-resident accumulator
     while the terms stream by, so each weight is read once and no partial sum goes back to memory."""
     out = np.empty((len(terms),) + x.shape[1:], dtype=np.uint64)
-    _dot_plain_shoup(x, w, w_shoup, *_terms_csr(terms), basis.q[: x.shape[2]], out)
+    _dot_plain_shoup(x, w, w_shoup, *_terms_csr(terms), *_bias_arrays(bias, bias_index, len(terms)),
+                     basis.q[: x.shape[2]], out)
     return out
 
 
 @timed("mac_shoup")
 def dot_tensor_shoup(x: np.ndarray, w: np.ndarray, terms: list[list[tuple[int, int]]],
-                     basis: RnsBasis) -> np.ndarray:
+                     basis: RnsBasis, bias: np.ndarray | None = None,
+                     bias_index: list[int] | None = None) -> np.ndarray:
     """The same sums of tensor products with fixed size-2 ciphertexts w (W, 2, L, N): out[r] (3, L, N) =
-    sum (x0 w0, x0 w1 + x1 w0, x1 w1) over (i, j) in terms[r], in [0, q), in one pass over w.
+    bias[bias_index[r]] + sum (x0 w0, x0 w1 + x1 w0, x1 w1) over (i, j) in terms[r], in [0, q), in one pass
+    over w (the bias, C <= 3 components, as in ``dot_plain_shoup``).
 
     The companions are those of x (computed here, once for all the outputs), so w needs none."""
     out = np.empty((len(terms), 3) + x.shape[2:], dtype=np.uint64)
-    _dot_tensor_shoup(x, rns.shoup_companions(x, basis), w, *_terms_csr(terms), basis.q[: x.shape[2]], out)
+    _dot_tensor_shoup(x, rns.shoup_companions(x, basis), w, *_terms_csr(terms),
+                      *_bias_arrays(bias, bias_index, len(terms)), basis.q[: x.shape[2]], out)
     return out

@@ -7,6 +7,8 @@ ciphertexts (see ``ring.dot_kernels`` for why). A layer's weights are stacked in
 that the kernel reads in place. The kernel
 (``ring.dot_kernels.dot_plain_shoup`` / ``dot_tensor_shoup``) keeps a chunk of every output's sums in the L1
 cache while the terms stream by, so each weight is read once and no partial sum goes back to memory.
+``dot_many`` can add a bias to each output (a Dense layer's b) as the kernel writes the sums: bias + sum,
+without a separate addition reading and writing the whole output again.
 
 ``DotProducts`` holds these methods of ``Evaluator``, which inherits them; they use its operand checks
 (``_check``, ``_ct``, ``_check_pair``), its bases (``_basis``) and its result constructor (``_product``).
@@ -14,6 +16,7 @@ cache while the terms stream by, so each weight is read once and no partial sum 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -56,6 +59,15 @@ class PreparedOperand:
         return self.source.scale
 
 
+# A bias of dot_many: an operand, a prepared one (read in place from its group), or None (no bias).
+Bias = Ciphertext | Plaintext | PreparedOperand | None
+
+
+def _source(bias: Bias) -> Ciphertext | Plaintext | None:
+    """The operand a bias stands for (a prepared one's source)."""
+    return bias.source if isinstance(bias, PreparedOperand) else bias
+
+
 # Two scales are "equal" if they agree to this relative tolerance (they are floats tracked exactly).
 SCALE_TOLERANCE = 2.0**-40
 
@@ -79,9 +91,13 @@ class DotProducts:
         self._check_weight("prepare", operand)
         return PreparedOperand(operand, self._companions(operand, operand.data))
 
-    def prepare_many(self, operands: list[Ciphertext | Plaintext]) -> list[PreparedOperand]:
+    def prepare_many(self, operands: list[Ciphertext | Plaintext],
+                     companions: bool = True) -> list[PreparedOperand]:
         """``prepare`` for many weights of one kind and level, stacked in one ``PreparedGroup`` that
         ``dot_many`` reads without copying (the returned operands' data are views into it).
+
+        ``companions=False`` stacks without Shoup companions: for biases, which ``dot_many`` adds and never
+        multiplies.
 
         Raises:
             ParameterError: no operand, operands of mixed kinds, not of these parameters, or a ciphertext of
@@ -98,7 +114,7 @@ class DotProducts:
         if len(levels) != 1:
             raise LevelMismatchError(f"prepare_many: operands at levels {levels}; prepare each level apart")
         data = np.stack([o.data for o in operands])
-        group = PreparedGroup(data, self._companions(operands[0], data))
+        group = PreparedGroup(data, self._companions(operands[0], data) if companions else None)
         return [PreparedOperand(replace(o, data=data[i]), None if group.shoup is None else group.shoup[i],
                                 group, i) for i, o in enumerate(operands)]
 
@@ -121,24 +137,30 @@ class DotProducts:
                                  f"{len(weights)} weights")
         return self._dot_many("dot", cts, [list(enumerate(weights))])[0]
 
-    def dot_many(self, cts: list[Ciphertext],
-                 terms: list[list[tuple[int, PreparedOperand]]]) -> list[Ciphertext]:
-        """out[r] = sum over (i, w) in terms[r] of cts[i] * w, for every output r, in one kernel call.
+    def dot_many(self, cts: list[Ciphertext], terms: list[list[tuple[int, PreparedOperand]]],
+                 biases: list[Bias] | None = None) -> list[Ciphertext]:
+        """out[r] = biases[r] + sum over (i, w) in terms[r] of cts[i] * w, for every output r, in one kernel
+        call.
 
         Size 2 for plaintext weights, 3 for ciphertext weights (relinearize the sum once: lazy
         relinearization). Every term shares one level and one kind of weight; the terms of one output share
         one product scale. Weights from one ``prepare_many`` group are read in place; others are stacked.
+        ``biases`` (optional, one per output, None for none): plaintexts or size-2 ciphertexts, all of one
+        kind, at the terms' level and each at its output's product scale; the kernel adds each as it writes
+        its output's sums, so the result equals ``add(dot, bias)`` without the add's pass over memory.
+        Biases of one ``prepare_many`` group (``companions=False``) are read in place; others are stacked.
 
         Raises:
             ParameterError: no output, an output without terms, an index outside ``cts``, weights not
-                prepared or of mixed kinds, or ciphertexts of size != 2.
-            LevelMismatchError / ScaleMismatchError: terms at different levels, or an output's terms at
-                different product scales.
+                prepared (with companions, for plaintexts) or of mixed kinds, ciphertexts of size != 2, or
+                biases not one per output or of mixed kinds.
+            LevelMismatchError / ScaleMismatchError: terms or biases at different levels, or an output's
+                terms and bias at different product scales.
         """
-        return self._dot_many("dot_many", cts, terms)
+        return self._dot_many("dot_many", cts, terms, biases)
 
-    def _dot_many(self, op: str, cts: list[Ciphertext],
-                  terms: list[list[tuple[int, PreparedOperand]]]) -> list[Ciphertext]:
+    def _dot_many(self, op: str, cts: list[Ciphertext], terms: list[list[tuple[int, PreparedOperand]]],
+                  biases: list[Bias] | None = None) -> list[Ciphertext]:
         """``dot_many``, its errors naming ``op``."""
         if not terms or any(not row for row in terms):
             raise ParameterError(f"{op}: every output needs at least one term")
@@ -149,6 +171,9 @@ class DotProducts:
         if (not all(isinstance(w, PreparedOperand) for w in weights)
                 or len({type(w.source) for w in weights}) != 1):
             raise ParameterError(f"{op}: weights must all be prepared (Evaluator.prepare) and of one kind")
+        if isinstance(weights[0].source, Plaintext) and any(w.shoup is None for w in weights):
+            raise ParameterError(f"{op}: a plaintext weight was prepared without its Shoup companions "
+                                 "(prepare_many(..., companions=False) is for biases)")
         for w in weights:
             self._check_weight(op, w.source)
         level = cts[pairs[0][0]].level
@@ -183,8 +208,47 @@ class DotProducts:
         flat = iter(zip((x_index[i] for i, _ in pairs), w_index, strict=True))
         csr = [[next(flat) for _ in row] for row in terms]
         basis = self._basis(level)
-        out = (dot_kernels.dot_plain_shoup(x, w_data, w_shoup, csr, basis) if plain
-               else dot_kernels.dot_tensor_shoup(x, w_data, csr, basis))
+        bias, bias_index = self._stacked_biases(op, biases, cts[pairs[0][0]], scales)
+        out = (dot_kernels.dot_plain_shoup(x, w_data, w_shoup, csr, basis, bias, bias_index) if plain
+               else dot_kernels.dot_tensor_shoup(x, w_data, csr, basis, bias, bias_index))
+        sources = [None] * len(terms) if biases is None else [_source(b) for b in biases]
         return [self._product(op, out[r], level, scale,
-                              any(cts[i].complex_slots or w.source.complex_slots for i, w in row))
-                for r, (scale, row) in enumerate(zip(scales, terms, strict=True))]
+                              any(cts[i].complex_slots or w.source.complex_slots for i, w in row)
+                              or (b is not None and b.complex_slots))
+                for r, (scale, row, b) in enumerate(zip(scales, terms, sources, strict=True))]
+
+    def _stacked_biases(self, op: str, biases: list[Bias] | None, term: Ciphertext,
+                        scales: list[float]) -> tuple[np.ndarray | None, list[int] | None]:
+        """The biases of ``dot_many`` as the kernel reads them: (B, C, L, N) and each output's row (-1: no
+        bias), checked against an input ``term`` (level) and the outputs' product ``scales``."""
+        if biases is None:
+            return None, None
+        if len(biases) != len(scales):
+            raise ParameterError(f"{op}: {len(biases)} biases for {len(scales)} outputs; give one per output "
+                                 "(None for none)")
+        given = [b for b in biases if b is not None]
+        if not given:
+            return None, None
+        sources = [_source(b) for b in given]
+        if (not all(isinstance(s, (Ciphertext, Plaintext)) for s in sources)
+                or len({type(s) for s in sources}) != 1):
+            raise ParameterError(f"{op}: biases must be all plaintexts or all ciphertexts (or None)")
+        for b, scale in zip(biases, scales, strict=True):
+            if b is None:
+                continue
+            source = _source(b)
+            self._check_pair(op, term, source, same_scale=False)
+            if isinstance(source, Ciphertext) and source.size != 2:
+                raise ParameterError(f"{op}: a bias ciphertext has size {source.size}; relinearize it first")
+            if abs(source.scale - scale) > SCALE_TOLERANCE * scale:
+                raise ScaleMismatchError(f"{op}: a bias has scale 2^{math.log2(source.scale):.6f} and its "
+                                         f"output 2^{math.log2(scale):.6f}; encode the bias at the product's "
+                                         "scale")
+        group = given[0].group if isinstance(given[0], PreparedOperand) else None
+        if group is not None and all(isinstance(b, PreparedOperand) and b.group is group for b in given):
+            data, rows = group.data, {id(b): b.index for b in given}
+        else:  # biases of several groups, or not prepared: stack them
+            data, rows = np.stack([s.data for s in sources]), {id(b): n for n, b in enumerate(given)}
+        if isinstance(sources[0], Plaintext):  # one component
+            data = data.reshape(data.shape[0], 1, *data.shape[1:])
+        return data, [-1 if b is None else rows[id(b)] for b in biases]

@@ -400,3 +400,31 @@ def test_a_size_3_ciphertext_weight_is_refused_not_half_used(toy):
 def test_prepare_many_names_mixed_levels(toy):
     with pytest.raises(ckks.LevelMismatchError, match=r"operands at levels \[1, 2\]"):
         toy.evaluator.prepare_many([toy.encoder.encode([1.0]), toy.encoder.encode([1.0], level=1)])
+
+
+def test_dot_many_refuses_biases_it_cannot_add(toy):
+    """Each bias must fit its output: one per output, one kind, the terms' level, the product's scale, size 2;
+    and a plaintext weight stacked without companions (as biases are) cannot be multiplied."""
+    ev = toy.evaluator
+    ct = fresh(toy)
+    [weight] = ev.prepare_many([toy.encoder.encode([0.5])])
+    terms = [[(0, weight)]]
+    scale = ev.dot_many([ct], terms)[0].scale
+    bias = toy.encoder.encode([0.25], scale=scale)
+    size3 = ev.multiply(fresh(toy), fresh(toy))
+    cases = [
+        ([bias, None], ckks.ParameterError, "2 biases for 1 outputs"),
+        ([toy.encoder.encode([0.25], scale=scale, level=1)], ckks.LevelMismatchError, "levels"),
+        ([toy.encoder.encode([0.25])], ckks.ScaleMismatchError, "encode the bias at the product's scale"),
+        ([size3], ckks.ParameterError, "bias ciphertext has size 3"),
+        (["0.25"], ckks.ParameterError, "all plaintexts or all ciphertexts"),
+    ]
+    for biases, error, message in cases:
+        with pytest.raises(error, match=message):
+            ev.dot_many([ct], terms, biases)
+    two = [[(0, weight)], [(0, weight)]]
+    with pytest.raises(ckks.ParameterError, match="all plaintexts or all ciphertexts"):
+        ev.dot_many([ct], two, [bias, toy.encryptor.encrypt(bias)])
+    [no_companions] = ev.prepare_many([toy.encoder.encode([0.5])], companions=False)
+    with pytest.raises(ckks.ParameterError, match="prepared without its Shoup companions"):
+        ev.dot_many([ct], [[(0, no_companions)]])

@@ -211,6 +211,34 @@ def test_single_record_packing_of_an_all_zero_dense_is_its_bias(encrypt_weights)
     assert np.max(np.abs(got - net.forward(x))) < 2.0**-12
 
 
+@pytest.mark.parametrize("encrypt_weights", [False, True])
+def test_a_bias_reaches_an_output_with_no_unrotated_diagonal(encrypt_weights):
+    """The bias of an output goes into the sum that is not rotated afterwards: with every such diagonal
+    zero (skipped), it is added after the rotations instead. Batch packing with rotated outputs (Dense
+    8 -> 4, 4 features per ciphertext: 2 ciphertexts in, 1 out), and single-record packing (giant step 0)."""
+    rng = np.random.default_rng(16)
+    rotated = rng.uniform(-1, 1, (8, 4))
+    for k in range(2):
+        for h in range(4):
+            rotated[4 * k + h, h] = 0.0  # block diagonal j = 0 of output ciphertext 0: W[4k + h, h]
+    giant = rng.uniform(-1, 1, (4, 4))
+    for t in range(4):
+        giant[t, t] = giant[(t + 1) % 4, t] = 0.0  # diagonals 0 and 1 of W^T: giant step 0 of n1 = 2
+    for packing, weights in (("batch", rotated), ("single", giant)):
+        d_in = weights.shape[0]
+        net = PlainNetwork([Dense(rng.uniform(-1, 1, (3, d_in)), rng.uniform(-1, 1, d_in), "dense"),
+                            Polynomial(SQUARE, "square"), Dense(weights, rng.uniform(-1, 1, 4), "middle"),
+                            Polynomial(SQUARE, "square_1"), Dense(rng.uniform(-1, 1, (4, 1)), np.array([0.1]), "out")], 3)
+        x = rng.uniform(0, 1, (8 if packing == "batch" else 1, 3))
+        plan = plan_inference(net, x, batch_size=x.shape[0], frac_bits=20, security=None, ring_degree=64,
+                              packing=packing)
+        keys = enc.compile_model(net, plan, ckks.Encoder(plan.params)).layers[2].diagonals
+        assert keys and not any(key[-1] == 0 for key in keys if packing == "batch") and (
+            packing == "batch" or not any(g == 0 for g, _b in keys)), sorted(keys)
+        got = run(net, x, plan, encrypt_weights)
+        assert np.max(np.abs(got - net.forward(x))) < 2.0**-12 * max(1.0, np.ptp(net.forward(x)))
+
+
 def test_base_primes_of_the_scales_size_are_still_base_primes():
     """Values near 2^58 need a base of S + I + 1 = 120 bits: two 60-bit primes, the scale's size. The output
     level is 1 (two base primes), not what counting 60-bit primes would say (-1); the plan reads back from its
@@ -233,8 +261,8 @@ def test_base_primes_of_the_scales_size_are_still_base_primes():
 
 @pytest.mark.parametrize("encrypt_weights", [False, True])
 def test_prepared_weights_are_held_once_and_predict_the_same(encrypt_weights):
-    """After prepare_weights the layers' diagonals are views into the prepared groups (the loaded copies
-    can be freed), with the same values, and a second prediction from them matches the network."""
+    """After prepare_weights the layers' diagonals and biases are views into the prepared groups (the loaded
+    copies can be freed), with the same values, and a second prediction from them matches the network."""
     rng = np.random.default_rng(15)
     net = small_network(rng)
     x = rng.uniform(-1, 1, (8, 6))
@@ -244,11 +272,17 @@ def test_prepared_weights_are_held_once_and_predict_the_same(encrypt_weights):
     model = enc.compile_model(net, plan, encoder, encryptor if encrypt_weights else None)
     before = {(i, key): w.data.copy() for i, layer in enumerate(model.layers) if isinstance(layer, enc.CompiledDense)
               for key, w in layer.diagonals.items()}
+    biases = {i: {m: b.data.copy() for m, b in layer.biases.items()} for i, layer in enumerate(model.layers)
+              if isinstance(layer, enc.CompiledDense)}
     ev = ckks.Evaluator(plan.params, relin_key=keys.relin_key(), galois_keys=keys.galois_keys(plan.rotation_steps))
     prepared = enc.prepare_weights(model, ev)
     for (i, key), data in before.items():
         held, group = model.layers[i].diagonals[key], prepared[(i,) + key].group
         assert np.array_equal(held.data, data) and np.shares_memory(held.data, group.data)
+    for i, layer_biases in biases.items():
+        for m, data in layer_biases.items():
+            held, group = model.layers[i].biases[m], prepared[("bias", i, m)].group
+            assert np.array_equal(held.data, data) and np.shares_memory(held.data, group.data)
     outputs = enc.predict(model, enc.encrypt_batch(x, plan, encoder, encryptor), ev, prepared)
     got = enc.decrypt_batch(outputs, 8, plan, 1, encoder, ckks.Decryptor(plan.params, keys.secret_key))
     assert np.max(np.abs(got - net.forward(x))) < 2.0**-12 * max(1.0, np.ptp(net.forward(x)))

@@ -145,6 +145,35 @@ def test_dot_many_equals_each_output_summed_term_by_term(toy):
                 assert out.scale == expected.scale and out.level == expected.level
 
 
+
+def test_dot_many_with_biases_equals_the_sums_plus_their_biases(toy):
+    """A bias starts its output's sums: bit for bit add(dot_many(...), bias), for plaintext and ciphertext
+    weights and biases, prepared in one group (read in place) or not, and None (no bias) for an output; the
+    decryptions are the products' sums plus the biases (numpy, independent of the kernels)."""
+    ev = toy.evaluator
+    cts = [enc(toy, vec(60 + i)) for i in range(2)]
+    terms = [[(0, 0), (1, 1)], [(1, 0)], [(0, 1)]]
+    for encrypted_weights in (False, True):
+        weights = [toy.encoder.encode(vec(70 + i)) for i in range(2)]
+        weights = ev.prepare_many([toy.encryptor.encrypt(w) for w in weights] if encrypted_weights
+                                  else weights)
+        unbiased = ev.dot_many(cts, [[(i, weights[w]) for i, w in row] for row in terms])
+        for encrypted_biases in (False, True):
+            raw = [toy.encoder.encode(vec(80 + r), scale=unbiased[0].scale) for r in range(3)]
+            raw = [toy.encryptor.encrypt(b) for b in raw] if encrypted_biases else raw
+            for stacked in (raw, ev.prepare_many(raw, companions=False)):
+                outs = ev.dot_many(cts, [[(i, weights[w]) for i, w in row] for row in terms],
+                                   [stacked[0], None, stacked[2]])
+                for r, (out, plain) in enumerate(zip(outs, unbiased, strict=True)):
+                    expected = plain if r == 1 else ev.add(plain, raw[r])
+                    np.testing.assert_array_equal(out.data, expected.data)
+                    assert out.scale == expected.scale and out.level == expected.level
+                    values = sum(vec(60 + i) * vec(70 + w) for i, w in terms[r])
+                    values = values if r == 1 else values + vec(80 + r)
+                    two = ev.relinearize(out) if out.size == 3 else out
+                    np.testing.assert_allclose(dec(toy, ev.rescale(two)), values, atol=TOL)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Bookkeeping
 # ------------------------------------------------------------------------------------------------------------
