@@ -7,14 +7,18 @@ every T in turn, and adds the speed-ups from the first count), for each model mo
 (weights encrypted: the client owns the model, as in the paper; weights plain: the server owns it), the
 first ``batches`` x 4096 test records go through ``nn.pipeline.run_ckkslab`` and through
 ``reference.helayers_flow.run_helayers`` (backend SEAL). Each run is wrapped in
-``reference.runtime.PeakRss``, after garbage collection and ``malloc_trim`` (so memory an earlier run
-freed does not count), with the resident size on entry beside the peak. ckkslab runs first, both modes:
-SEAL's memory pool keeps what it allocated until the process ends, so HElayers' second mode starts
-with it. Reported: wall seconds per stage (keygen, encrypt model, encrypt data, predict, decrypt) and
-the ratio ckkslab / HElayers, artifact sizes, peak resident memory, and the precision of each engine
-against the float64 forward pass of the same network: bits = -log2(max abs error) over all records, also
-relative to the output range (max |output|), the figure issue 4's target uses: predict ratio <= 0.5
-with encrypted weights at >= 30 bits. ckkslab's Numba kernels are compiled (or loaded from the cache)
+``reference.runtime.PeakRss``, with the resident size on entry beside the peak. The first repeat of each
+engine, mode and thread count, whose memory figures are the ones reported, starts after garbage collection
+and ``malloc_trim`` (so memory an earlier run freed does not count). The later repeats start with the heap
+the process has, as HElayers' start with SEAL's memory pool: after a trim, predict's temporaries take
+fresh pages from the OS, which on this virtual machine cost ckkslab's plain-weight predict about 100 ms at
+one thread (261-275 ms against 162-186 ms in scratch runs) in every repeat, not only in the first.
+ckkslab runs first, both modes: SEAL's memory pool keeps what it allocated until the process ends, so
+HElayers' second mode starts with it. Reported: wall seconds per stage (keygen, encrypt model, encrypt
+data, predict, decrypt) and the ratio ckkslab / HElayers, artifact sizes, peak resident memory, and the
+precision of each engine against the float64 forward pass of the same network: bits = -log2(max abs
+error) over all records, also relative to the output range (max |output|), the figure issue 4's target
+uses: predict ratio <= 0.5 with encrypted weights at >= 30 bits. ckkslab's Numba kernels are compiled (or loaded from the cache)
 before the first run (``ckks.compile_kernels``, reported on a line of its own), so no stage includes it.
 
 Module level imports are the standard library only: ``ckkslab --help`` registers this module's options.
@@ -105,11 +109,14 @@ def _helayers_runner(model_dir: Path, x: Any, encrypt_weights: bool, frac_bits: 
                       "native_output": "".join(native).strip()}}
 
 
-def _measured(run_engine: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """``run_engine()`` inside ``PeakRss`` with the load before and after and the RSS on entry."""
+def _measured(run_engine: Callable[[], dict[str, Any]], release: bool = True) -> dict[str, Any]:
+    """``run_engine()`` inside ``PeakRss`` with the load before and after and the RSS on entry; first, with
+    ``release``, the C heap's free pages go back to the OS (``release_free_memory``), so that memory an
+    earlier run freed does not count in this run's figures."""
     from reference.runtime import PeakRss
 
-    release_free_memory()
+    if release:
+        release_free_memory()
     load_before, rss_before = machine_load(), current_rss_bytes()
     start = time.perf_counter()
     with PeakRss() as peak:
@@ -130,7 +137,8 @@ def run(model_dir: Path, batches: int = 1, modes: tuple[str, ...] = ("encrypted"
     each on ``threads`` threads.
 
     Each engine and mode runs ``repeats`` times (keys, model, data made anew each time); each stage keeps
-    its minimum, the precision its worst run, the memory figures come from the first run (the cleanest).
+    its minimum, the precision its worst run, the memory figures come from the first run (the cleanest: the
+    only one started after ``release_free_memory``, see the module docstring).
     ckkslab calibrates its value ranges on the whole test split (a superset of the measured batch).
     When HElayers is unavailable, its columns are empty and ``"helayers_unavailable"`` says why.
     The runners are replaceable (tests): ``ckkslab_runner(network, x, encrypt_weights, calibration_x,
@@ -197,7 +205,7 @@ def _run_at(thread_counts: tuple[int, ...], model_dir: Path, batches: int, modes
                     sample = baseline.sample if baseline is not None else lambda: None
                     sample()
                     ours[threads, mode].append(_measured(
-                        lambda ew=MODES[mode]: run_ours(network, x, ew, x_all, frac_bits)))
+                        lambda ew=MODES[mode]: run_ours(network, x, ew, x_all, frac_bits), release=rep == 0))
                     sample()
             for threads in thread_counts:
                 for mode in modes:
@@ -207,13 +215,15 @@ def _run_at(thread_counts: tuple[int, ...], model_dir: Path, batches: int, modes
                         f"(run {rep + 1}/{repeats})")
                     try:
                         theirs[threads, mode].append(_measured(
-                            lambda ew=MODES[mode], t=threads: run_theirs(model_dir, x, ew, frac_bits, t)))
+                            lambda ew=MODES[mode], t=threads: run_theirs(model_dir, x, ew, frac_bits, t),
+                            release=rep == 0))
                     except HelayersUnavailable as exc:
                         helayers_unavailable = str(exc)
     machine = {"load_1min_before": load_before, "load_1min_after": machine_load(),
                "cpu_count": os.cpu_count(), "platform": platform.platform(),
                "python": platform.python_version()}
-    statistic = "wall seconds per stage, minimum over the repeats (summed over batches)" + (
+    statistic = ("wall seconds per stage, minimum over the repeats (summed over batches); the first repeat "
+                 "starts after malloc_trim, the others with the process's heap") + (
         "; the repeats alternate between the thread counts" if len(thread_counts) > 1 else "")
     return {threads: {
         "benchmark": "inference",

@@ -264,8 +264,9 @@ def test_thread_sweep_reports_each_engines_speed_up(monkeypatch, tmp_path, capsy
 
 def test_thread_sweep_repeats_go_through_every_count_in_turn(monkeypatch, tmp_path):
     """With --repeats 2 and two counts, each repeat runs ckkslab at both counts, then HElayers at both, so that
-    a slow spell of the machine falls on both counts; ckkslab's first runs all come before HElayers'; the
-    machine baseline is timed beside every ckkslab run."""
+    a slow spell of the machine falls on both counts; ckkslab's first runs all come before HElayers'; only
+    the first repeat (whose memory figures are kept) starts after the heap's free pages go back to the OS;
+    the machine baseline is timed beside every ckkslab run."""
     import ckks
     import nn.data
     import nn.model
@@ -288,10 +289,12 @@ def test_thread_sweep_repeats_go_through_every_count_in_turn(monkeypatch, tmp_pa
     x = np.random.default_rng(6).uniform(0, 1, (4096, 3))
     monkeypatch.setattr(nn.model, "load_network", lambda _dir: _tiny_network())
     monkeypatch.setattr(nn.data, "load_xy", lambda _dir, split="test": (x, np.zeros((4096, 1))))
+    monkeypatch.setattr(inference, "release_free_memory", lambda: calls.append(("release", 0)))
     result = inference.run_thread_sweep(tmp_path, tuple(counts), modes=("encrypted",), repeats=2,
                                         ckkslab_runner=our_engine, helayers_runner=their_engine)
     one, two = counts
-    assert calls == [("ckkslab", one), ("ckkslab", two), ("helayers", one), ("helayers", two)] * 2
+    runs = [("ckkslab", one), ("ckkslab", two), ("helayers", one), ("helayers", two)]
+    assert calls == [step for run in runs for step in (("release", 0), run)] + runs
     assert all(len(r["modes"]["encrypted"]["timings_s_per_run"]["ckkslab"]) == 2 for r in result["runs"].values())
     assert "alternate between the thread counts" in result["runs"][one]["statistic"]
     # the machine baseline: 3 NTT calls before and 3 after each ckkslab run, filed under its thread count
