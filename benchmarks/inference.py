@@ -18,8 +18,9 @@ HElayers' second mode starts with it. Reported: wall seconds per stage (keygen, 
 data, predict, decrypt) and the ratio ckkslab / HElayers, artifact sizes, peak resident memory, and the
 precision of each engine against the float64 forward pass of the same network: bits = -log2(max abs
 error) over all records, also relative to the output range (max |output|), the figure issue 4's target
-uses: predict ratio <= 0.5 with encrypted weights at >= 30 bits. ckkslab's Numba kernels are compiled (or loaded from the cache)
-before the first run (``ckks.compile_kernels``, reported on a line of its own), so no stage includes it.
+uses: predict ratio <= 0.5 with encrypted weights at >= 30 bits. ckkslab's Numba kernels are compiled
+(or loaded from the cache) before the first run (``ckks.compile_kernels``, reported on a line of its
+own), so no stage includes it.
 
 Module level imports are the standard library only: ``ckkslab --help`` registers this module's options.
 """
