@@ -11,8 +11,9 @@ first ``batches`` x 4096 test records go through ``nn.pipeline.run_ckkslab`` and
 engine, mode and thread count, whose memory figures are the ones reported, starts after garbage collection
 and ``malloc_trim`` (so memory an earlier run freed does not count). The later repeats start with the heap
 the process has, as HElayers' start with SEAL's memory pool: after a trim, predict's temporaries take
-fresh pages from the OS, which on this virtual machine cost ckkslab's plain-weight predict about 100 ms at
-one thread (261-275 ms against 162-186 ms in scratch runs) in every repeat, not only in the first.
+fresh pages from the OS, which on a virtual machine can cost more than the arithmetic (the README has the
+figures), and then in every repeat, not only in the first. Runs made before this rule (runs 1-19 in
+``docs/measurements/``) trimmed before every repeat.
 ckkslab runs first, both modes: SEAL's memory pool keeps what it allocated until the process ends, so
 HElayers' second mode starts with it. Reported: wall seconds per stage (keygen, encrypt model, encrypt
 data, predict, decrypt) and the ratio ckkslab / HElayers, artifact sizes, peak resident memory, and the
@@ -110,7 +111,7 @@ def _helayers_runner(model_dir: Path, x: Any, encrypt_weights: bool, frac_bits: 
                       "native_output": "".join(native).strip()}}
 
 
-def _measured(run_engine: Callable[[], dict[str, Any]], release: bool = True) -> dict[str, Any]:
+def _measured(run_engine: Callable[[], dict[str, Any]], *, release: bool) -> dict[str, Any]:
     """``run_engine()`` inside ``PeakRss`` with the load before and after and the RSS on entry; first, with
     ``release``, the C heap's free pages go back to the OS (``release_free_memory``), so that memory an
     earlier run freed does not count in this run's figures."""

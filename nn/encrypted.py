@@ -215,10 +215,13 @@ def prepare_weights(model: EncryptedModel, ev: ckks.Evaluator) -> dict[tuple, ob
     return prepared
 
 
-def _bias_where_unrotated(prepared: dict, index: int, outputs: list[tuple[int, int]]) -> list[object | None]:
+def _bias_where_unrotated(prepared: dict, index: int,
+                          parts: list[tuple[int, int]]) -> tuple[list[object | None], set[int]]:
     """The biases for ``dot_many`` when its outputs are partial sums keyed (m, shift), rotated by their shift
-    afterwards: bias m goes into the unrotated sum (m, 0), as rot(S + b) would rotate b too."""
-    return [prepared[("bias", index, m)] if shift == 0 else None for m, shift in outputs]
+    afterwards: bias m goes into the unrotated sum (m, 0), as rot(S + b) would rotate b too. Also the
+    outputs m that thereby get their bias (the others need a separate addition: ``_add_missing_biases``)."""
+    biases = [prepared[("bias", index, m)] if shift == 0 else None for m, shift in parts]
+    return biases, {m for m, shift in parts if shift == 0}
 
 
 def _add_missing_biases(layer: CompiledDense, sums: list[ckks.Ciphertext], biased: set[int],
@@ -257,10 +260,9 @@ def _dense(
     start = time.perf_counter()
     if by_output:  # out_m = sum_j rot(S_mj, j*block), S_mj = sum_k in_k * pre-rotated diagonal
         parts = sorted({(m, j) for _k, m, j in layer.diagonals})
+        biases, biased = _bias_where_unrotated(prepared, index, parts)
         sums = ev.dot_many(cts, [[(k, prepared[(index, k, m, j)]) for k, mm, jj in layer.diagonals
-                                  if (mm, jj) == (m, j)] for m, j in parts],
-                           _bias_where_unrotated(prepared, index, parts))
-        biased = {m for m, j in parts if j == 0}
+                                  if (mm, jj) == (m, j)] for m, j in parts], biases)
         timer.add(f"{stage} multiply-accumulate", start)
         start = time.perf_counter()
         by_shift: dict[int, list[int]] = defaultdict(list)  # the partial sums rotated by each j * block
@@ -307,7 +309,8 @@ def _dense_single(
     timer: StageTimer,
     stage: str,
 ) -> list[ckks.Ciphertext]:
-    """M x + b = sum_g rot(sum_b diag'_{g,b} * rot(x, b), g n1) + b (baby-step / giant-step diagonals)."""
+    """M x + bias = sum_g rot(sum_b diag'_{g,b} * rot(x, b), g n1) + bias (baby-step / giant-step diagonals,
+    b the baby step); the bias is added with the giant step g = 0, the one sum not rotated."""
     layer = model.layers[index]
     n1 = sp.baby_steps(model.plan.block)
     start = time.perf_counter()
@@ -316,9 +319,10 @@ def _dense_single(
     giants = sorted({g for g, _b in layer.diagonals})
     position = {b: n for n, b in enumerate(babies)}
     start = time.perf_counter()
+    biases, biased = _bias_where_unrotated(prepared, index, [(0, g) for g in giants])  # one output, m = 0
     inners = ev.dot_many(list(babies.values()), [
         [(position[b], prepared[(index, g, b)]) for gg, b in layer.diagonals if gg == g] for g in giants],
-        _bias_where_unrotated(prepared, index, [(0, g) for g in giants]))
+        biases)
     timer.add(f"{stage} multiply-accumulate", start)
     total = None
     for g, inner in zip(giants, inners, strict=True):
@@ -330,7 +334,7 @@ def _dense_single(
             timer.add(f"{stage} rotate", start)
         total = inner if total is None else ev.add(total, inner)
     start = time.perf_counter()
-    [total] = _add_missing_biases(layer, [total], {0} if 0 in giants else set(), ev)
+    [total] = _add_missing_biases(layer, [total], biased, ev)
     out = ev.relinearize_and_rescale(total) if total.size == 3 else ev.rescale(total)
     timer.add(f"{stage} rescale", start)
     return [out]

@@ -32,14 +32,14 @@ _CHUNK = 1024  # slots accumulated at a time in ``_dot_*``: the accumulators sta
 
 
 @njit(cache=True)
-def _store_sums(acc, bias, b, out_r, i, start, width, q):
-    """out_r[c, i, start + k] = ((acc[c, k] mod q) + bias[b, c, i, start + k]) mod q, the bias 0 beyond its
-    components or for b < 0 (no bias): an output's sums, kept in [0, 2q), written in [0, q) with its bias
-    (added here, as the sums are written, where its read costs least)."""
-    given = bias.shape[1] if b >= 0 else 0
+def _store_sums(acc, bias, bias_row, out_r, i, start, width, q):
+    """out_r[c, i, start + k] = ((acc[c, k] mod q) + bias[bias_row, c, i, start + k]) mod q, the bias 0
+    beyond its components or for bias_row < 0 (no bias): an output's sums, kept in [0, 2q), written in
+    [0, q) with its bias (added here, as the sums are written, where its read costs least)."""
+    given = bias.shape[1] if bias_row >= 0 else 0
     for c in range(acc.shape[0]):
         if c < given:
-            row = bias[b, c, i, start:]
+            row = bias[bias_row, c, i, start:]
             for k in range(width):
                 v = acc[c, k]
                 v = (v - q if v >= q else v) + row[k]
@@ -115,13 +115,29 @@ def _terms_csr(terms: list[list[tuple[int, int]]]) -> tuple[np.ndarray, np.ndarr
             starts)
 
 
-def _bias_arrays(bias: np.ndarray | None, bias_index: list[int] | None,
-                 outputs: int) -> tuple[np.ndarray, np.ndarray]:
-    """The kernels' bias operands: ``bias`` (B, C, L, N) and each output's row of it (-1: none); without a
-    bias, an array of no component and -1 everywhere."""
-    if bias is None:
+def _bias_arrays(bias: np.ndarray | None, bias_index: list[int] | None, outputs: int, components: int,
+                 x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The kernels' bias operands: ``bias`` (B, C, L, N), C <= ``components``, L and N those of ``x``, and
+    each of the ``outputs``' row of it (-1: none); without a bias, an array of no component and -1
+    everywhere.
+
+    Raises:
+        ValueError: one of bias and bias_index without the other, a bias of another shape or dtype or not
+            C-contiguous (the kernel would read past it or convert it), or an index outside [-1, B).
+    """
+    if bias is None and bias_index is None:
         return np.zeros((1, 0, 1, 1), dtype=np.uint64), np.full(outputs, -1, dtype=np.int64)
-    return bias, np.array(bias_index, dtype=np.int64)
+    if bias is None or bias_index is None:
+        raise ValueError("dot kernels: give bias and bias_index together, or neither")
+    if (bias.dtype != np.uint64 or bias.ndim != 4 or not bias.flags.c_contiguous
+            or not 1 <= bias.shape[1] <= components or bias.shape[2:] != x.shape[2:]):
+        raise ValueError(f"dot kernels: the bias must be a C-contiguous uint64 array (B, 1..{components}, "
+                         f"{x.shape[2]}, {x.shape[3]}), got {bias.dtype} {bias.shape}")
+    index = np.array(bias_index, dtype=np.int64)
+    if index.shape != (outputs,) or np.any(index < -1) or np.any(index >= bias.shape[0]):
+        raise ValueError(f"dot kernels: bias_index must hold one row in [-1, {bias.shape[0]}) per output "
+                         f"({outputs}), got {list(bias_index)}")
+    return bias, index
 
 
 @timed("mac_shoup")
@@ -136,7 +152,7 @@ def dot_plain_shoup(x: np.ndarray, w: np.ndarray, w_shoup: np.ndarray, terms: li
     One pass over memory: a chunk of slots of every output's two sums stays in a cache-resident accumulator
     while the terms stream by, so each weight is read once and no partial sum goes back to memory."""
     out = np.empty((len(terms),) + x.shape[1:], dtype=np.uint64)
-    _dot_plain_shoup(x, w, w_shoup, *_terms_csr(terms), *_bias_arrays(bias, bias_index, len(terms)),
+    _dot_plain_shoup(x, w, w_shoup, *_terms_csr(terms), *_bias_arrays(bias, bias_index, len(terms), 2, x),
                      basis.q[: x.shape[2]], out)
     return out
 
@@ -152,5 +168,5 @@ def dot_tensor_shoup(x: np.ndarray, w: np.ndarray, terms: list[list[tuple[int, i
     The companions are those of x (computed here, once for all the outputs), so w needs none."""
     out = np.empty((len(terms), 3) + x.shape[2:], dtype=np.uint64)
     _dot_tensor_shoup(x, rns.shoup_companions(x, basis), w, *_terms_csr(terms),
-                      *_bias_arrays(bias, bias_index, len(terms)), basis.q[: x.shape[2]], out)
+                      *_bias_arrays(bias, bias_index, len(terms), 3, x), basis.q[: x.shape[2]], out)
     return out

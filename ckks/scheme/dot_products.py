@@ -29,8 +29,8 @@ from ..rlwe.ciphertext import Ciphertext, Plaintext
 @dataclass(frozen=True, eq=False)
 class PreparedGroup:
     """Fixed operands of one kind and level stacked in one array, (count, L, N) for plaintexts and
-    (count, 2, L, N) for ciphertexts, with the plaintexts' Shoup companions (None for ciphertexts; made by
-    ``Evaluator.prepare_many``)."""
+    (count, 2, L, N) for ciphertexts, with the plaintexts' Shoup companions (None for ciphertexts, and for
+    biases stacked with ``companions=False``; made by ``Evaluator.prepare_many``)."""
 
     data: np.ndarray
     shoup: np.ndarray | None
@@ -39,7 +39,8 @@ class PreparedGroup:
 @dataclass(frozen=True)
 class PreparedOperand:
     """A fixed plaintext or ciphertext for repeated products; a plaintext with the Shoup companions of its
-    limbs (``shoup``; None for a ciphertext, whose products use the input's companions).
+    limbs (``shoup``; None for a ciphertext, whose products use the input's companions, and for a bias
+    stacked with ``companions=False``).
 
     Made by ``Evaluator.prepare`` (alone) or ``prepare_many`` (row ``index`` of a ``group``, which
     ``dot_many`` reads in place); ``dot`` then multiplies by it with one Shoup multiplication per coefficient.
@@ -96,8 +97,8 @@ class DotProducts:
         """``prepare`` for many weights of one kind and level, stacked in one ``PreparedGroup`` that
         ``dot_many`` reads without copying (the returned operands' data are views into it).
 
-        ``companions=False`` stacks without Shoup companions: for biases, which ``dot_many`` adds and never
-        multiplies.
+        ``companions=False`` stacks plaintexts without Shoup companions: for biases, which ``dot_many`` adds
+        and never multiplies (ciphertexts have none either way).
 
         Raises:
             ParameterError: no operand, operands of mixed kinds, not of these parameters, or a ciphertext of
@@ -148,12 +149,13 @@ class DotProducts:
         ``biases`` (optional, one per output, None for none): plaintexts or size-2 ciphertexts, all of one
         kind, at the terms' level and each at its output's product scale; the kernel adds each as it writes
         its output's sums, so the result equals ``add(dot, bias)`` without the add's pass over memory.
-        Biases of one ``prepare_many`` group (``companions=False``) are read in place; others are stacked.
+        Biases of one ``prepare_many`` group are read in place (stack them with ``companions=False``: they
+        need none); others are stacked.
 
         Raises:
             ParameterError: no output, an output without terms, an index outside ``cts``, weights not
                 prepared (with companions, for plaintexts) or of mixed kinds, ciphertexts of size != 2, or
-                biases not one per output or of mixed kinds.
+                biases not one per output, of mixed kinds, of size 3 or of other parameters.
             LevelMismatchError / ScaleMismatchError: terms or biases at different levels, or an output's
                 terms and bias at different product scales.
         """
@@ -192,6 +194,7 @@ class DotProducts:
                 raise ScaleMismatchError(f"{op}: the terms' product scales differ; encode every weight at "
                                          "one scale")
             scales.append(scale)
+        bias, bias_index, bias_sources = self._stacked_biases(op, biases, cts[pairs[0][0]], scales)
         plain = isinstance(weights[0].source, Plaintext)
         group = weights[0].group
         if group is not None and all(w.group is group for w in weights):
@@ -208,27 +211,26 @@ class DotProducts:
         flat = iter(zip((x_index[i] for i, _ in pairs), w_index, strict=True))
         csr = [[next(flat) for _ in row] for row in terms]
         basis = self._basis(level)
-        bias, bias_index = self._stacked_biases(op, biases, cts[pairs[0][0]], scales)
         out = (dot_kernels.dot_plain_shoup(x, w_data, w_shoup, csr, basis, bias, bias_index) if plain
                else dot_kernels.dot_tensor_shoup(x, w_data, csr, basis, bias, bias_index))
-        sources = [None] * len(terms) if biases is None else [_source(b) for b in biases]
         return [self._product(op, out[r], level, scale,
                               any(cts[i].complex_slots or w.source.complex_slots for i, w in row)
                               or (b is not None and b.complex_slots))
-                for r, (scale, row, b) in enumerate(zip(scales, terms, sources, strict=True))]
+                for r, (scale, row, b) in enumerate(zip(scales, terms, bias_sources, strict=True))]
 
-    def _stacked_biases(self, op: str, biases: list[Bias] | None, term: Ciphertext,
-                        scales: list[float]) -> tuple[np.ndarray | None, list[int] | None]:
-        """The biases of ``dot_many`` as the kernel reads them: (B, C, L, N) and each output's row (-1: no
-        bias), checked against an input ``term`` (level) and the outputs' product ``scales``."""
+    def _stacked_biases(self, op: str, biases: list[Bias] | None, first_input: Ciphertext, scales: list[float]
+                        ) -> tuple[np.ndarray | None, list[int] | None, list[Ciphertext | Plaintext | None]]:
+        """The biases of ``dot_many`` as the kernel reads them, (B, C, L, N) and each output's row (-1: no
+        bias), and the operand of each output's bias (None: none); checked against ``first_input`` (the
+        level, the parameters) and the outputs' product ``scales``."""
         if biases is None:
-            return None, None
+            return None, None, [None] * len(scales)
         if len(biases) != len(scales):
             raise ParameterError(f"{op}: {len(biases)} biases for {len(scales)} outputs; give one per output "
                                  "(None for none)")
         given = [b for b in biases if b is not None]
         if not given:
-            return None, None
+            return None, None, [None] * len(scales)
         sources = [_source(b) for b in given]
         if (not all(isinstance(s, (Ciphertext, Plaintext)) for s in sources)
                 or len({type(s) for s in sources}) != 1):
@@ -237,7 +239,7 @@ class DotProducts:
             if b is None:
                 continue
             source = _source(b)
-            self._check_pair(op, term, source, same_scale=False)
+            self._check_pair(op, first_input, source, same_scale=False)
             if isinstance(source, Ciphertext) and source.size != 2:
                 raise ParameterError(f"{op}: a bias ciphertext has size {source.size}; relinearize it first")
             if abs(source.scale - scale) > SCALE_TOLERANCE * scale:
@@ -251,4 +253,4 @@ class DotProducts:
             data, rows = np.stack([s.data for s in sources]), {id(b): n for n, b in enumerate(given)}
         if isinstance(sources[0], Plaintext):  # one component
             data = data.reshape(data.shape[0], 1, *data.shape[1:])
-        return data, [-1 if b is None else rows[id(b)] for b in biases]
+        return data, [-1 if b is None else rows[id(b)] for b in biases], [_source(b) for b in biases]

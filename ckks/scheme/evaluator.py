@@ -11,7 +11,8 @@ both levels and scales, and what to do. Inputs are never modified.
   rotate(k):           c(X) -> c(X^(5^k)) then KeySwitch_{s(X^g) -> s}: slot i holds old slot i + k.
   ..._many:            relinearize, rescale, relinearize_and_rescale and rotate of a list of ciphertexts at
                        one level, in one pass (their transforms and products go to the threads together).
-  dot / dot_many:      sum_t c_t * w_t with fixed (prepared) weights w_t, for one or many outputs at once
+  dot / dot_many:      sum_t c_t * w_t with fixed (prepared) weights w_t, for one or many outputs at once,
+                       dot_many optionally b_r + sum_t ... with a bias b_r per output
                        (``dot_products``, whose methods the Evaluator inherits).
   conjugate:           c(X) -> c(X^(2N-1)) then KeySwitch_{s(X^-1) -> s}: slot i holds conj(old slot i).
                        (rotate, rotate_many and conjugate: ``rotations``, inherited like ``dot_products``.)

@@ -228,7 +228,8 @@ def test_a_bias_reaches_an_output_with_no_unrotated_diagonal(encrypt_weights):
         d_in = weights.shape[0]
         net = PlainNetwork([Dense(rng.uniform(-1, 1, (3, d_in)), rng.uniform(-1, 1, d_in), "dense"),
                             Polynomial(SQUARE, "square"), Dense(weights, rng.uniform(-1, 1, 4), "middle"),
-                            Polynomial(SQUARE, "square_1"), Dense(rng.uniform(-1, 1, (4, 1)), np.array([0.1]), "out")], 3)
+                            Polynomial(SQUARE, "square_1"),
+                            Dense(rng.uniform(-1, 1, (4, 1)), np.array([0.1]), "out")], 3)
         x = rng.uniform(0, 1, (8 if packing == "batch" else 1, 3))
         plan = plan_inference(net, x, batch_size=x.shape[0], frac_bits=20, security=None, ring_degree=64,
                               packing=packing)

@@ -199,6 +199,58 @@ def test_tensor_dot_product_against_python_integers():
                 assert [int(got[r, c, i, k]) for c in range(3)] == want
 
 
+def test_dot_kernels_add_each_outputs_bias_against_python_integers():
+    """With a bias per output (row -1: none; fewer components than the sums: the rest get 0), each sum is
+    (bias + sum of products) mod q, edge residues q - 1 included."""
+    basis = basis_of(2048, (30, 50, 60))
+    rng = np.random.default_rng(9)
+    xs = np.stack([np.stack([random_rows(basis, rng, edge=True) for _ in range(2)]) for _ in range(3)])
+    ws = np.stack([np.stack([random_rows(basis, rng, edge=True) for _ in range(2)]) for _ in range(3)])
+    plain_ws = ws[:, 0].copy()
+    bias = np.stack([np.stack([random_rows(basis, rng, edge=True) for _ in range(2)]) for _ in range(2)])
+    terms = [[(0, 0), (1, 1)], [(2, 2)], [(1, 0), (2, 1)]]
+    index = [1, -1, 0]
+    tensor = dot_kernels.dot_tensor_shoup(xs, ws, terms, basis, bias, index)
+    plain = dot_kernels.dot_plain_shoup(xs, plain_ws, rns.shoup_companions(plain_ws, basis), terms, basis,
+                                        np.ascontiguousarray(bias[:, :1]), index)
+    for r, row in enumerate(terms):
+        for i, q in enumerate(basis.moduli):
+            for k in (0, 1023, 1024, 2047):
+                b = [int(v) for v in bias[index[r], :, i, k]] if index[r] >= 0 else [0, 0]
+                pairs = [([int(v) for v in xs[t, :, i, k]], [int(v) for v in ws[u, :, i, k]]) for t, u in row]
+                want = [(b[0] + sum(x[0] * w[0] for x, w in pairs)) % q,
+                        (b[1] + sum(x[0] * w[1] + x[1] * w[0] for x, w in pairs)) % q,
+                        sum(x[1] * w[1] for x, w in pairs) % q]
+                assert [int(tensor[r, c, i, k]) for c in range(3)] == want
+                want_plain = [(b[0] + sum(x[0] * w[0] for x, w in pairs)) % q,
+                              sum(x[1] * w[0] for x, w in pairs) % q]
+                assert [int(plain[r, c, i, k]) for c in range(2)] == want_plain
+
+
+def test_dot_kernels_refuse_a_bias_they_would_misread():
+    """The kernels do no bounds checks: a bias of another shape, an index past its rows, or one of bias and
+    bias_index alone is refused by name, never read out of bounds or ignored."""
+    basis = basis_of(16, (30, 60))
+    rng = np.random.default_rng(10)
+    xs = np.stack([np.stack([random_rows(basis, rng) for _ in range(2)]) for _ in range(2)])
+    bias = np.stack([np.stack([random_rows(basis, rng) for _ in range(2)])])
+    terms = [[(0, 0)], [(1, 1)]]
+    cases = [
+        (bias, None, "together"),
+        (None, [0, 0], "together"),
+        (bias, [0, 1], r"one row in \[-1, 1\)"),
+        (bias, [0], "one row"),
+        (bias[:, :, :1].copy(), [0, 0], "C-contiguous uint64 array"),
+        (bias[:, :, :, ::2], [0, 0], "C-contiguous uint64 array"),
+        (bias.astype(np.int64), [0, 0], "C-contiguous uint64 array"),
+        (np.concatenate([bias, bias[:, :1]], axis=1), [0, 0], r"\(B, 1..2,"),
+    ]
+    for b, index, message in cases:
+        with pytest.raises(ValueError, match=message):
+            dot_kernels.dot_plain_shoup(xs, xs[:, 0].copy(), rns.shoup_companions(xs[:, 0].copy(), basis),
+                                        terms, basis, b, index)
+
+
 def test_shoup_companions_of_stacked_operands():
     """A (components, L, N) stack (a key, a ciphertext) gets its companions limb by limb."""
     basis = basis_of(16, (30, 60))

@@ -145,7 +145,6 @@ def test_dot_many_equals_each_output_summed_term_by_term(toy):
                 assert out.scale == expected.scale and out.level == expected.level
 
 
-
 def test_dot_many_with_biases_equals_the_sums_plus_their_biases(toy):
     """A bias starts its output's sums: bit for bit add(dot_many(...), bias), for plaintext and ciphertext
     weights and biases, prepared in one group (read in place) or not, and None (no bias) for an output; the
@@ -172,6 +171,14 @@ def test_dot_many_with_biases_equals_the_sums_plus_their_biases(toy):
                     values = values if r == 1 else values + vec(80 + r)
                     two = ev.relinearize(out) if out.size == 3 else out
                     np.testing.assert_allclose(dec(toy, ev.rescale(two)), values, atol=TOL)
+    # Real inputs and weights, a complex bias: the sum holds complex slots, as add(dot, bias) would say.
+    real = [toy.encryptor.encrypt(toy.encoder.encode(vec(90).real))]
+    [weight] = ev.prepare_many([toy.encoder.encode(vec(91).real)])
+    [real_sum] = ev.dot_many(real, [[(0, weight)]])
+    complex_bias = toy.encoder.encode(vec(92), scale=real_sum.scale)
+    [out] = ev.dot_many(real, [[(0, weight)]], [complex_bias])
+    assert not real_sum.complex_slots and out.complex_slots == ev.add(real_sum, complex_bias).complex_slots
+    np.testing.assert_allclose(dec(toy, ev.rescale(out)), vec(90).real * vec(91).real + vec(92), atol=TOL)
 
 
 # ------------------------------------------------------------------------------------------------------------
