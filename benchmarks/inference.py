@@ -23,6 +23,9 @@ uses: predict ratio <= 0.5 with encrypted weights at >= 30 bits. ckkslab's Numba
 (or loaded from the cache) before the first run (``ckks.compile_kernels``, reported on a line of its
 own), so no stage includes it.
 
+``benchmarks.inference_results`` turns the runs into these figures, ``benchmarks.inference_report`` into
+the printed tables.
+
 Module level imports are the standard library only: ``ckkslab --help`` registers this module's options.
 """
 
@@ -39,6 +42,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.inference_results import (
+    MODES,
+    PRECISION_TARGET_BITS,
+    PREDICT_TARGET_RATIO,
+    combine_runs,
+    compare_engines,
+)
 from benchmarks.machine import (
     ThreadBaseline,
     current_rss_bytes,
@@ -47,41 +57,7 @@ from benchmarks.machine import (
     release_free_memory,
 )
 
-STAGES = ("keygen", "encrypt_model", "encrypt_data", "predict", "decrypt")
-SIZES = ("context", "model", "data", "predictions")
-MODES = {"encrypted": True, "plain": False}
-PREDICT_TARGET_RATIO = 0.5
-PRECISION_TARGET_BITS = 30.0
 BATCH_SIZE = 4096
-
-
-def precision(predictions: Any, expected: Any, network: Any) -> dict[str, Any]:
-    """How far decrypted outputs are from the float64 forward pass, in bits, and how many decisions agree.
-
-    ``bits`` = -log2 max |error| (worst record), ``mean_bits`` = -log2 mean |error|, ``relative_bits`` =
-    -log2(max |error| / max |expected|) (issue 4's measure), ``decisions_equal`` compares
-    ``network.decide`` of both.
-    """
-    import numpy as np
-
-    from validation.metrics import precision_bits
-
-    got = np.asarray(predictions, dtype=np.float64).reshape(expected.shape)
-    error = np.abs(got - expected)
-    worst = float(error.max())
-    output_range = float(np.abs(expected).max())
-    _, decisions = network.decide(got)
-    _, reference = network.decide(expected)
-    return {
-        "max_abs_error": worst,
-        "mean_abs_error": float(error.mean()),
-        "bits": precision_bits(worst),
-        "mean_bits": precision_bits(float(error.mean())),
-        "output_range": output_range,
-        "relative_bits": precision_bits(worst / output_range) if output_range > 0 else None,
-        "decisions_equal": int(np.sum(decisions == reference)),
-        "records": int(got.shape[0]),
-    }
 
 
 def _ckkslab_runner(network: Any, x: Any, encrypt_weights: bool, calibration_x: Any,
@@ -245,9 +221,9 @@ def _run_at(thread_counts: tuple[int, ...], model_dir: Path, batches: int, modes
         "helayers_unavailable": helayers_unavailable,
         "targets": {"predict_ratio_encrypted_weights": PREDICT_TARGET_RATIO,
                     "precision_relative_bits": PRECISION_TARGET_BITS},
-        "modes": {mode: _compare(mode, _combine(ours[threads, mode], expected, network),
-                                 _combine(theirs[threads, mode], expected, network)
-                                 if theirs[threads, mode] else None)
+        "modes": {mode: compare_engines(mode, combine_runs(ours[threads, mode], expected, network),
+                                        combine_runs(theirs[threads, mode], expected, network)
+                                        if theirs[threads, mode] else None)
                   for mode in modes},
     } for threads in thread_counts}
 
@@ -286,58 +262,6 @@ def run_thread_sweep(model_dir: Path, thread_counts: tuple[int, ...], batches: i
         speedup[name] = {t: baseline.speedup(thread_counts[0], t, statistic) for t in thread_counts}
     return {"benchmark": "inference-threads", "thread_counts": list(thread_counts), "runs": runs,
             "speedup": speedup, "baseline": {"what": baseline.what, "seconds": baseline.seconds}}
-
-
-def _combine(runs: list[dict[str, Any]], expected: Any, network: Any) -> dict[str, Any]:
-    """One engine's repeated runs of one mode: stage minima, worst precision, first run's memory."""
-    combined = dict(runs[0])
-    combined["timings_s"] = {stage: min(r["timings_s"][stage] for r in runs) for stage in STAGES}
-    combined["timings_s_per_run"] = [r["timings_s"] for r in runs]
-    precisions = [precision(r["predictions"], expected, network) for r in runs]
-    combined["precision"] = max(precisions, key=lambda p: p["max_abs_error"])
-    combined["load_1min"] = {"before": runs[0]["load_1min"]["before"],
-                             "after": runs[-1]["load_1min"]["after"]}
-    del combined["predictions"]
-    return combined
-
-
-def _compare(mode: str, ours: dict[str, Any], theirs: dict[str, Any] | None) -> dict[str, Any]:
-    """Stage rows (both times, ratio ours/theirs), sizes, memory, precision, and the target verdict."""
-    stages = []
-    for stage in (*STAGES, "total"):
-        ckkslab_s = (sum(ours["timings_s"][s] for s in STAGES) if stage == "total"
-                     else ours["timings_s"][stage])
-        helayers_s = None
-        if theirs is not None:
-            helayers_s = (sum(theirs["timings_s"][s] for s in STAGES) if stage == "total"
-                          else theirs["timings_s"][stage])
-        stages.append({"stage": stage, "ckkslab_s": ckkslab_s, "helayers_s": helayers_s,
-                       "ratio": None if not helayers_s else ckkslab_s / helayers_s})
-    engines = {"ckkslab": ours, "helayers": theirs}
-    out: dict[str, Any] = {
-        "encrypt_weights": MODES[mode],
-        "stages": stages,
-        "sizes_bytes": {name: None if r is None else r["sizes_bytes"] for name, r in engines.items()},
-        "peak_rss_bytes": {name: None if r is None else r["peak_rss_bytes"] for name, r in engines.items()},
-        "rss_on_entry_bytes": {name: None if r is None else r["rss_on_entry_bytes"]
-                               for name, r in engines.items()},
-        "precision": {name: None if r is None else r["precision"] for name, r in engines.items()},
-        "timings_s_per_run": {name: None if r is None else r["timings_s_per_run"]
-                              for name, r in engines.items()},
-        "params": {name: None if r is None else r["params"] for name, r in engines.items()},
-        "extra": {name: None if r is None else r.get("extra") for name, r in engines.items()},
-        "load_1min": {name: None if r is None else r["load_1min"] for name, r in engines.items()},
-    }
-    if MODES[mode]:
-        predict = next(row for row in stages if row["stage"] == "predict")
-        bits = out["precision"]["ckkslab"]["relative_bits"]
-        bits_ok = bits is None or bits >= PRECISION_TARGET_BITS
-        out["target"] = {
-            "predict_ratio": predict["ratio"], "relative_bits": bits,
-            "met": None if predict["ratio"] is None else bool(predict["ratio"] <= PREDICT_TARGET_RATIO
-                                                              and bits_ok),
-        }
-    return out
 
 
 # ----- command line -----------------------------------------------------------------------------------------

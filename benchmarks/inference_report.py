@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.inference import PRECISION_TARGET_BITS, PREDICT_TARGET_RATIO
+from benchmarks.inference_results import PRECISION_TARGET_BITS, PREDICT_TARGET_RATIO
 
 
 def _s(seconds: float | None) -> str:

@@ -42,8 +42,8 @@ def run(net, x, plan, encrypt_weights):
 
 @pytest.mark.parametrize("encrypt_weights", [False, True])
 @pytest.mark.parametrize("poly", [SQUARE, (0.1, -0.5, 0.25),
-                                  # the levels planned for these two must be those _activation uses: 2x^2 is
-                                  # not x^2 (two levels), c0 + c1 x + 0 x^2 is linear (one)
+                                  # the levels planned for these two must be those encrypted_layers.activation
+                                  # uses: 2x^2 is not x^2 (two levels), c0 + c1 x + 0 x^2 is linear (one)
                                   (0.0, 0.0, 2.0), (0.1, -0.5, 0.0)])
 def test_toy_size_matches_plaintext(encrypt_weights, poly):
     rng = np.random.default_rng(1)
