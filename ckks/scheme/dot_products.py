@@ -228,17 +228,16 @@ class DotProducts:
         if len(biases) != len(scales):
             raise ParameterError(f"{op}: {len(biases)} biases for {len(scales)} outputs; give one per output "
                                  "(None for none)")
+        sources = [_source(b) for b in biases]
         given = [b for b in biases if b is not None]
         if not given:
-            return None, None, [None] * len(scales)
-        sources = [_source(b) for b in given]
-        if (not all(isinstance(s, (Ciphertext, Plaintext)) for s in sources)
-                or len({type(s) for s in sources}) != 1):
+            return None, None, sources
+        kinds = {type(source) for source in sources if source is not None}
+        if len(kinds) != 1 or not issubclass(kinds.pop(), (Ciphertext, Plaintext)):
             raise ParameterError(f"{op}: biases must be all plaintexts or all ciphertexts (or None)")
-        for b, scale in zip(biases, scales, strict=True):
-            if b is None:
+        for source, scale in zip(sources, scales, strict=True):
+            if source is None:
                 continue
-            source = _source(b)
             self._check_pair(op, first_input, source, same_scale=False)
             if isinstance(source, Ciphertext) and source.size != 2:
                 raise ParameterError(f"{op}: a bias ciphertext has size {source.size}; relinearize it first")
@@ -250,7 +249,7 @@ class DotProducts:
         if group is not None and all(isinstance(b, PreparedOperand) and b.group is group for b in given):
             data, rows = group.data, {id(b): b.index for b in given}
         else:  # biases of several groups, or not prepared: stack them
-            data, rows = np.stack([s.data for s in sources]), {id(b): n for n, b in enumerate(given)}
-        if isinstance(sources[0], Plaintext):  # one component
+            data, rows = np.stack([_source(b).data for b in given]), {id(b): n for n, b in enumerate(given)}
+        if isinstance(_source(given[0]), Plaintext):  # one component
             data = data.reshape(data.shape[0], 1, *data.shape[1:])
-        return data, [-1 if b is None else rows[id(b)] for b in biases], [_source(b) for b in biases]
+        return data, [-1 if b is None else rows[id(b)] for b in biases], sources
