@@ -59,6 +59,28 @@ def single_thread_environment() -> None:
         os.environ.setdefault(name, "1")
 
 
+def idle_spin_cpu_seconds(threads: int, idle_s: float = 0.2) -> float:
+    """CPU seconds this process spends in the ``idle_s`` seconds after a kernel at ``threads`` threads,
+    while its main thread sleeps: the kernel threads' spinning before they sleep (``GOMP_SPINCOUNT``; see
+    ``ckks.threads``), plus a few microseconds of the sleep call itself. Leaves the thread count at
+    ``threads``."""
+    import time
+
+    import numpy as np
+
+    import ckks
+    from ckks.ring import rns
+    from ckks.ring.primes import ntt_primes
+
+    ckks.set_threads(threads)
+    basis = rns.rns_basis(tuple(ntt_primes(40, 4096, 2)), 4096)
+    a = np.zeros((2, 4096), dtype=np.uint64)
+    rns.add(a, a, basis)
+    start = time.process_time()
+    time.sleep(idle_s)
+    return time.process_time() - start
+
+
 class ThreadBaseline:
     """Forward NTTs of ``rows`` independent rows (N = 16384, one 51-bit prime): work with nothing serial in
     it, spread over ``ckks.get_threads()`` threads. Timed at each thread count beside the work a benchmark

@@ -14,12 +14,17 @@ predictions must be the same bytes at both counts; the run stops with an error i
 The baseline, timed in the same rounds (``benchmarks.machine.ThreadBaseline``): forward NTTs of 32
 independent rows, work with nothing serial in it, so its speed-up is what the machine gives T threads at
 that moment (on a shared virtual machine, often well below T).
+
+Also reported: how long the idle kernel threads spin, as the CPU they spend in the 0.2 s after a kernel
+(``benchmarks.machine.idle_spin_cpu_seconds``), with ckkslab's ``GOMP_SPINCOUNT`` or the one set in the
+environment (``GOMP_SPINCOUNT=300000``, libgomp's default; see ``ckks.threads``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -35,7 +40,7 @@ def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: boo
             the thread counts.
     """
     import ckks
-    from benchmarks.machine import ThreadBaseline
+    from benchmarks.machine import ThreadBaseline, idle_spin_cpu_seconds
     from nn import artifacts
     from nn import encrypted as enc
     from nn.data import load_xy
@@ -78,6 +83,9 @@ def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: boo
                for count, s in seconds.items()}
     return {"benchmark": "server-threads", "model": str(model_dir), "records": 4096,
             "encrypt_weights": encrypt_weights, "rounds": rounds, "threads": summary,
+            "gomp_spincount": os.environ.get("GOMP_SPINCOUNT",
+                                             f"ckkslab's {ckks.threads.KERNEL_THREAD_SPINS}"),
+            "idle_spin_cpu_s": min(idle_spin_cpu_seconds(threads) for _ in range(3)),
             "speedup": summary[1]["min_s"] / summary[threads]["min_s"],
             "speedup_median": summary[1]["median_s"] / summary[threads]["median_s"],
             "baseline": baseline.what, "baseline_speedup": baseline.speedup(1, threads),
@@ -99,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     weights = "encrypted" if result["encrypt_weights"] else "plain"
     print(f"Server.predict_bytes, {args.model}, 4096 records, weights {weights}, {args.rounds} rounds "
-          "(after one warm-up) alternating thread counts")
+          f"(after one warm-up) alternating thread counts; GOMP_SPINCOUNT {result['gomp_spincount']}, idle "
+          f"kernel threads spend {result['idle_spin_cpu_s'] * 1e3:.2f} ms of CPU in the 0.2 s after a kernel")
     for count, row in result["threads"].items():
         print(f"  {count} thread(s): min {row['min_s']:.4f} s, median {row['median_s']:.4f} s")
     print(f"  speed-up {result['speedup']:.2f}x (minima), {result['speedup_median']:.2f}x (medians); "

@@ -10,10 +10,21 @@ Work outside the kernels that releases Python's GIL (hashing a buffer, numpy's c
 loading a batch of ciphertexts) shares the same count of Python threads: ``map_in_threads`` and
 ``start_in_thread``; at one thread they run in the calling thread, in order, and so they do while
 ``ckks.instrument.recording()`` is on (its recorder belongs to one thread: every timed call is booked).
+
+Numba's "omp" threading layer runs the kernels on GNU OpenMP (libgomp), whose idle threads wait for the next
+kernel by spinning ``GOMP_SPINCOUNT`` times before they sleep. libgomp's default, 300,000 spins, keeps a
+thread busy about 7.5 ms after every kernel on this project's 2-core machine (as
+``benchmarks/server_threads.py`` prints it): harmless between kernels, but after a step's last kernel it
+takes a core from the Python threads that come next, such as the loading of a batch (SHA-256 and copies
+on ``map_in_threads``) or a Dask worker's event loop and transfers. Importing ckks loads libgomp with
+``KERNEL_THREAD_SPINS`` instead (``_load_openmp_with_short_spin``); a user's own ``GOMP_SPINCOUNT`` is kept,
+which is how to measure the difference: ``ckkslab bench batches`` with and without ``GOMP_SPINCOUNT=300000``
+in its environment.
 """
 
 from __future__ import annotations
 
+import ctypes
 import numbers
 import os
 from collections.abc import Callable, Iterable
@@ -24,6 +35,33 @@ import numba
 
 from .errors import ParameterError
 from .instrument import active as recording_active
+
+# About 0.3 ms of spinning on this machine: enough to bridge the Python glue between two kernels.
+KERNEL_THREAD_SPINS = 10_000
+
+
+def _load_openmp_with_short_spin() -> None:
+    """Load libgomp now, with ``GOMP_SPINCOUNT`` = ``KERNEL_THREAD_SPINS``, so that Numba finds it loaded.
+
+    libgomp reads its environment once, when it is loaded, so the variable is removed again at once: child
+    processes, and another OpenMP runtime loaded later (pyhelayers bundles its own libgomp), do not see it.
+    Nothing changes if the user chose a wait policy (``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` is set), if
+    libgomp was loaded before ckks, or if there is none (Numba then runs another threading layer). Numba's
+    layer itself still starts on first use, so a process that forks before running a kernel may run
+    kernels in its children, as before.
+    """
+    if "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ:
+        return
+    os.environ["GOMP_SPINCOUNT"] = str(KERNEL_THREAD_SPINS)
+    try:
+        ctypes.CDLL("libgomp.so.1")
+    except OSError:
+        pass  # no GNU OpenMP here
+    finally:
+        del os.environ["GOMP_SPINCOUNT"]
+
+
+_load_openmp_with_short_spin()
 
 
 def available_threads() -> int:
