@@ -33,7 +33,7 @@ from .scheme.encoder import Encoder
 from .scheme.evaluator import Evaluator
 from .scheme.serialization import from_bytes, load, save, to_bytes
 from .allocator import keep_freed_memory
-from .threads import available_threads, get_threads, map_in_threads, set_threads, start_in_thread
+from .threads import available_threads, get_threads, map_in_threads, set_threads
 from .warmup import KernelCompilation, compile_kernels
 
 __all__ = [
@@ -42,5 +42,5 @@ __all__ = [
     "ParameterError", "Parameters", "Plaintext", "PublicKey", "RelinKey", "ScaleMismatchError", "SecretKey",
     "SerializationError", "ServerBundle", "SwitchingKey", "ValueRangeError", "available_threads",
     "compile_kernels", "from_bytes", "get_threads", "keep_freed_memory", "load", "made_from",
-    "map_in_threads", "save", "set_threads", "start_in_thread", "to_bytes",
+    "map_in_threads", "save", "set_threads", "to_bytes",
 ]

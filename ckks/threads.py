@@ -7,9 +7,9 @@ code whatever thread computes it, so results are bit-identical for every thread 
 at most Numba's pool size, fixed when Numba starts: ``NUMBA_NUM_THREADS`` if set, else the number of cores.
 
 Work outside the kernels that releases Python's GIL (hashing a buffer, numpy's copies and comparisons, as in
-loading a batch of ciphertexts) shares the same count of Python threads: ``map_in_threads`` and
-``start_in_thread``; at one thread they run in the calling thread, in order, and so they do while
-``ckks.instrument.recording()`` is on (its recorder belongs to one thread: every timed call is booked).
+loading a batch of ciphertexts) shares the same count of Python threads: ``map_in_threads``; at one thread
+it runs in the calling thread, in order, and so it does while ``ckks.instrument.recording()`` is on (its
+recorder belongs to one thread: every timed call is booked).
 
 Numba's "omp" threading layer runs the kernels on GNU OpenMP (libgomp), whose idle threads wait for the next
 kernel by spinning ``GOMP_SPINCOUNT`` times before they sleep. libgomp's default, 300,000 spins, keeps a
@@ -28,7 +28,7 @@ import ctypes
 import numbers
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numba
@@ -118,17 +118,3 @@ def map_in_threads(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
     """
     pool = _pool()
     return [fn(item) for item in items] if pool is None else list(pool.map(fn, items))
-
-
-def start_in_thread(fn: Callable[..., R], *args: object) -> Future[R]:
-    """``fn(*args)`` started on the pool of ``map_in_threads``; at one thread, run now. Its ``result()``
-    returns the value or raises the exception."""
-    pool = _pool()
-    if pool is not None:
-        return pool.submit(fn, *args)
-    done: Future[R] = Future()
-    try:
-        done.set_result(fn(*args))
-    except Exception as exc:  # handed to the caller by result(), as the pool would
-        done.set_exception(exc)
-    return done

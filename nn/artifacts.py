@@ -22,6 +22,7 @@ from .container import (
     REMEDY,
     ArtifactError,
     advice,
+    content_digest,
     exact_fields,
     integer,
     list_of,
@@ -102,6 +103,16 @@ def ciphertexts_from_bytes(data: bytes, params: ckks.Parameters) -> list[ckks.Ci
         ArtifactError: bad file, or ciphertexts of other parameters.
     """
     return ciphertexts_with_info(data, params)[0]
+
+
+def ciphertexts_digest(data: bytes) -> str:
+    """The content digest (``nn.container.content_digest``) of a ciphertexts file: how the server's
+    predictions and the client's list of batches name the data, for resume and for the client's check.
+
+    Raises:
+        ArtifactError: not a ciphertexts file.
+    """
+    return content_digest(data, "ciphertexts", CIPHERTEXTS_FIELDS)
 
 
 def ciphertexts_with_info(data: bytes, params: ckks.Parameters) -> tuple[list[ckks.Ciphertext], dict]:

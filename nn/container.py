@@ -9,6 +9,7 @@ field.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import struct
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import ckks
+from ckks.scheme.serialization import CHECKSUM_SIZE
 
 from .jsonfile import parse_json
 
@@ -106,9 +108,9 @@ def pack(kind: str, header: dict[str, Any], objects: list[bytes]) -> bytes:
     return b"".join(parts)
 
 
-def unpack(data: bytes, kind: str, fields: Sequence[str]) -> tuple[dict[str, Any], list[memoryview]]:
-    """The header (a JSON object of exactly ``fields``, ``kind`` included) and the object blobs (views into
-    ``data``, not copies)."""
+def _read(data: bytes, kind: str, fields: Sequence[str]) -> tuple[dict[str, Any], list[tuple[int, int]]]:
+    """The header (a JSON object of exactly ``fields``, ``kind`` included) and each object's (offset, size)
+    in ``data``."""
     view = memoryview(data)
     if bytes(view[: len(MAGIC)]) != MAGIC:
         raise ArtifactError(f"not a ckkslab {kind} file (bad magic)")
@@ -124,13 +126,13 @@ def unpack(data: bytes, kind: str, fields: Sequence[str]) -> tuple[dict[str, Any
         offset += length
         (count,) = struct.unpack_from("<I", view, offset)
         offset += 4
-        objects = []
+        spans = []
         for _ in range(count):
             (size,) = struct.unpack_from("<Q", view, offset)
             offset += 8
             if offset + size > len(view):
                 raise ArtifactError(f"{kind} file is truncated (object of {size} bytes past the end)")
-            objects.append(view[offset : offset + size])
+            spans.append((offset, size))
             offset += size
     except struct.error as exc:
         raise ArtifactError(f"{kind} file is truncated or corrupted ({exc})") from None
@@ -143,7 +145,37 @@ def unpack(data: bytes, kind: str, fields: Sequence[str]) -> tuple[dict[str, Any
         found = found[:40] if isinstance(found, str) else "?"
         raise ArtifactError(f"expected a {kind} file, got a {found} file")
     with advice(REMEDY[kind]):
-        return exact_fields(header, fields, f"the {kind} file's header"), objects
+        return exact_fields(header, fields, f"the {kind} file's header"), spans
+
+
+def unpack(data: bytes, kind: str, fields: Sequence[str]) -> tuple[dict[str, Any], list[memoryview]]:
+    """The header (a JSON object of exactly ``fields``, ``kind`` included) and the object blobs (views into
+    ``data``, not copies)."""
+    header, spans = _read(data, kind, fields)
+    view = memoryview(data)
+    return header, [view[offset : offset + size] for offset, size in spans]
+
+
+def content_digest(data: bytes, kind: str, fields: Sequence[str]) -> str:
+    """The first 128 bits (hex) of SHA-256 over the file without the bulk of its objects: every byte except,
+    in each object, those before its last ``CHECKSUM_SIZE`` (its stored SHA-256 of those bytes).
+
+    What it names is the file itself once its objects load: ``ckks.from_bytes`` checks each stored checksum
+    against the object's bytes, so two files with one content digest whose objects load hold the same
+    objects, unless SHA-256 has a collision (a hash tree of depth two, Merkle 1987). It reads a few
+    hundred bytes where a SHA-256 of the whole file would read all of it; an object that does not match
+    its checksum is left to fail when it is loaded.
+
+    Raises:
+        ArtifactError: not a ``kind`` file (see ``unpack``).
+    """
+    _, spans = _read(data, kind, fields)
+    view, digest, start = memoryview(data), hashlib.sha256(), 0
+    for offset, size in spans:
+        digest.update(view[start:offset])
+        start = offset + max(size - CHECKSUM_SIZE, 0)
+    digest.update(view[start:])
+    return digest.hexdigest()[:32]
 
 
 def load_object(blob: bytes | memoryview, params: ckks.Parameters, expected: type) -> Any:

@@ -7,8 +7,10 @@ Dask workers (``nn.dask_scheduler``) all run this one class, so they check the s
 encrypted model tagged with the keys of the bundle they are run with (``keys_id``).
 
 The predictions carry the data's ``info`` (records, keys, batch index and first record id) plus the
-output width and the SHA-256 of the data and of the model they were computed from, so that a later run can
-tell a finished prediction of exactly this batch and model from a stale one (resume).
+output width, the content digest of the data (``nn.artifacts.ciphertexts_digest``: its ciphertexts' own
+checksums, verified as they load, hashed with the rest of the file) and the SHA-256 of the model they were
+computed from, so that a later run can tell a finished prediction of exactly this batch and model from a
+stale one (resume).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ def keys_id(bundle_bytes: bytes) -> str:
 
 
 def digest(data: bytes) -> str:
-    """The first 128 bits of SHA-256(data) in hex: how a prediction names the data and model it came from."""
+    """The first 128 bits of SHA-256(data) in hex: how a prediction names the model it came from, and
+    ``keys_id`` the keys."""
     return hashlib.sha256(data).hexdigest()[:32]
 
 
@@ -86,12 +89,11 @@ class Server:
             WorkflowError: a batch encrypted under other keys than the bundle's.
             ckks.ValueRangeError: a batch of another plan (number of ciphertexts).
         """
-        data_digest = ckks.start_in_thread(digest, data)  # beside the loading, on ckks.get_threads() threads
-        inputs, info = artifacts.ciphertexts_with_info(data, self.params)
+        inputs, info = artifacts.ciphertexts_with_info(data, self.params)  # every checksum verified
         if info.get("keys") != self.keys:
             raise WorkflowError(f"{what} was encrypted under another key than the evaluation keys in "
                                 f"{self.bundle_name}: use the data and the bundle of the same client")
         outputs = enc.predict(self.model, inputs, self.evaluator, self.prepared, timer)
-        info = {**info, "output_dim": self.model.output_dim, "data_sha256": data_digest.result(),
-                "model_sha256": self.model_digest}
+        info = {**info, "output_dim": self.model.output_dim,
+                "data_digest": artifacts.ciphertexts_digest(data), "model_sha256": self.model_digest}
         return artifacts.ciphertexts_to_bytes(outputs, info)

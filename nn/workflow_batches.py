@@ -66,7 +66,7 @@ def encrypt_batches(workspace: str | Path, x: np.ndarray, batch_size: int, batch
             data = artifacts.ciphertexts_to_bytes(enc.encrypt_batch(part, plan, encoder, encryptor), info)
             write_atomic(paths["batch_data"] / ws.batch_file(index), data)
             listed.append({"batch": index, "first_record": first, "records": part.shape[0],
-                           "data_sha256": digest(data)})
+                           "data_digest": artifacts.ciphertexts_digest(data)})
             written += len(data)
             bar.advance(part.shape[0])
     manifest = {"batch_size": batch_size, "records": records, "batches": listed}
@@ -99,15 +99,20 @@ def _header_info(data: bytes, path: Path) -> dict[str, Any]:
 
 
 def _finished(prediction: Path, data: bytes, model_digest: str, keys: str, params: ckks.Parameters) -> bool:
-    """Whether ``prediction`` holds whole, valid predictions of exactly ``data`` by this model and keys."""
+    """Whether ``prediction`` holds whole, valid predictions of exactly ``data`` by this model and keys.
+
+    ``data`` is named by its content digest, which covers its ciphertexts' checksums but not the bytes they
+    check: a batch file damaged inside a ciphertext after its prediction was made still counts as predicted
+    (the prediction is of the file as it was; computing it again would fail on the damage)."""
     if not prediction.is_file():
         return False
     try:
         _, info = artifacts.ciphertexts_with_info(prediction.read_bytes(), params)
-    except artifacts.ArtifactError:
+        data_digest = artifacts.ciphertexts_digest(data)
+    except artifacts.ArtifactError:  # a bad prediction is computed again; bad data then fails by name
         return False
-    said = (info.get("data_sha256"), info.get("model_sha256"), info.get("keys"))
-    return said == (digest(data), model_digest, keys)
+    said = (info.get("data_digest"), info.get("model_sha256"), info.get("keys"))
+    return said == (data_digest, model_digest, keys)
 
 
 def predict_batches(workspace: str | Path, scheduler: SchedulerOptions | None = None,
@@ -177,7 +182,7 @@ def predict_batches(workspace: str | Path, scheduler: SchedulerOptions | None = 
     return report
 
 
-MANIFEST_BATCH_FIELDS = ("batch", "first_record", "records", "data_sha256")
+MANIFEST_BATCH_FIELDS = ("batch", "first_record", "records", "data_digest")
 
 
 def _manifest(paths: dict[str, Path]) -> list[dict[str, Any]]:
@@ -196,7 +201,7 @@ def _manifest(paths: dict[str, Path]) -> list[dict[str, Any]]:
         for entry in listed:
             for name in MANIFEST_BATCH_FIELDS[:3]:
                 container.integer(entry[name], f"{name} in {what}")
-            container.string(entry["data_sha256"], f"data_sha256 in {what}")
+            container.string(entry["data_digest"], f"data_digest in {what}")
     except artifacts.ArtifactError as exc:
         raise WorkflowError(f"{exc}: run `ckkslab encrypt --batches` again") from None
     if [entry["batch"] for entry in listed] != list(range(len(listed))) or not listed:
@@ -211,8 +216,8 @@ def decrypt_batches(workspace: str | Path, network: PlainNetwork | None = None,
     """Client: decrypt every batch client/batches.json lists into one client/scores.csv, with a record_id
     column; returns (record ids, scores, path).
 
-    Each batch's predictions must be of that batch exactly (batch index, record ids and the SHA-256 of the
-    data file the client wrote), and the merged record ids must be each present exactly once.
+    Each batch's predictions must be of that batch exactly (batch index, record ids and the content digest
+    of the data file the client wrote), and the merged record ids must be each present exactly once.
 
     Raises:
         WorkflowError: a batch without predictions (the message lists them: run predict, it resumes), a

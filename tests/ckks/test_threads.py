@@ -73,16 +73,6 @@ def test_map_in_threads_keeps_the_order_and_the_first_failure(count, restore_thr
         ckks.map_in_threads(fail_from_seven, range(20))
 
 
-@pytest.mark.parametrize("count", [1, 2])
-def test_start_in_thread_hands_back_the_value_or_the_exception(count, restore_threads):
-    if count > ckks.available_threads():
-        pytest.skip("this machine has one core")
-    ckks.set_threads(count)
-    assert ckks.start_in_thread(sum, [1, 2, 3]).result() == 6
-    with pytest.raises(ZeroDivisionError):
-        ckks.start_in_thread(lambda: 1 / 0).result()
-
-
 def test_the_helpers_use_the_pool_threads_and_stay_in_the_caller_while_recording(restore_threads):
     import threading
 
