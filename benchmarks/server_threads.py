@@ -16,8 +16,8 @@ independent rows, work with nothing serial in it, so its speed-up is what the ma
 that moment (on a shared virtual machine, often well below T).
 
 Also reported: how long the idle kernel threads spin, as the CPU they spend in the 0.2 s after a kernel
-(``benchmarks.machine.idle_spin_cpu_seconds``), with ckkslab's ``GOMP_SPINCOUNT`` or the one set in the
-environment (``GOMP_SPINCOUNT=300000``, libgomp's default; see ``ckks.threads``).
+(``benchmarks.machine.idle_spin_cpu_seconds``), with libgomp's default or the ``GOMP_SPINCOUNT`` set in the
+environment (see ``ckks.threads``).
 """
 
 from __future__ import annotations
@@ -83,8 +83,7 @@ def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: boo
                for count, s in seconds.items()}
     return {"benchmark": "server-threads", "model": str(model_dir), "records": 4096,
             "encrypt_weights": encrypt_weights, "rounds": rounds, "threads": summary,
-            "gomp_spincount": os.environ.get("GOMP_SPINCOUNT",
-                                             f"ckkslab's {ckks.threads.KERNEL_THREAD_SPINS}"),
+            "gomp_spincount": os.environ.get("GOMP_SPINCOUNT", "unset (libgomp's default, 300000)"),
             "idle_spin_cpu_s": min(idle_spin_cpu_seconds(threads) for _ in range(3)),
             "speedup": summary[1]["min_s"] / summary[threads]["min_s"],
             "speedup_median": summary[1]["median_s"] / summary[threads]["median_s"],

@@ -12,14 +12,13 @@ it runs in the calling thread, in order, and so it does while ``ckks.instrument.
 recorder belongs to one thread: every timed call is booked).
 
 Numba's "omp" threading layer runs the kernels on GNU OpenMP (libgomp), whose idle threads wait for the next
-kernel by spinning ``GOMP_SPINCOUNT`` times before they sleep. libgomp's default, 300,000 spins, keeps a
-thread busy about 7.5 ms after every kernel on this project's 2-core machine (as
-``benchmarks/server_threads.py`` prints it): harmless between kernels, but after a step's last kernel it
-takes a core from the Python threads that come next, such as the loading of a batch (SHA-256 and copies
-on ``map_in_threads``) or a Dask worker's event loop and transfers. Importing ckks loads libgomp with
-``KERNEL_THREAD_SPINS`` instead (``_load_openmp_with_short_spin``); a user's own ``GOMP_SPINCOUNT`` is kept,
-which is how to measure the difference: ``ckkslab bench batches`` with and without ``GOMP_SPINCOUNT=300000``
-in its environment.
+kernel by spinning ``GOMP_SPINCOUNT`` times before they sleep; libgomp reads the variable once, when it is
+loaded. Its default, 300,000 spins, keeps a thread busy about 7.5 ms after every kernel on this project's
+2-core machine (``benchmarks/server_threads.py`` prints it). That is right for a process that has the cores
+to itself, whose next kernel follows within microseconds: with 10,000 spins (0.35 ms), the two-thread
+predict of ``ckkslab bench inference`` took 0.14-0.18 s instead of 0.13 s. It is wrong where processes
+share the cores: ``spin_briefly_before_sleeping`` is for those, and the embedded Dask cluster uses it for its
+client (the ``ckkslab`` command) and gives its workers the same count (``nn.dask_scheduler``).
 """
 
 from __future__ import annotations
@@ -36,32 +35,35 @@ import numba
 from .errors import ParameterError
 from .instrument import active as recording_active
 
-# About 0.3 ms of spinning on this machine: enough to bridge the Python glue between two kernels.
-KERNEL_THREAD_SPINS = 10_000
+# About 0.35 ms of spinning on this machine.
+SHARED_CORES_SPIN_COUNT = 10_000
 
 
-def _load_openmp_with_short_spin() -> None:
-    """Load libgomp now, with ``GOMP_SPINCOUNT`` = ``KERNEL_THREAD_SPINS``, so that Numba finds it loaded.
+def spin_briefly_before_sleeping() -> bool:
+    """For a process whose cores other busy processes need too: load libgomp now with ``GOMP_SPINCOUNT`` =
+    ``SHARED_CORES_SPIN_COUNT``, so that an idle kernel thread soon sleeps. Call it before the first kernel
+    or ``set_threads``; returns whether it took effect.
 
-    libgomp reads its environment once, when it is loaded, so the variable is removed again at once: child
-    processes, and another OpenMP runtime loaded later (pyhelayers bundles its own libgomp), do not see it.
-    Nothing changes if the user chose a wait policy (``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` is set), if
-    libgomp was loaded before ckks, or if there is none (Numba then runs another threading layer). Numba's
-    layer itself still starts on first use, so a process that forks before running a kernel may run
-    kernels in its children, as before.
+    The variable is removed again at once (libgomp has read it): child processes, and another OpenMP
+    runtime loaded later (pyhelayers bundles its own libgomp), do not see it. Nothing changes if the user
+    chose a wait policy (``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` is set), if libgomp is loaded already (its
+    setting is fixed), or if there is none (Numba then runs another threading layer).
     """
     if "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ:
-        return
-    os.environ["GOMP_SPINCOUNT"] = str(KERNEL_THREAD_SPINS)
+        return False
+    try:
+        ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD)  # succeeds only if it is loaded already
+        return False
+    except OSError:
+        pass
+    os.environ["GOMP_SPINCOUNT"] = str(SHARED_CORES_SPIN_COUNT)
     try:
         ctypes.CDLL("libgomp.so.1")
-    except OSError:
-        pass  # no GNU OpenMP here
+        return True
+    except OSError:  # no GNU OpenMP here
+        return False
     finally:
         del os.environ["GOMP_SPINCOUNT"]
-
-
-_load_openmp_with_short_spin()
 
 
 def available_threads() -> int:

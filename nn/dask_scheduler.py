@@ -28,6 +28,7 @@ from distributed import Client, Future, KilledWorker, LocalCluster, as_completed
 from distributed.diagnostics.plugin import WorkerPlugin
 
 import ckks
+from ckks.threads import SHARED_CORES_SPIN_COUNT
 
 from .distributed import (
     BATCH_ERRORS,
@@ -48,6 +49,13 @@ CONNECT_TIMEOUT_S = 30
 #: same on a real cluster. (A nanny also writes its variables into its own process's os.environ, which
 #: later workers inherit: a process that started a default-config LocalCluster before passes it on anyway.)
 WORKER_MALLOC_SETTING = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+#: The embedded workers share this machine's cores with each other and with the client, which encrypts the
+#: next batches meanwhile. An idle OpenMP kernel thread spins GOMP_SPINCOUNT times before it sleeps (see
+#: ckks.threads): libgomp's default, about 7.5 ms here, then takes a core that another process needs. Set in
+#: each worker process before it imports ckks (``distributed.nanny.environ``, unlike pre-spawn-environ, is
+#: not written into this process's os.environ); a GOMP_SPINCOUNT in this process's environment wins. The
+#: ``ckkslab`` command does the same for the client (``ckks.threads.spin_briefly_before_sleeping``).
+WORKER_SPIN_SETTING = "distributed.nanny.environ.GOMP_SPINCOUNT"
 
 
 class ServerPlugin(WorkerPlugin):
@@ -162,7 +170,8 @@ def dask_scheduler(options: SchedulerOptions, bundle: bytes, model: bytes, bundl
     with ExitStack() as stack:
         try:
             if options.address is None:
-                stack.enter_context(dask.config.set({WORKER_MALLOC_SETTING: None}))
+                stack.enter_context(dask.config.set({WORKER_MALLOC_SETTING: None,
+                                                     WORKER_SPIN_SETTING: str(SHARED_CORES_SPIN_COUNT)}))
                 cluster = stack.enter_context(LocalCluster(
                     n_workers=options.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                     dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL))

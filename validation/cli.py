@@ -58,6 +58,13 @@ def _add_threads_everywhere(subparsers: argparse._SubParsersAction) -> None:
                 _add_threads_everywhere(action)
 
 
+def _starts_dask_workers_here(args: argparse.Namespace) -> bool:
+    """Whether the command starts an embedded Dask cluster, whose workers need this machine's cores while
+    this process encrypts (``--scheduler dask`` without an address, ``bench batches``)."""
+    embedded = getattr(args, "scheduler", None) == "dask" and getattr(args, "scheduler_address", None) is None
+    return embedded or getattr(args, "starts_dask_clusters", False)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, run the command, turn known errors into a one-line message and exit code 2."""
     parser = build_parser()
@@ -66,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     from ckks.errors import CkksError
 
     ckks.keep_freed_memory()
+    if _starts_dask_workers_here(args):
+        ckks.threads.spin_briefly_before_sleeping()  # before set_threads loads libgomp
     try:
         args.threads = ckks.set_threads(args.threads)
         result = args.func(args)

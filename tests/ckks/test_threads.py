@@ -116,15 +116,17 @@ def _map_in_child() -> None:
     assert ckks.map_in_threads(abs, [-3, -4]) == [3, 4]
 
 
-# Run in a fresh interpreter: libgomp reads GOMP_SPINCOUNT once, when ``import ckks`` loads it.
+# Run in a fresh interpreter: libgomp reads GOMP_SPINCOUNT once, when it is loaded.
 IDLE_SPIN_PROBE = """
-import os, time
+import os, sys, time
 import numpy as np
 import ckks
 from ckks.ring import rns
 from ckks.ring.primes import ntt_primes
 
+took = ckks.threads.spin_briefly_before_sleeping() if sys.argv[1] == "call" else None
 ckks.set_threads(2)
+again = ckks.threads.spin_briefly_before_sleeping()  # libgomp is loaded now: too late
 basis = rns.rns_basis(tuple(ntt_primes(40, 4096, 2)), 4096)
 a = np.zeros((2, 4096), dtype=np.uint64)
 idle = []
@@ -133,30 +135,35 @@ for _ in range(3):
     start = time.process_time()
     time.sleep(0.2)
     idle.append(time.process_time() - start)
-print(min(idle), max(idle), os.environ.get("GOMP_SPINCOUNT"))
+print(min(idle), max(idle), took, again, os.environ.get("GOMP_SPINCOUNT"))
 """
 
 
-def _idle_spin(env_extra: dict[str, str]) -> tuple[float, float, str]:
-    """(least, most) CPU seconds of three idle spells after a kernel, and GOMP_SPINCOUNT as the probe saw it
-    after ``import ckks``."""
+def _idle_spin(call: bool, env_extra: dict[str, str]) -> tuple[float, float, str, str, str]:
+    """(least, most) CPU seconds of three idle spells after a kernel; what spin_briefly_before_sleeping
+    returned before and after set_threads; GOMP_SPINCOUNT as the probe saw it at the end."""
     import os
     import subprocess
     import sys
 
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    out = subprocess.run([sys.executable, "-c", IDLE_SPIN_PROBE], env={**env, **env_extra},
-                         capture_output=True, text=True, timeout=120, check=True).stdout.split()
-    return float(out[0]), float(out[1]), out[2]
+    out = subprocess.run([sys.executable, "-c", IDLE_SPIN_PROBE, "call" if call else "no"],
+                         env={**env, **env_extra}, capture_output=True, text=True, timeout=120,
+                         check=True).stdout.split()
+    return float(out[0]), float(out[1]), out[2], out[3], out[4]
 
 
-def test_idle_kernel_threads_stop_spinning_soon_and_the_user_s_setting_wins():
-    """CPU seconds while the main thread sleeps after a kernel = the idle kernel thread's spinning. ckkslab's
-    KERNEL_THREAD_SPINS must spend far less than libgomp's default 300000 spins (which a user may still
-    choose, and gets), and leave no GOMP_SPINCOUNT behind for child processes or pyhelayers' libgomp."""
+def test_a_short_spin_puts_idle_kernel_threads_to_sleep_and_the_user_s_setting_wins():
+    """CPU seconds while the main thread sleeps after a kernel = the idle kernel thread's spinning.
+    spin_briefly_before_sleeping must spend far less than libgomp's default (here about 0.4 ms against
+    7.5 ms), leave no GOMP_SPINCOUNT behind for child processes or pyhelayers' libgomp, refuse once libgomp
+    is loaded, and leave a user's own GOMP_SPINCOUNT alone."""
     if ckks.available_threads() < 2:
         pytest.skip("this machine has one core: no idle kernel thread")
-    ours, _, ours_variable = _idle_spin({})
-    _, users, users_variable = _idle_spin({"GOMP_SPINCOUNT": "300000"})
-    assert ours_variable == "None" and users_variable == "300000"
-    assert ours * 4 < users, (ours, users)  # here about 0.4 ms against 7.5 ms
+    short, _, took, again, variable = _idle_spin(True, {})
+    assert (took, again, variable) == ("True", "False", "None")
+    _, default, took, _, variable = _idle_spin(False, {})
+    assert (took, variable) == ("None", "None")
+    _, users, took, again, variable = _idle_spin(True, {"GOMP_SPINCOUNT": "300000"})
+    assert (took, again, variable) == ("False", "False", "300000")
+    assert short * 4 < default and short * 4 < users, (short, default, users)

@@ -17,6 +17,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.protocol import pickle as dask_pickle
 
 import ckks
+from ckks.threads import SHARED_CORES_SPIN_COUNT
 from nn import artifacts, pipeline, workflow
 from nn.dask_scheduler import WORKER_MALLOC_SETTING, dask_scheduler
 from nn.distributed import SchedulerError, SchedulerOptions
@@ -243,7 +244,8 @@ def test_scheduler_options_that_do_not_fit_are_refused(options, message):
 
 def test_embedded_workers_keep_the_default_allocator(tmp_path, network, records, monkeypatch):
     """Dask's nanny would start them with MALLOC_TRIM_THRESHOLD_ set, which doubles a batch's CPU time
-    (nn/dask_scheduler.py); the embedded cluster's workers have it unset and one BLAS thread. (A nanny of
+    (nn/dask_scheduler.py); the embedded cluster's workers have it unset and one BLAS thread, and their idle
+    kernel threads spin briefly. (A nanny of
     an earlier default-config cluster in this process writes the variable into os.environ, which workers
     inherit: the test starts from an environment without it, as a ``ckkslab`` process does.)"""
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
@@ -252,4 +254,32 @@ def test_embedded_workers_keep_the_default_allocator(tmp_path, network, records,
     with dask_scheduler(SchedulerOptions("dask", workers=1), bundle, model, "bundle", "model") as running:
         seen = running.client.run(lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"),
                                            os.environ.get("OPENBLAS_NUM_THREADS")))
+        idle = running.client.run(_idle_cpu_after_a_kernel)
     assert list(seen.values()) == [(None, "1")]
+    assert "GOMP_SPINCOUNT" not in os.environ  # set in the workers only
+    # A worker's idle kernel thread soon sleeps (GOMP_SPINCOUNT 10000: about 0.4 ms of CPU here; libgomp's
+    # default spends 7.5 ms, see tests/ckks/test_threads.py).
+    assert [spin for spin, _ in idle.values()] == [str(SHARED_CORES_SPIN_COUNT)]
+    assert all(seconds < 0.003 for _, seconds in idle.values()), idle
+
+
+def _idle_cpu_after_a_kernel() -> tuple[str | None, float]:
+    """On a worker: its GOMP_SPINCOUNT, and the least CPU seconds of three 0.2 s sleeps after a two-thread
+    kernel (the idle kernel thread's spinning)."""
+    import time
+
+    from ckks.ring import rns
+    from ckks.ring.primes import ntt_primes
+
+    threads = ckks.get_threads()
+    ckks.set_threads(min(2, ckks.available_threads()))
+    basis = rns.rns_basis(tuple(ntt_primes(40, 4096, 2)), 4096)
+    a = np.zeros((2, 4096), dtype=np.uint64)
+    idle = []
+    for _ in range(3):
+        rns.add(a, a, basis)
+        start = time.process_time()
+        time.sleep(0.2)
+        idle.append(time.process_time() - start)
+    ckks.set_threads(threads)
+    return os.environ.get("GOMP_SPINCOUNT"), min(idle)

@@ -93,3 +93,19 @@ def test_train_from_preprocessed_data(tmp_path, capsys):
     assert main(["evaluate", "--model", str(model)]) == 0
     assert main(["--quiet", "train", "--recipe", "paper", "--data", str(data), "--out", str(model)]) == 2
     assert "preprocessed for recipe 'clinical'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "starts"), [
+    (["compare", "--model", "m", "--scheduler", "dask"], True),            # an embedded LocalCluster
+    (["compare", "--model", "m", "--scheduler", "dask", "--scheduler-address", "tcp://h:8786"], False),
+    (["compare", "--model", "m"], False),
+    (["predict", "--workspace", "w", "--scheduler", "dask"], True),
+    (["bench", "batches", "--model", "m"], True),
+    (["bench", "inference", "--model", "m"], False),
+])
+def test_commands_that_start_dask_workers_here_are_told_apart(argv, starts):
+    """Those get the short kernel-thread spin (ckks.threads.spin_briefly_before_sleeping) before any kernel:
+    their workers need this machine's cores while the client encrypts."""
+    from validation.cli import _starts_dask_workers_here, build_parser
+
+    assert _starts_dask_workers_here(build_parser().parse_args(argv)) is starts

@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ):
         command = commands.add_parser(name, help=help_text, description=description)
         _benchmark(name).add_arguments(command)
-        command.set_defaults(func=run)
+        command.set_defaults(func=run, starts_dask_clusters=name == "batches")
 
 def run_ops(args: argparse.Namespace) -> int:
     """``ckkslab bench ops``."""
