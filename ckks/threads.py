@@ -49,10 +49,11 @@ def spin_briefly_before_sleeping() -> bool:
     chose a wait policy (``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` is set), if libgomp is loaded already (its
     setting is fixed), or if there is none (Numba then runs another threading layer).
     """
-    if "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ:
+    no_load = getattr(os, "RTLD_NOLOAD", None)  # POSIX only; elsewhere there is no libgomp.so.1 either
+    if no_load is None or "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ:
         return False
     try:
-        ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD)  # succeeds only if it is loaded already
+        ctypes.CDLL("libgomp.so.1", mode=no_load)  # succeeds only if it is loaded already
         return False
     except OSError:
         pass

@@ -103,16 +103,16 @@ def _finished(prediction: Path, data: bytes, model_digest: str, keys: str, param
 
     ``data`` is named by its content digest, which covers its ciphertexts' checksums but not the bytes they
     check: a batch file damaged inside a ciphertext after its prediction was made still counts as predicted
-    (the prediction is of the file as it was; computing it again would fail on the damage)."""
+    (the prediction is of the file as it was; computing it again would fail on the damage). ``data`` is a
+    ciphertexts file already (``_header_info`` read it), so its digest raises nothing."""
     if not prediction.is_file():
         return False
     try:
         _, info = artifacts.ciphertexts_with_info(prediction.read_bytes(), params)
-        data_digest = artifacts.ciphertexts_digest(data)
-    except artifacts.ArtifactError:  # a bad prediction is computed again; bad data then fails by name
+    except artifacts.ArtifactError:
         return False
     said = (info.get("data_digest"), info.get("model_sha256"), info.get("keys"))
-    return said == (data_digest, model_digest, keys)
+    return said == (artifacts.ciphertexts_digest(data), model_digest, keys)
 
 
 def predict_batches(workspace: str | Path, scheduler: SchedulerOptions | None = None,

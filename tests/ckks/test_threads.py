@@ -6,6 +6,8 @@ limb runs the same code on any thread, so a key switch at T threads must equal t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -118,23 +120,14 @@ def _map_in_child() -> None:
 
 # Run in a fresh interpreter: libgomp reads GOMP_SPINCOUNT once, when it is loaded.
 IDLE_SPIN_PROBE = """
-import os, sys, time
-import numpy as np
+import os, sys
 import ckks
-from ckks.ring import rns
-from ckks.ring.primes import ntt_primes
+from benchmarks.machine import idle_spin_cpu_seconds
 
 took = ckks.threads.spin_briefly_before_sleeping() if sys.argv[1] == "call" else None
 ckks.set_threads(2)
 again = ckks.threads.spin_briefly_before_sleeping()  # libgomp is loaded now: too late
-basis = rns.rns_basis(tuple(ntt_primes(40, 4096, 2)), 4096)
-a = np.zeros((2, 4096), dtype=np.uint64)
-idle = []
-for _ in range(3):
-    rns.add(a, a, basis)  # a kernel on both threads; then the second one waits for the next kernel
-    start = time.process_time()
-    time.sleep(0.2)
-    idle.append(time.process_time() - start)
+idle = [idle_spin_cpu_seconds(2) for _ in range(3)]
 print(min(idle), max(idle), took, again, os.environ.get("GOMP_SPINCOUNT"))
 """
 
@@ -148,8 +141,8 @@ def _idle_spin(call: bool, env_extra: dict[str, str]) -> tuple[float, float, str
 
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     out = subprocess.run([sys.executable, "-c", IDLE_SPIN_PROBE, "call" if call else "no"],
-                         env={**env, **env_extra}, capture_output=True, text=True, timeout=120,
-                         check=True).stdout.split()
+                         env={**env, **env_extra}, cwd=Path(__file__).resolve().parents[2],  # the repository
+                         capture_output=True, text=True, timeout=120, check=True).stdout.split()
     return float(out[0]), float(out[1]), out[2], out[3], out[4]
 
 

@@ -265,21 +265,12 @@ def test_embedded_workers_keep_the_default_allocator(tmp_path, network, records,
 
 def _idle_cpu_after_a_kernel() -> tuple[str | None, float]:
     """On a worker: its GOMP_SPINCOUNT, and the least CPU seconds of three 0.2 s sleeps after a two-thread
-    kernel (the idle kernel thread's spinning)."""
-    import time
-
-    from ckks.ring import rns
-    from ckks.ring.primes import ntt_primes
+    kernel (the idle kernel thread's spinning; ``benchmarks.machine.idle_spin_cpu_seconds``)."""
+    from benchmarks.machine import idle_spin_cpu_seconds
 
     threads = ckks.get_threads()
-    ckks.set_threads(min(2, ckks.available_threads()))
-    basis = rns.rns_basis(tuple(ntt_primes(40, 4096, 2)), 4096)
-    a = np.zeros((2, 4096), dtype=np.uint64)
-    idle = []
-    for _ in range(3):
-        rns.add(a, a, basis)
-        start = time.process_time()
-        time.sleep(0.2)
-        idle.append(time.process_time() - start)
-    ckks.set_threads(threads)
-    return os.environ.get("GOMP_SPINCOUNT"), min(idle)
+    try:
+        return (os.environ.get("GOMP_SPINCOUNT"),
+                min(idle_spin_cpu_seconds(min(2, ckks.available_threads())) for _ in range(3)))
+    finally:
+        ckks.set_threads(threads)
