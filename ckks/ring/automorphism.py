@@ -55,12 +55,22 @@ def _permute_rows(a, perm, out):
             dest[k] = row[perm[k]]
 
 
-def apply_ntt(a: np.ndarray, galois: int, ring_degree: int) -> np.ndarray:
-    """a(X^g) for ``a`` in NTT form (rows are RNS limbs): a permutation of the evaluation points."""
+def apply_ntt(a: np.ndarray, galois: int, ring_degree: int, out: np.ndarray | None = None) -> np.ndarray:
+    """a(X^g) for ``a`` in NTT form (rows are RNS limbs): a permutation of the evaluation points; written
+    into ``out`` (C-contiguous, a's shape and dtype, not overlapping a) if given.
+
+    Raises:
+        ValueError: an ``out`` of another shape or type, or overlapping ``a``.
+    """
     rows = np.ascontiguousarray(a).reshape(-1, ring_degree)
-    out = np.empty_like(rows)
-    _permute_rows(rows, ntt_permutation(galois, ring_degree), out)
-    return out.reshape(a.shape)
+    if out is None:
+        out = np.empty(a.shape, dtype=rows.dtype)
+    elif (out.shape != a.shape or out.dtype != rows.dtype or not out.flags.c_contiguous
+          or np.may_share_memory(a, out)):
+        raise ValueError(f"apply_ntt: out must be a separate C-contiguous {rows.dtype} array of shape "
+                         f"{a.shape}, got {out.dtype} {out.shape}")
+    _permute_rows(rows, ntt_permutation(galois, ring_degree), out.reshape(-1, ring_degree))
+    return out
 
 
 def apply_coefficients(a: np.ndarray, galois: int, moduli: tuple[int, ...]) -> np.ndarray:

@@ -20,7 +20,6 @@ from ..instrument import timed
 from .modarith import shoup_mul, shoup_precompute
 from .ntt import ntt_forward, ntt_inverse
 from .rns import RnsBasis, rns_basis
-from .rns import stack as stack_rows
 
 
 @njit(cache=True)
@@ -30,9 +29,10 @@ def _reduce(x, q, one_shoup):
 
 
 @njit(cache=True, parallel=True)
-def _fast_base_convert(x, first, s, shat_inv, shat_inv_shoup, t, shat_mod_t, shat_mod_t_shoup, wrap_mod_t, out):
-    """K polynomials at once: rows first .. first + |S| - 1 of x (K, rows, N) -> out (K, |T|, N); the
-    (polynomial, prime) rows go to the threads."""
+def _fast_base_convert(x, first, s, shat_inv, shat_inv_shoup, t, shat_mod_t, shat_mod_t_shoup, wrap_mod_t,
+                       out, out_rows):
+    """K polynomials at once: rows first .. first + |S| - 1 of x (K, rows, N) -> rows out_rows of out
+    (K, rows', N), target prime t_j into row out_rows[j]; the (polynomial, prime) rows go to the threads."""
     n_poly, n = x.shape[0], x.shape[2]
     n_src, n_t = s.shape[0], t.shape[0]
     u = np.empty((n_poly, n_src, n), dtype=np.uint64)
@@ -43,17 +43,18 @@ def _fast_base_convert(x, first, s, shat_inv, shat_inv_shoup, t, shat_mod_t, sha
     for row in prange(n_poly * n_t):
         p, j = row // n_t, row % n_t
         tj = t[j]
+        dest = out[p, out_rows[j]]
         for k in range(n):
-            out[p, j, k] = 0
+            dest[k] = 0
         for i in range(n_src):
             w, ws, wrap, half = shat_mod_t[i, j], shat_mod_t_shoup[i, j], wrap_mod_t[i, j], s[i] >> np.uint64(1)
             for k in range(n):
-                v = out[p, j, k] + shoup_mul(u[p, i, k], w, ws, tj)
+                v = dest[k] + shoup_mul(u[p, i, k], w, ws, tj)
                 v = v - tj if v >= tj else v
                 if u[p, i, k] > half:  # centered digit: u - s_i, i.e. add -s_i * (S/s_i) mod t_j
                     v = v + wrap
                     v = v - tj if v >= tj else v
-                out[p, j, k] = v
+                dest[k] = v
 
 
 @lru_cache(maxsize=256)
@@ -74,7 +75,8 @@ def _conversion_constants(source: tuple[int, ...], target: tuple[int, ...]) -> t
 
 @timed("base_convert")
 def fast_base_convert(x: np.ndarray, source: tuple[int, ...], target: tuple[int, ...],
-                      out: np.ndarray | None = None, first_row: int = 0) -> np.ndarray:
+                      out: np.ndarray | None = None, first_row: int = 0,
+                      out_rows: tuple[int, ...] | None = None) -> np.ndarray:
     """Conv_{S->T}: coefficients x (|S|, N) modulo the source primes -> (|T|, N) modulo the target primes.
 
     Result = x + u*S (mod each t_j) with |u| <= |S|/2 (CHKKS 2018, section 2.2), using the centered digits
@@ -82,7 +84,9 @@ def fast_base_convert(x: np.ndarray, source: tuple[int, ...], target: tuple[int,
     by the key's noise and removes its mean. ``x`` may also be K polynomials (K, |S|, N), converted in one
     call; ``out`` (|T|, N) or (K, |T|, N), if given, receives the result. With ``first_row``, x may have
     more rows: rows first_row .. first_row + |S| - 1 hold the residues (a digit of a longer polynomial, read
-    in place).
+    in place). With ``out_rows`` (distinct rows of ``out``, one per target prime), ``out`` may have more
+    rows: the residues mod t_j go to row out_rows[j] and the other rows are left as they were (key
+    switching's ModUp writes each digit's conversion around the digit's own rows).
     """
     rows = x.shape[-2]
     if not 0 <= first_row <= rows - len(source):
@@ -90,11 +94,20 @@ def fast_base_convert(x: np.ndarray, source: tuple[int, ...], target: tuple[int,
                          f"{len(source)} source primes are not all in x's {rows} rows")
     stack = np.ascontiguousarray(x).reshape((-1,) + x.shape[-2:])
     if out is None:
+        if out_rows is not None:
+            raise ValueError("fast_base_convert: out_rows needs the out array they index")
         out = np.empty(x.shape[:-2] + (len(target), x.shape[-1]), dtype=np.uint64)
     elif not out.flags.c_contiguous:  # a reshaped copy would receive the result instead
         raise ValueError("fast_base_convert: out must be C-contiguous")
+    out_rows = tuple(range(len(target))) if out_rows is None else tuple(out_rows)
+    out_height = out.shape[-2] if out.ndim >= 2 else 0
+    if (len(out_rows) != len(target) or len(set(out_rows)) != len(out_rows)
+            or any(not 0 <= r < out_height for r in out_rows)):
+        raise ValueError(f"fast_base_convert: out_rows must be {len(target)} distinct rows of out's "
+                         f"{out_height}, got {out_rows}")
     _fast_base_convert(stack, first_row, *_conversion_constants(source, target),
-                       out.reshape((stack.shape[0], len(target), x.shape[-1])))
+                       out.reshape((stack.shape[0], out_height, x.shape[-1])),
+                       np.array(out_rows, dtype=np.int64))
     return out
 
 
@@ -126,18 +139,25 @@ def divide_by_last_primes(c: np.ndarray | list[np.ndarray], basis: RnsBasis,
     the special primes). The conversion's centered digits make it round: exactly for one prime, and within
     count/2 + 1/2 units of c / D in general (the small multiple u*D the conversion adds, |u| <= count/2).
     ``c`` is one polynomial (L, N) or several (..., L, N) in NTT form, or a list of such arrays (several
-    ciphertexts), left untouched; the transforms of all of them go in two calls (inverse of the dropped
-    rows, forward of the converted ones), spread over the threads. Result: each array with L - count rows.
+    ciphertexts), left untouched: the dropped rows are transformed out of place, in one call per array,
+    and the converted rows of all of them forward in one call, spread over the threads. Result: each array
+    with L - count rows.
     """
     n_keep, n = len(basis) - count, basis.ring_degree
     kept = rns_basis(basis.moduli[:n_keep], n)
     dropped = rns_basis(basis.moduli[n_keep:], n)
     parts = [c] if isinstance(c, np.ndarray) else list(c)
     stacks = [np.ascontiguousarray(part).reshape(-1, len(basis), n) for part in parts]
-    # a copy of the dropped rows (the inverse NTT works in place), on the kernels' threads
-    tail = stack_rows([poly[n_keep:] for stack in stacks for poly in stack])
-    k = tail.shape[0]
-    ntt_inverse(tail.reshape(k * count, n), dropped.tables * k)
+    # the dropped rows of every polynomial as coefficients, transformed out of place (c is left untouched)
+    k = sum(stack.shape[0] for stack in stacks)
+    tail = np.empty((k, count, n), dtype=np.uint64)
+    first = 0
+    for stack in stacks:
+        m = stack.shape[0]
+        dropped_rows = [p * len(basis) + n_keep + i for p in range(m) for i in range(count)]
+        ntt_inverse(stack.reshape(m * len(basis), n), dropped.tables * m, dropped_rows,
+                    out=tail[first : first + m].reshape(m * count, n))
+        first += m
     conv = fast_base_convert(tail, dropped.moduli, kept.moduli)
     ntt_forward(conv.reshape(k * n_keep, n), kept.tables * k)
     constants = _division_constants(basis.moduli, count)

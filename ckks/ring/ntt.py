@@ -211,13 +211,15 @@ def ntt_forward_limb(a, psi_rev, psi_rev_shoup, narrow, narrow_shoup, q):
 
 
 @njit(cache=True)
-def ntt_inverse_limb(a, psi_inv_rev, psi_inv_rev_shoup, narrow, narrow_shoup, n_inv, n_inv_shoup, last_inv,
-                     last_inv_shoup, q):
-    """In place: the inverse of ``ntt_forward_limb``, including the factor N^-1; output in [0, q)."""
+def ntt_inverse_limb(a, out, psi_inv_rev, psi_inv_rev_shoup, narrow, narrow_shoup, n_inv, n_inv_shoup,
+                     last_inv, last_inv_shoup, q):
+    """out <- the inverse of ``ntt_forward_limb`` of a, including the factor N^-1; output in [0, q). ``out``
+    may be ``a`` (in place): a is read once, by the transpose that starts the narrow stages."""
     n = a.shape[0]
     two_q = q + q
     s = min(_GROUP, n // 2)
     groups = _transpose_groups(a, s)
+    a = out  # from here on, every stage works on out
     t = 1
     while t < s:  # narrow stages t = 1, ..., s/2; their twiddle rows start at s/(2t) - 1
         row = s // (2 * t) - 1
@@ -251,13 +253,14 @@ def _forward_rows(a, rows, table, psi_rev, psi_rev_shoup, narrow, narrow_shoup, 
 
 
 @njit(cache=True, parallel=True)
-def _inverse_rows(a, rows, table, psi_inv_rev, psi_inv_rev_shoup, narrow, narrow_shoup, n_inv, n_inv_shoup,
-                  last_inv, last_inv_shoup, q):
-    """ntt_inverse_limb on a[rows[r]] with the stacked table table[r], every r a thread's task."""
+def _inverse_rows(a, rows, out, out_rows, table, psi_inv_rev, psi_inv_rev_shoup, narrow, narrow_shoup, n_inv,
+                  n_inv_shoup, last_inv, last_inv_shoup, q):
+    """out[out_rows[r]] <- ntt_inverse_limb of a[rows[r]] with the stacked table table[r], every r a thread's
+    task (``out`` may be ``a`` with out_rows = rows: in place)."""
     for r in prange(rows.shape[0]):
         t = table[r]
-        ntt_inverse_limb(a[rows[r]], psi_inv_rev[t], psi_inv_rev_shoup[t], narrow[t], narrow_shoup[t],
-                         n_inv[t], n_inv_shoup[t], last_inv[t], last_inv_shoup[t], q[t])
+        ntt_inverse_limb(a[rows[r]], out[out_rows[r]], psi_inv_rev[t], psi_inv_rev_shoup[t], narrow[t],
+                         narrow_shoup[t], n_inv[t], n_inv_shoup[t], last_inv[t], last_inv_shoup[t], q[t])
 
 
 @lru_cache(maxsize=64)
@@ -313,9 +316,26 @@ def ntt_forward(a: np.ndarray, tables: tuple[NttTable, ...], rows: np.ndarray | 
 
 
 @timed("intt")
-def ntt_inverse(a: np.ndarray, tables: tuple[NttTable, ...], rows: np.ndarray | None = None) -> None:
-    """In place: each limb a[i] from NTT form back to coefficients (``rows`` as in ``ntt_forward``)."""
+def ntt_inverse(a: np.ndarray, tables: tuple[NttTable, ...], rows: np.ndarray | None = None,
+                out: np.ndarray | None = None) -> None:
+    """In place: each limb a[i] from NTT form back to coefficients (``rows`` as in ``ntt_forward``).
+
+    With ``out`` (C-contiguous uint64, one row per limb transformed, not overlapping ``a``), out[k]
+    receives the transform of limb rows[k] (of a[k] without ``rows``) and ``a`` is left as it was: no
+    copy of ``a`` is needed to keep its NTT form.
+
+    Raises:
+        ValueError: see ``_plan``; an ``out`` of another shape or type, or overlapping ``a``.
+    """
     st, rows, table = _plan(a, tables, rows)
-    _inverse_rows(a, rows, table, st["psi_inv_rev"], st["psi_inv_rev_shoup"], st["narrow_inv_rev"],
-                  st["narrow_inv_rev_shoup"], st["n_inv"], st["n_inv_shoup"], st["last_inv"],
-                  st["last_inv_shoup"], st["modulus"])
+    if out is None:
+        out, out_rows = a, rows
+    elif (out.shape != (rows.shape[0], a.shape[1]) or out.dtype != np.uint64 or not out.flags.c_contiguous
+          or np.may_share_memory(a, out)):
+        raise ValueError(f"NTT: out must be a separate C-contiguous uint64 array of shape "
+                         f"{(rows.shape[0], a.shape[1])}, got {out.dtype} {out.shape}")
+    else:
+        out_rows = np.arange(rows.shape[0], dtype=np.int64)
+    _inverse_rows(a, rows, out, out_rows, table, st["psi_inv_rev"], st["psi_inv_rev_shoup"],
+                  st["narrow_inv_rev"], st["narrow_inv_rev_shoup"], st["n_inv"], st["n_inv_shoup"],
+                  st["last_inv"], st["last_inv_shoup"], st["modulus"])

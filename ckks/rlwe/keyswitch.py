@@ -3,7 +3,8 @@
 Given d at level l (NTT form over Q_l) and a switching key from s' to s, return (u_0, u_1) over Q_l with
 u_0 + u_1 * s ~ d * s'. Steps:
   1. ModUp: for each digit j, the residues of d on the digit's primes D_j are extended to all of Q_l * P by
-     fast base conversion (CHKKS 2018), giving d_j ~ [d]_{Q_j} + (multiple of Q_j).
+     fast base conversion (CHKKS 2018), giving d_j ~ [d]_{Q_j} + (multiple of Q_j). On D_j itself d_j is d,
+     so those rows are read from d in place: neither converted nor copied.
   2. Inner product with the key over Q_l * P: (v_0, v_1) = sum_j d_j * k_j; this is P * d * s' + small noise.
   3. ModDown: divide by P and round back to Q_l, which also divides the key's noise by P.
 ``key_switch_extended`` stops before step 3, so that a rescale can share its division (one division by
@@ -41,27 +42,30 @@ def prepare_key(key: SwitchingKey, params: Parameters) -> PreparedKey:
 
 
 @njit(cache=True, parallel=True)
-def _inner_product(extended, key, key_shoup, rows, q, acc):
-    """acc[p, c, r] = sum_j extended[j, p, r] * key[j, c, rows[r]] mod q[r] for each polynomial p, lazily
-    kept in [0, 2q) then reduced.
+def _inner_product(extended, d, digit_size, key, key_shoup, rows, q, acc):
+    """acc[p, c, r] = sum_j x_j[p, r] * key[j, c, rows[r]] mod q[r] for each polynomial p, lazily kept in
+    [0, 2q) then reduced, where x_j[p, r] is d[p, r] on digit j's own rows (j * digit_size <= r < (j + 1) *
+    digit_size, r among d's rows) and extended[j, p, r] (its conversion) on every other row.
 
     One pass over each extended row serves both components c = 0, 1; the (polynomial, row) pairs go to the
     threads.
     """
     n_digits, n_poly, n_rows, n = extended.shape
+    n_q = d.shape[1]
     for job in prange(n_poly * n_rows):
         p, r = job // n_rows, job % n_rows
+        own = r // digit_size if r < n_q else -1  # the digit whose primes include row r, if any
         qr = q[r]
         two_q = qr + qr
         kr = rows[r]
         a0, a1 = acc[p, 0, r], acc[p, 1, r]
-        x, k0, k1 = extended[0, p, r], key[0, 0, kr], key[0, 1, kr]
+        x, k0, k1 = d[p, r] if own == 0 else extended[0, p, r], key[0, 0, kr], key[0, 1, kr]
         s0, s1 = key_shoup[0, 0, kr], key_shoup[0, 1, kr]
         for k in range(n):
             a0[k] = shoup_mul_lazy(x[k], k0[k], s0[k], qr)
             a1[k] = shoup_mul_lazy(x[k], k1[k], s1[k], qr)
         for j in range(1, n_digits):
-            x, k0, k1 = extended[j, p, r], key[j, 0, kr], key[j, 1, kr]
+            x, k0, k1 = d[p, r] if own == j else extended[j, p, r], key[j, 0, kr], key[j, 1, kr]
             s0, s1 = key_shoup[j, 0, kr], key_shoup[j, 1, kr]
             for k in range(n):
                 v0 = a0[k] + shoup_mul_lazy(x[k], k0[k], s0[k], qr)
@@ -100,24 +104,26 @@ def key_switch_extended(d: np.ndarray, level: int, key: PreparedKey, params: Par
     # Rows of the key that belong to Q_level * P: the first n_q chain primes and the special primes.
     n_all_q = len(params.moduli)
     key_rows = np.r_[0:n_q, n_all_q : n_all_q + len(params.special_moduli)].astype(np.int64)
-    polys = list(d) if isinstance(d, list) else list(d.reshape(-1, n_q, n))
-    k = len(polys)
-    d_coeff = rns.stack(polys)  # a copy: the inverse NTT works in place
-    ntt_inverse(d_coeff.reshape(k * n_q, n), q_basis.tables * k)
+    # d in NTT form as one array (stacked if given as a list), and its coefficients, transformed out of
+    # place so that d stays as it is for the digits' own rows.
+    d_ntt = rns.stack(d) if isinstance(d, list) else np.ascontiguousarray(d).reshape(-1, n_q, n)
+    k = d_ntt.shape[0]
+    d_coeff = np.empty_like(d_ntt)
+    ntt_inverse(d_ntt.reshape(k * n_q, n), q_basis.tables * k, out=d_coeff.reshape(k * n_q, n))
     alpha = params.digit_size
     n_rows = len(qp_moduli)
     n_digits = -(-n_q // alpha)
-    extended = np.empty((n_digits, k, n_rows, n), dtype=np.uint64)
+    extended = np.empty((n_digits, k, n_rows, n), dtype=np.uint64)  # a digit's own rows stay unwritten
     to_transform: list[int] = []  # rows of extended, flattened to ((digit * K + p) * n_rows + row), to NTT
     for j, lo in enumerate(range(0, n_q, alpha)):
         hi = min(lo + alpha, n_q)  # digit j: the primes q_lo .. q_{hi-1}; every other row by conversion
-        fast_base_convert(d_coeff, q_moduli[lo:hi], qp_moduli, out=extended[j], first_row=lo)
-        for p, poly in enumerate(polys):
-            rns.copy_into(extended[j, p, lo:hi], poly[lo:hi])  # the digit's own rows: d itself, in NTT form
-        to_transform += [(j * k + p) * n_rows + r for p in range(k) for r in range(n_rows) if not lo <= r < hi]
+        others = tuple(r for r in range(n_rows) if not lo <= r < hi)
+        fast_base_convert(d_coeff, q_moduli[lo:hi], tuple(qp_moduli[r] for r in others), out=extended[j],
+                          first_row=lo, out_rows=others)
+        to_transform += [(j * k + p) * n_rows + r for p in range(k) for r in others]
     # One NTT call for every converted row of every digit and polynomial, so the threads share them all.
     ntt_forward(extended.reshape(n_digits * k * n_rows, n),
                 tuple(qp.tables[r % n_rows] for r in to_transform), np.array(to_transform, dtype=np.int64))
     acc = np.empty((k, 2, n_rows, n), dtype=np.uint64)
-    _inner_product(extended, key.data, key.shoup, key_rows, qp.q, acc)
+    _inner_product(extended, d_ntt, alpha, key.data, key.shoup, key_rows, qp.q, acc)
     return acc if isinstance(d, list) else acc.reshape(d.shape[:-2] + (2, n_rows, n))

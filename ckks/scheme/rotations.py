@@ -36,7 +36,9 @@ class Rotations:
         key = self._galois[galois]
         n = self.params.ring_degree
         basis = self._basis(level)
-        c1s = [automorphism.apply_ntt(a.data[1], galois, n) for a in cts]
+        c1s = np.empty((len(cts), level + 1, n), dtype=np.uint64)  # one array, which key switching reads
+        for a, c1 in zip(cts, c1s, strict=True):
+            automorphism.apply_ntt(a.data[1], galois, n, out=c1)
         switched = key_switch(c1s, level, key, self.params)  # (u0, u1) of each: the result is (c0' + u0, u1)
         for a, u in zip(cts, switched, strict=True):
             rns.add(automorphism.apply_ntt(a.data[0], galois, n), u[0], basis, out=u[0])

@@ -120,3 +120,21 @@ def test_action_on_slots_rotates_and_conjugates(n, ref):
         np.testing.assert_allclose(rotated, np.roll(slots, -k), atol=1e-7 * n * 1000)
     conj = ref.embedding(ref.automorphism(coeffs, conjugation_element(n)))
     np.testing.assert_allclose(conj, np.conj(slots), atol=1e-7 * n * 1000)
+
+
+def test_apply_ntt_into_a_row_of_a_stack_and_refusals(ref):
+    """out= receives a(X^g) (the definition, through the coefficients) in place of a new array; an out of
+    another shape or dtype, or overlapping a, is refused."""
+    n = 32
+    basis = basis_of(n)
+    coeffs = [int(v) for v in np.random.default_rng(9).integers(-(2**40), 2**40, size=n)]
+    a_ntt = rns.to_ntt(ref.residues(coeffs, basis.moduli), basis)
+    g = galois_element(3, n)
+    stack = np.zeros((2,) + a_ntt.shape, dtype=np.uint64)
+    assert np.shares_memory(apply_ntt(a_ntt, g, n, out=stack[1]), stack[1])  # the result is out itself
+    expected = ref.residues(ref.automorphism(coeffs, g), basis.moduli)
+    assert rows(rns.from_ntt(stack[1], basis)) == rows(expected)
+    assert not stack[0].any()
+    for out in (np.empty((1, n), dtype=np.uint64), np.empty(a_ntt.shape, dtype=np.int64), a_ntt):
+        with pytest.raises(ValueError, match="out must be a separate C-contiguous uint64 array"):
+            apply_ntt(a_ntt, g, n, out=out)

@@ -266,3 +266,30 @@ def test_fast_base_convert_refuses_source_rows_outside_x(first_row):
     src, dst = chain(40, 45), chain(50, avoid=chain(40, 45))
     with pytest.raises(ValueError, match="source primes are not all in x's 5 rows"):
         fast_base_convert(np.zeros((5, N), dtype=np.uint64), src, dst, first_row=first_row)
+
+
+def test_fast_base_convert_writes_out_rows_and_leaves_the_others():
+    """out_rows= puts target prime j in row out_rows[j] of each polynomial (the residues a conversion to
+    those primes alone gives) and leaves every other row of out as it was."""
+    src = chain(40, 45)
+    dst = chain(50, 55, 61, avoid=src)
+    rnd = random.Random(11)
+    s_prod = math.prod(src)
+    polys = [[rnd.randrange(s_prod) for _ in range(N)] for _ in range(2)]
+    x = np.array([[[v % s for v in values] for s in src] for values in polys], dtype=np.uint64)
+    out = np.random.default_rng(11).integers(0, 2**40, size=(2, 5, N), dtype=np.uint64)
+    before = out.copy()
+    fast_base_convert(x, src, (dst[2], dst[0]), out=out, out_rows=(4, 1))
+    full = fast_base_convert(x, src, dst)
+    assert np.array_equal(out[:, 4], full[:, 2]) and np.array_equal(out[:, 1], full[:, 0])
+    assert np.array_equal(out[:, [0, 2, 3]], before[:, [0, 2, 3]])
+
+
+@pytest.mark.parametrize("out_rows", [(0,), (1, 1), (0, 3), (-1, 0)])
+def test_fast_base_convert_refuses_out_rows_that_are_not_distinct_rows_of_out(out_rows):
+    src, dst = chain(40), chain(50, 60, avoid=chain(40))
+    with pytest.raises(ValueError, match="out_rows must be 2 distinct rows of out's 3"):
+        fast_base_convert(np.ones((1, N), dtype=np.uint64), src, dst, out=np.empty((3, N), dtype=np.uint64),
+                          out_rows=out_rows)
+    with pytest.raises(ValueError, match="out_rows needs the out array"):
+        fast_base_convert(np.ones((1, N), dtype=np.uint64), src, dst, out_rows=(0, 1))

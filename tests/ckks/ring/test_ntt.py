@@ -383,3 +383,31 @@ def test_tables_of_another_ring_degree_are_refused():
     q = ntt_primes(30, 32, 1)[0]
     with pytest.raises(ValueError, match="another ring degree"):
         ntt_forward(np.zeros((1, 16), dtype=np.uint64), (ntt_table(q, 32),))
+
+
+def test_inverse_out_of_place_writes_out_and_leaves_the_input():
+    """out= receives the inverse of the selected rows, in their order, and the input keeps its NTT form."""
+    n = 64
+    moduli = ntt_primes(40, n, 3)
+    rng = np.random.default_rng(5)
+    coeffs = np.stack([rng.integers(0, q, n, dtype=np.uint64) for q in moduli])
+    a = coeffs.copy()
+    ntt_forward(a, tuple(ntt_table(q, n) for q in moduli))
+    before = a.copy()
+    out = np.empty((2, n), dtype=np.uint64)
+    ntt_inverse(a, (ntt_table(moduli[2], n), ntt_table(moduli[0], n)), rows=[2, 0], out=out)
+    assert np.array_equal(out, coeffs[[2, 0]]) and np.array_equal(a, before)
+    whole = np.empty_like(a)
+    ntt_inverse(a, tuple(ntt_table(q, n) for q in moduli), out=whole)
+    assert np.array_equal(whole, coeffs)
+
+
+@pytest.mark.parametrize("bad", ["shape", "dtype", "overlap", "strided"])
+def test_inverse_refuses_an_out_it_could_not_write_into(bad):
+    n = 16
+    moduli = ntt_primes(30, n, 2)
+    a = np.zeros((2, n), dtype=np.uint64)
+    out = {"shape": np.empty((1, n), dtype=np.uint64), "dtype": np.empty((2, n), dtype=np.int64),
+           "overlap": a, "strided": np.empty((n, 2), dtype=np.uint64).T}[bad]
+    with pytest.raises(ValueError, match="out must be a separate C-contiguous uint64 array"):
+        ntt_inverse(a, tuple(ntt_table(q, n) for q in moduli), out=out)
