@@ -47,13 +47,14 @@ def _inner_product(extended, d, digit_size, key, key_shoup, rows, q, acc):
     [0, 2q) then reduced, where x_j[p, r] is d[p, r] on digit j's own rows (j * digit_size <= r < (j + 1) *
     digit_size, r among d's rows) and extended[j, p, r] (its conversion) on every other row.
 
-    One pass over each extended row serves both components c = 0, 1; the (polynomial, row) pairs go to the
-    threads.
+    One pass over each extended row serves both components c = 0, 1. The (row, polynomial) pairs go to the
+    threads row by row, so that a thread's consecutive jobs use the same rows of the key (1.5 MB for three
+    digits at N = 16384), which then come from the cache instead of from memory once per polynomial.
     """
     n_digits, n_poly, n_rows, n = extended.shape
     n_q = d.shape[1]
-    for job in prange(n_poly * n_rows):
-        p, r = job // n_rows, job % n_rows
+    for job in prange(n_rows * n_poly):
+        r, p = job // n_poly, job % n_poly
         own = r // digit_size if r < n_q else -1  # the digit whose primes include row r, if any
         qr = q[r]
         two_q = qr + qr
