@@ -23,7 +23,7 @@ from ..params import Parameters
 from ..ring import rns
 from ..ring.basis_conversion import fast_base_convert, mod_down
 from ..ring.modarith import shoup_mul_lazy
-from ..ring.ntt import ntt_forward, ntt_inverse
+from ..ring.ntt import forward_tables, ntt_forward_limb, ntt_inverse
 from .keys import SwitchingKey
 
 
@@ -42,40 +42,57 @@ def prepare_key(key: SwitchingKey, params: Parameters) -> PreparedKey:
 
 
 @njit(cache=True, parallel=True)
-def _inner_product(extended, d, digit_size, key, key_shoup, rows, q, acc):
-    """acc[p, c, r] = sum_j x_j[p, r] * key[j, c, rows[r]] mod q[r] for each polynomial p, lazily kept in
+def _ntt_and_inner_product(extended, d, digit_size, row_order, psi_rev, psi_rev_shoup, narrow, narrow_shoup,
+                           key, key_shoup, key_rows, q, acc):
+    """acc[p, c, r] = sum_j x_j[p, r] * key[j, c, key_rows[r]] mod q[r] for each polynomial p, lazily kept in
     [0, 2q) then reduced, where x_j[p, r] is d[p, r] on digit j's own rows (j * digit_size <= r < (j + 1) *
-    digit_size, r among d's rows) and extended[j, p, r] (its conversion) on every other row.
+    digit_size, r among d's rows) and, on every other row, the NTT of extended[j, p, r] (its conversion, in
+    coefficients; transformed in place here, just before its products, while it is in the cache).
 
-    One pass over each extended row serves both components c = 0, 1. The (row, polynomial) pairs go to the
-    threads row by row, so that a thread's consecutive jobs use the same rows of the key (1.5 MB for three
-    digits at N = 16384), which then come from the cache instead of from memory once per polynomial.
+    One pass over each row serves both components c = 0, 1. The (row, polynomial) pairs go to the threads
+    row by row, in ``row_order``, so that a thread's consecutive jobs use the same rows of the key (1.5 MB
+    for three digits at N = 16384), which then come from the cache instead of from memory once per
+    polynomial; the order spreads the special primes' rows, which have one more transform, among the threads.
     """
     n_digits, n_poly, n_rows, n = extended.shape
     n_q = d.shape[1]
     for job in prange(n_rows * n_poly):
-        r, p = job // n_poly, job % n_poly
+        r, p = row_order[job // n_poly], job % n_poly
         own = r // digit_size if r < n_q else -1  # the digit whose primes include row r, if any
         qr = q[r]
         two_q = qr + qr
-        kr = rows[r]
+        kr = key_rows[r]
         a0, a1 = acc[p, 0, r], acc[p, 1, r]
-        x, k0, k1 = d[p, r] if own == 0 else extended[0, p, r], key[0, 0, kr], key[0, 1, kr]
-        s0, s1 = key_shoup[0, 0, kr], key_shoup[0, 1, kr]
-        for k in range(n):
-            a0[k] = shoup_mul_lazy(x[k], k0[k], s0[k], qr)
-            a1[k] = shoup_mul_lazy(x[k], k1[k], s1[k], qr)
-        for j in range(1, n_digits):
-            x, k0, k1 = d[p, r] if own == j else extended[j, p, r], key[j, 0, kr], key[j, 1, kr]
-            s0, s1 = key_shoup[j, 0, kr], key_shoup[j, 1, kr]
-            for k in range(n):
-                v0 = a0[k] + shoup_mul_lazy(x[k], k0[k], s0[k], qr)
-                v1 = a1[k] + shoup_mul_lazy(x[k], k1[k], s1[k], qr)
-                a0[k] = v0 - two_q if v0 >= two_q else v0
-                a1[k] = v1 - two_q if v1 >= two_q else v1
+        for j in range(n_digits):
+            if own == j:
+                x = d[p, r]
+            else:
+                x = extended[j, p, r]
+                ntt_forward_limb(x, psi_rev[r], psi_rev_shoup[r], narrow[r], narrow_shoup[r], qr)
+            k0, k1, s0, s1 = key[j, 0, kr], key[j, 1, kr], key_shoup[j, 0, kr], key_shoup[j, 1, kr]
+            if j == 0:
+                for k in range(n):
+                    a0[k] = shoup_mul_lazy(x[k], k0[k], s0[k], qr)
+                    a1[k] = shoup_mul_lazy(x[k], k1[k], s1[k], qr)
+            else:
+                for k in range(n):
+                    v0 = a0[k] + shoup_mul_lazy(x[k], k0[k], s0[k], qr)
+                    v1 = a1[k] + shoup_mul_lazy(x[k], k1[k], s1[k], qr)
+                    a0[k] = v0 - two_q if v0 >= two_q else v0
+                    a1[k] = v1 - two_q if v1 >= two_q else v1
         for k in range(n):
             a0[k] = a0[k] - qr if a0[k] >= qr else a0[k]
             a1[k] = a1[k] - qr if a1[k] >= qr else a1[k]
+
+
+def _spread_order(n_q: int, n_special: int) -> np.ndarray:
+    """Rows 0 .. n_q + n_special - 1 with the special rows (the last ones) placed at even intervals: the
+    first of each of n_special equal spans, so that equal contiguous shares of the jobs get equal work."""
+    span = (n_q + n_special) / n_special
+    special = {round(i * span): n_q + i for i in range(n_special)}
+    chain = iter(range(n_q))
+    return np.array([special[i] if i in special else next(chain) for i in range(n_q + n_special)],
+                    dtype=np.int64)
 
 
 def key_switch(d: np.ndarray, level: int, key: PreparedKey, params: Parameters) -> np.ndarray:
@@ -115,16 +132,12 @@ def key_switch_extended(d: np.ndarray, level: int, key: PreparedKey, params: Par
     n_rows = len(qp_moduli)
     n_digits = -(-n_q // alpha)
     extended = np.empty((n_digits, k, n_rows, n), dtype=np.uint64)  # a digit's own rows stay unwritten
-    to_transform: list[int] = []  # rows of extended, flattened to ((digit * K + p) * n_rows + row), to NTT
     for j, lo in enumerate(range(0, n_q, alpha)):
         hi = min(lo + alpha, n_q)  # digit j: the primes q_lo .. q_{hi-1}; every other row by conversion
         others = tuple(r for r in range(n_rows) if not lo <= r < hi)
         fast_base_convert(d_coeff, q_moduli[lo:hi], tuple(qp_moduli[r] for r in others), out=extended[j],
                           first_row=lo, out_rows=others)
-        to_transform += [(j * k + p) * n_rows + r for p in range(k) for r in others]
-    # One NTT call for every converted row of every digit and polynomial, so the threads share them all.
-    ntt_forward(extended.reshape(n_digits * k * n_rows, n),
-                tuple(qp.tables[r % n_rows] for r in to_transform), np.array(to_transform, dtype=np.int64))
     acc = np.empty((k, 2, n_rows, n), dtype=np.uint64)
-    _inner_product(extended, d_ntt, alpha, key.data, key.shoup, key_rows, qp.q, acc)
+    _ntt_and_inner_product(extended, d_ntt, alpha, _spread_order(n_q, len(params.special_moduli)),
+                           *forward_tables(qp_moduli, n)[:4], key.data, key.shoup, key_rows, qp.q, acc)
     return acc if isinstance(d, list) else acc.reshape(d.shape[:-2] + (2, n_rows, n))
