@@ -3,6 +3,8 @@ and thread count, are checked by the noise and thread tests)."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from ckks.rlwe.keyswitch import _spread_order
@@ -15,7 +17,7 @@ def test_the_order_holds_every_row_once_and_spreads_the_special_rows(n_q, n_spec
     assert sorted(order) == list(range(n_q + n_special))
     assert [r for r in order if r < n_q] == list(range(n_q))  # the chain rows keep their order
     special = [i for i, r in enumerate(order) if r >= n_q]
-    gaps = {b - a for a, b in zip(special, special[1:])} | {n_q + n_special - special[-1] + special[0]}
+    gaps = {b - a for a, b in pairwise(special)} | {n_q + n_special - special[-1] + special[0]}
     assert max(gaps) - min(gaps) <= 1  # evenly spaced, around the end too
 
 
