@@ -155,6 +155,20 @@ def _mul(a, b, q, q_neg_inv, r, r_shoup, out):
 
 
 @njit(cache=True, parallel=True)
+def _square(a0, a1, q, q_neg_inv, r, r_shoup, out):
+    """out = (a0^2, 2 a0 a1, a1^2) mod q_i pointwise, in one pass over a0 and a1."""
+    for i in prange(a0.shape[0]):
+        qi, qn, ri, rs = q[i], q_neg_inv[i], r[i], r_shoup[i]
+        for j in range(a0.shape[1]):
+            x, y = a0[i, j], a1[i, j]
+            out[0, i, j] = shoup_mul(mont_mul(x, x, qi, qn), ri, rs, qi)
+            m = shoup_mul(mont_mul(x, y, qi, qn), ri, rs, qi)
+            m = m + m
+            out[1, i, j] = m - qi if m >= qi else m
+            out[2, i, j] = shoup_mul(mont_mul(y, y, qi, qn), ri, rs, qi)
+
+
+@njit(cache=True, parallel=True)
 def _mul_add(a, b, q, q_neg_inv, r, r_shoup, acc):
     for i in prange(a.shape[0]):
         qi, qn, ri, rs = q[i], q_neg_inv[i], r[i], r_shoup[i]
@@ -165,10 +179,14 @@ def _mul_add(a, b, q, q_neg_inv, r, r_shoup, acc):
 
 @njit(cache=True, parallel=True)
 def _shoup_companions(a, q, q_neg_inv, r2, out):
-    for i in prange(a.shape[0]):
+    """out[b, i] = floor(a[b, i] * 2^64 / q_i) for every block b of a (B, L, N), all rows in one call."""
+    n_blocks, n_rows = a.shape[0], a.shape[1]
+    for job in prange(n_blocks * n_rows):
+        b, i = job // n_rows, job % n_rows
         qi, qn, r2i = q[i], q_neg_inv[i], r2[i]
-        for j in range(a.shape[1]):
-            out[i, j] = shoup_companion(a[i, j], qi, qn, r2i)
+        row, dest = a[b, i], out[b, i]
+        for j in range(row.shape[0]):
+            dest[j] = shoup_companion(row[j], qi, qn, r2i)
 
 
 @njit(cache=True, parallel=True)
@@ -254,6 +272,18 @@ def mul(a: np.ndarray, b: np.ndarray, basis: RnsBasis, out: np.ndarray | None = 
     return out
 
 
+@timed("mul")
+def square(a: np.ndarray, basis: RnsBasis) -> np.ndarray:
+    """(a0^2, 2 a0 a1, a1^2) mod q_i pointwise for a = (a0, a1) (2, L, N) in NTT form: the size-3 square of
+    a size-2 ciphertext, its three products in one kernel call."""
+    if a.ndim != 3 or a.shape[0] != 2 or a.dtype != np.uint64:
+        raise ValueError(f"square: expected uint64 components (2, L, N), got {a.dtype} {a.shape}")
+    n = a.shape[1]
+    out = np.empty((3,) + a.shape[1:], dtype=np.uint64)
+    _square(a[0], a[1], basis.q[:n], basis.q_neg_inv[:n], basis.r_mod_q[:n], basis.r_mod_q_shoup[:n], out)
+    return out
+
+
 @timed("mul_add")
 def mul_add_into(acc: np.ndarray, a: np.ndarray, b: np.ndarray, basis: RnsBasis) -> None:
     """acc <- acc + a * b mod q_i, pointwise, in place (multiply-accumulate without a temporary)."""
@@ -265,10 +295,9 @@ def shoup_companions(a: np.ndarray, basis: RnsBasis) -> np.ndarray:
     """floor(a * 2^64 / q_i) entry-wise: precomputed once for a fixed operand (key, plaintext), it makes
     every later product with it a Shoup multiplication (one high product instead of three)."""
     n = a.shape[-2]
-    out = np.empty_like(a)
-    flat_in, flat_out = a.reshape(-1, n, a.shape[-1]), out.reshape(-1, n, a.shape[-1])
-    for block_in, block_out in zip(flat_in, flat_out, strict=True):
-        _shoup_companions(block_in, basis.q[:n], basis.q_neg_inv[:n], basis.r2_mod_q[:n], block_out)
+    out = np.empty(a.shape, dtype=np.uint64)
+    _shoup_companions(np.ascontiguousarray(a).reshape(-1, n, a.shape[-1]), basis.q[:n], basis.q_neg_inv[:n],
+                      basis.r2_mod_q[:n], out.reshape(-1, n, a.shape[-1]))
     return out
 
 

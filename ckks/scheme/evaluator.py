@@ -186,12 +186,7 @@ class Evaluator(DotProducts, Rotations):
         self._ct("square", a)
         if a.size != 2:
             raise ParameterError(f"square: operand has size {a.size}; relinearize first")
-        basis = self._basis(a.level)
-        d = np.empty((3,) + a.data.shape[1:], dtype=np.uint64)
-        rns.mul(a.data[0], a.data[0], basis, out=d[0])
-        rns.mul(a.data[0], a.data[1], basis, out=d[1])
-        rns.add(d[1], d[1], basis, out=d[1])
-        rns.mul(a.data[1], a.data[1], basis, out=d[2])
+        d = rns.square(a.data, self._basis(a.level))
         return self._product("square", d, a.level, a.scale * a.scale, a.complex_slots)
 
     def multiply_plain(self, a: Ciphertext, b: Plaintext) -> Ciphertext:

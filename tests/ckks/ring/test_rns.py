@@ -387,3 +387,21 @@ def test_mul_into_out_and_in_place():
     assert rns.mul(a, b, basis, out=out) is out and rows(out) == expected
     rns.mul(a, b, basis, out=a)  # the result may overwrite an operand (entry by entry)
     assert rows(a) == expected
+
+
+@pytest.mark.parametrize("bits", [(40, 50, 61), (30,)])
+def test_square_is_the_three_products_against_python_integers(bits):
+    """square((a0, a1)) = (a0^2, 2 a0 a1, a1^2) mod q_i entry by entry, with Python integers (edges too)."""
+    basis = basis_of(32, bits)
+    rng = np.random.default_rng(len(bits))
+    a = np.stack([np.stack([rng.integers(0, q, 32, dtype=np.uint64) for q in basis.moduli])
+                  for _ in range(2)])
+    a[:, :, 0], a[0, :, 1] = 0, [q - 1 for q in basis.moduli]
+    got = rns.square(a, basis)
+    for i, q in enumerate(basis.moduli):
+        x, y = [int(v) for v in a[0, i]], [int(v) for v in a[1, i]]
+        assert [int(v) for v in got[0, i]] == [u * u % q for u in x]
+        assert [int(v) for v in got[1, i]] == [2 * u * v % q for u, v in zip(x, y, strict=True)]
+        assert [int(v) for v in got[2, i]] == [v * v % q for v in y]
+    with pytest.raises(ValueError, match=r"square: expected uint64 components \(2, L, N\)"):
+        rns.square(a[:1], basis)
