@@ -30,17 +30,18 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 
-def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: bool = True) -> dict:
-    """Time ``Server.predict_bytes`` on one batch, alternating 1 and ``threads`` threads.
+def server_and_batch(model_dir: Path, encrypt_weights: bool = True) -> tuple[Any, bytes]:
+    """A ``nn.server.Server`` for the model of ``model_dir`` (weights encrypted or not) and one serialized
+    batch of its first 4096 test records, made by a client in this process (kernels compiled, the heap set
+    to keep freed memory, as the command line does).
 
     Raises:
-        ValueError: ``rounds`` < 1, ``threads`` < 2 or beyond the cores, or predictions that differ between
-            the thread counts.
+        FileNotFoundError: the model or its test split is missing.
     """
     import ckks
-    from benchmarks.machine import ThreadBaseline, idle_spin_cpu_seconds
     from nn import artifacts
     from nn import encrypted as enc
     from nn.data import load_xy
@@ -48,10 +49,6 @@ def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: boo
     from nn.plan import plan_inference
     from nn.server import Server, keys_id
 
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
-    if not 2 <= threads <= ckks.available_threads():
-        raise ValueError(f"threads must be in [2, {ckks.available_threads()}] (compared with 1), got {threads}")
     ckks.keep_freed_memory()
     ckks.compile_kernels(quiet=True)
     network = load_network(model_dir)
@@ -66,6 +63,24 @@ def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: boo
                                                      else model))
     data = artifacts.ciphertexts_to_bytes(enc.encrypt_batch(x[:4096], plan, encoder, encryptor),
                                           {"records": 4096, "keys": keys_id(bundle), "batch": 0, "first_record": 0})
+    return server, data
+
+
+def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: bool = True) -> dict:
+    """Time ``Server.predict_bytes`` on one batch, alternating 1 and ``threads`` threads.
+
+    Raises:
+        ValueError: ``rounds`` < 1, ``threads`` < 2 or beyond the cores, or predictions that differ between
+            the thread counts.
+    """
+    import ckks
+    from benchmarks.machine import ThreadBaseline, idle_spin_cpu_seconds
+
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
+    if not 2 <= threads <= ckks.available_threads():
+        raise ValueError(f"threads must be in [2, {ckks.available_threads()}] (compared with 1), got {threads}")
+    server, data = server_and_batch(model_dir, encrypt_weights)
     baseline = ThreadBaseline()
     seconds: dict[int, list[float]] = {1: [], threads: []}
     answers: dict[int, bytes] = {}

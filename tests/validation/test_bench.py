@@ -386,3 +386,27 @@ def test_mac_bandwidth_times_both_counts_and_refuses_bad_rounds():
         assert row["gb_per_s"][2] == pytest.approx(result["weights_gb"] / row["min_s"][2])
     with pytest.raises(ValueError, match="rounds must be a positive integer"):
         mac_bandwidth.run(rounds=0)
+
+
+def test_kernel_launches_finds_the_parallel_kernels_and_counts_each_call_then_restores_them():
+    """benchmarks/kernel_launches.py: every parallel kernel of ckks is found (and no serial one), two
+    transforms count two launches of the transform's kernel, and the kernels are the originals again after."""
+    import numpy as np
+
+    from benchmarks.kernel_launches import counting, parallel_kernels
+    from ckks.ring import ntt, rns
+    from ckks.ring.primes import ntt_primes
+
+    kernels = parallel_kernels()
+    names = {f"{module.__name__}.{name}" for module, name in kernels}
+    assert {"ckks.ring.ntt._forward_rows", "ckks.ring.rns._copy_rows",
+            "ckks.rlwe.keyswitch._ntt_and_inner_product"} <= names
+    assert "ckks.ring.ntt.ntt_forward_limb" not in names  # serial: called inside kernels, not launched
+    basis = rns.rns_basis(tuple(ntt_primes(30, 16, 2)), 16)
+    a = np.zeros((2, 16), dtype=np.uint64)
+    with counting(kernels) as calls:
+        ntt.ntt_forward(a, basis.tables)
+        ntt.ntt_forward(a, basis.tables)
+        rns.copy_into(np.empty_like(a), a)
+    assert calls == {"ring.ntt._forward_rows": 2, "ring.rns._copy_rows": 1}
+    assert all(type(getattr(module, name)).__name__ == "CPUDispatcher" for module, name in kernels)
