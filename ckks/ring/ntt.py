@@ -276,11 +276,11 @@ def _stacked(moduli: tuple[int, ...], ring_degree: int) -> dict[str, np.ndarray]
 
 
 def forward_tables(moduli: tuple[int, ...], ring_degree: int) -> tuple[np.ndarray, ...]:
-    """The arguments ``ntt_forward_limb`` takes after the limb, stacked by prime (psi_rev, psi_rev_shoup,
-    narrow_rev, narrow_rev_shoup: row i for moduli[i]; modulus: (primes,)), for a kernel that transforms
-    rows itself, where they are used (read-only, cached)."""
+    """The twiddles ``ntt_forward_limb`` takes after the limb (psi_rev, psi_rev_shoup, narrow_rev,
+    narrow_rev_shoup), stacked by prime, row i for moduli[i]: for a kernel that transforms rows itself,
+    where they are used (read-only, cached)."""
     st = _stacked(tuple(moduli), ring_degree)
-    return st["psi_rev"], st["psi_rev_shoup"], st["narrow_rev"], st["narrow_rev_shoup"], st["modulus"]
+    return st["psi_rev"], st["psi_rev_shoup"], st["narrow_rev"], st["narrow_rev_shoup"]
 
 
 def _plan(a: np.ndarray, tables: tuple[NttTable, ...],

@@ -139,5 +139,5 @@ def key_switch_extended(d: np.ndarray, level: int, key: PreparedKey, params: Par
                           first_row=lo, out_rows=others)
     acc = np.empty((k, 2, n_rows, n), dtype=np.uint64)
     _ntt_and_inner_product(extended, d_ntt, alpha, _spread_order(n_q, len(params.special_moduli)),
-                           *forward_tables(qp_moduli, n)[:4], key.data, key.shoup, key_rows, qp.q, acc)
+                           *forward_tables(qp_moduli, n), key.data, key.shoup, key_rows, qp.q, acc)
     return acc if isinstance(d, list) else acc.reshape(d.shape[:-2] + (2, n_rows, n))
