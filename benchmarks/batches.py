@@ -103,8 +103,8 @@ def format_report(result: dict[str, Any]) -> str:
     """The throughput table, the memory figures and the machine's load, for people."""
     lines = [f"model {result['model']}, {result['runs'][0]['records']} records in "
              f"{result['runs'][0]['batches']} batches of {BATCH_SIZE}, weights encrypted; "
-             f"{result['cpus']} CPUs; load average before {result['load_before']}, after "
-             f"{result['load_after']}",
+             f"{result['cpus']} CPUs ({result.get('cpu', 'CPU not recorded')}); load average before "
+             f"{result['load_before']}, after {result['load_after']}",
              "", "| scheduler | records/s (batch loop) | vs local | records/s end to end | vs local | "
              "batch loop s | total s | server load / cluster start s | decisions equal to plain |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -141,9 +141,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_from_args(args: argparse.Namespace, quiet: bool = False) -> dict[str, Any]:
     """Run the benchmark the options describe, print the report, write ``--json``; return the result."""
+    from ckks.warmup import target_cpu
+
     if min(args.workers) < 1:
         raise ValueError(f"--workers must be at least 1, got {min(args.workers)}")
-    result: dict[str, Any] = {"model": str(args.model), "cpus": os.cpu_count(),
+    result: dict[str, Any] = {"model": str(args.model), "cpus": os.cpu_count(), "cpu": target_cpu(),
                               "load_before": [round(v, 2) for v in os.getloadavg()]}
     result["runs"] = throughput(args.model, args.workers, quiet=quiet)
     if not args.no_rss:

@@ -75,6 +75,7 @@ def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: boo
     """
     import ckks
     from benchmarks.machine import ThreadBaseline, idle_spin_cpu_seconds
+    from ckks.warmup import target_cpu
 
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
@@ -96,7 +97,7 @@ def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: boo
         raise ValueError(f"the predictions differ between 1 and {threads} threads")
     summary = {count: {"min_s": min(s), "median_s": statistics.median(s), "runs_s": s}
                for count, s in seconds.items()}
-    return {"benchmark": "server-threads", "model": str(model_dir), "records": 4096,
+    return {"benchmark": "server-threads", "model": str(model_dir), "records": 4096, "cpu": target_cpu(),
             "encrypt_weights": encrypt_weights, "rounds": rounds, "threads": summary,
             "gomp_spincount": os.environ.get("GOMP_SPINCOUNT", "unset (libgomp's default, 300000)"),
             "idle_spin_cpu_s": min(idle_spin_cpu_seconds(threads) for _ in range(3)),
@@ -120,9 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     weights = "encrypted" if result["encrypt_weights"] else "plain"
-    print(f"Server.predict_bytes, {args.model}, 4096 records, weights {weights}, {args.rounds} rounds "
-          f"(after one warm-up) alternating thread counts; GOMP_SPINCOUNT {result['gomp_spincount']}, idle "
-          f"kernel threads spend {result['idle_spin_cpu_s'] * 1e3:.2f} ms of CPU in the 0.2 s after a kernel")
+    print(f"Server.predict_bytes, {args.model}, 4096 records, weights {weights}, {result['cpu']}, "
+          f"{args.rounds} rounds (after one warm-up) alternating thread counts; GOMP_SPINCOUNT "
+          f"{result['gomp_spincount']}, idle kernel threads spend {result['idle_spin_cpu_s'] * 1e3:.2f} ms "
+          f"of CPU in the 0.2 s after a kernel")
     for count, row in result["threads"].items():
         print(f"  {count} thread(s): min {row['min_s']:.4f} s, median {row['median_s']:.4f} s")
     print(f"  speed-up {result['speedup']:.2f}x (minima), {result['speedup_median']:.2f}x (medians); "

@@ -40,6 +40,28 @@ LABEL = "compiling kernels, once"
 PHASES = 5  # the calls of advance() in _toy_pass
 
 
+def target_cpu() -> str:
+    """The processor Numba compiles the kernels for: "model (LLVM's name for it, widest integer SIMD)",
+    e.g. "AMD EPYC (znver3, AVX2)"; the model is /proc/cpuinfo's, where there is one.
+
+    Every speed figure depends on it: with AVX-512 the Shoup loops (``ring.modarith``) run 8 lanes of 64-bit
+    products; with AVX2 only 4, and AVX2 has no 64-bit multiply: each is made of three 32-bit ones.
+    """
+    import llvmlite.binding as llvm
+
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
+                         "")
+    except OSError:
+        pass
+    features = llvm.get_host_cpu_features()
+    vector = ("AVX-512" if features.get("avx512f") and features.get("avx512dq") else
+              "AVX2" if features.get("avx2") else "no AVX2")
+    return f"{model or 'CPU'} ({llvm.get_host_cpu_name()}, {vector})"
+
+
 @dataclass(frozen=True)
 class KernelCompilation:
     """What ``compile_kernels`` cost.
@@ -50,12 +72,14 @@ class KernelCompilation:
         compiled: type signatures compiled (callees included); 0 when every kernel came from the cache or
             was already loaded in this process.
         first_calls: kernel signatures made ready in this process (compiled or loaded from the cache).
+        cpu: the processor they are compiled for (``target_cpu()``).
     """
 
     seconds: float
     numba_seconds: float
     compiled: int
     first_calls: int
+    cpu: str = ""
 
     def describe(self) -> str:
         """One line for reports: the time and where the kernels came from."""
@@ -65,7 +89,7 @@ class KernelCompilation:
             source = f"{self.first_calls} kernels loaded from Numba's on-disk cache"
         else:
             source = "kernels already loaded in this process"
-        return f"{self.seconds:.2f} s: {source}"
+        return f"{self.seconds:.2f} s: {source}" + (f", for {self.cpu}" if self.cpu else "")
 
     def as_json(self) -> dict[str, float | int | str]:
         """The fields and ``describe()`` as ``summary``, for report.json and the benchmarks' JSON."""
@@ -130,4 +154,4 @@ def compile_kernels(quiet: bool = False, stream: TextIO | None = None) -> Kernel
         with numba_activity(on_first_call) as activity:
             _toy_pass(bar.advance)
     return KernelCompilation(time.perf_counter() - start, activity.seconds, activity.compiled,
-                             activity.first_calls)
+                             activity.first_calls, target_cpu())

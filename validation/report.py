@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ckks.warmup import target_cpu
 from nn.model import SQUARE
 from validation.compare import PAIRS, STAGES, Comparison, EngineRun
 from validation.metrics import agreement
@@ -134,7 +135,8 @@ def build_report(comparison: Comparison) -> dict[str, Any]:
         "agreement": agreements,
         "ratios": ratios(runs),
         **_numba_section(comparison),
-        "host": {"cpus": os.cpu_count(), "load_average_1_5_15": [round(v, 2) for v in os.getloadavg()]},
+        "host": {"cpus": os.cpu_count(), "cpu": target_cpu(),
+                 "load_average_1_5_15": [round(v, 2) for v in os.getloadavg()]},
     }
 
 

@@ -9,8 +9,10 @@ All moduli are primes q < 2^61 so that lazy values in [0, 4q) still fit in 64 bi
   quotient, so ``shoup_quotient`` drops the low-by-low partial product and the carries out of the middle
   word: three 32x32-bit products, at most 2 below mulhi, hence at most 3 below floor(w*a / q). That
   formula is not a 128-bit multiply, so LLVM vectorises it (8 lanes of vpmuludq with AVX-512); a loop of
-  Shoup products runs about 2.8x faster than with ``mulhi`` (measured on this machine's Zen 4). The price is
-  one more conditional subtraction: w*a - estimate*q lies in [0, 4q).
+  Shoup products ran about 2.8x faster than with ``mulhi`` on a Zen 4 (AVX-512). With AVX2 (a Zen 3) the
+  vector has 4 lanes and each 64-bit low product costs three 32-bit ones: the gain is smaller
+  (``ckks.warmup.target_cpu`` names the CPU in every report). The price is one more conditional
+  subtraction: w*a - estimate*q lies in [0, 4q).
 - Montgomery's multiplication for two variable operands: REDC(a*b) = a*b*2^-64 mod q
   (Montgomery 1985), two exact mulhi per product.
 """

@@ -71,3 +71,21 @@ def test_compile_kernels_reaches_every_kernel_and_shows_a_line_only_when_it_comp
     assert warm["first"]["compiled"] == 0 and warm["first"]["first_calls"] > 0
     assert "loaded from Numba's on-disk cache" in warm["first"]["summary"]
     assert warm["shown"] == ""
+
+
+def test_target_cpu_names_the_processor_and_the_vector_unit_the_kernel_reads():
+    """LLVM's view of the host (what Numba compiles for) against the kernel's: /proc/cpuinfo's model name and
+    flags (an independent source)."""
+    import ckks
+    from ckks.warmup import target_cpu
+
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        pytest.skip("no /proc/cpuinfo on this OS to check against")
+    text = cpuinfo.read_text()
+    model = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name"))
+    flags = set(next(line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")))
+    expected = ("AVX-512" if {"avx512f", "avx512dq"} <= flags else "AVX2" if "avx2" in flags else "no AVX2")
+    described = target_cpu()
+    assert described.startswith(f"{model} (") and described.endswith(f", {expected})")
+    assert ckks.compile_kernels(quiet=True).describe().endswith(f", for {described}")

@@ -10,6 +10,7 @@ import pytest
 
 from ckks import KernelCompilation
 from ckks.instrument import NumbaActivity
+from ckks.warmup import target_cpu
 from nn.model import SQUARE, Decision, Dense, PlainNetwork, Polynomial
 from validation.compare import STAGES, CompareOptions, Comparison, EngineRun, Inputs
 from validation.report import build_report, ratios, save_comparison
@@ -103,7 +104,10 @@ def test_skipped_engine_is_reported(tmp_path):
     assert set(report["agreement"]) == {"ckkslab_vs_plain"} and report["ratios"] == {}
     out = tmp_path / "md"
     save = save_comparison(_comparison(out, helayers=False))
-    assert "**helayers skipped:** pyhelayers is not available" in (out / "out" / "report.md").read_text()
+    md = (out / "out" / "report.md").read_text()
+    assert "**helayers skipped:** pyhelayers is not available" in md
+    # the CPU the kernels ran on, whose vector unit the timings depend on
+    assert report["host"]["cpu"] == target_cpu() and f"CPUs ({target_cpu()})" in md
     assert "helayers skipped" in summary_text(save, out)
 
 
