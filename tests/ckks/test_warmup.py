@@ -73,9 +73,9 @@ def test_compile_kernels_reaches_every_kernel_and_shows_a_line_only_when_it_comp
     assert warm["shown"] == ""
 
 
-def test_target_cpu_names_the_processor_and_the_vector_unit_the_kernel_reads():
-    """LLVM's view of the host (what Numba compiles for) against the kernel's: /proc/cpuinfo's model name and
-    flags (an independent source)."""
+def test_target_cpu_names_the_processor_and_vector_unit_that_proc_cpuinfo_lists():
+    """LLVM's view of the host (what Numba compiles for) against the operating system's (an independent
+    source): /proc/cpuinfo's model name and flags."""
     import ckks
     from ckks.warmup import target_cpu
 
