@@ -21,6 +21,7 @@ import importlib
 import json
 import pkgutil
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,24 +46,39 @@ def parallel_kernels() -> list[tuple[Any, str]]:
 
 
 @contextmanager
-def counting(kernels: list[tuple[Any, str]]) -> Iterator[Counter]:
-    """Inside the block, each call of one of ``kernels`` adds one to the counter under "module.name"."""
-    calls: Counter = Counter()
+def observing(kernels: list[tuple[Any, str]],
+              record: Callable[[str, float, tuple[Any, ...]], None]) -> Iterator[None]:
+    """Inside the block, each call of one of ``kernels`` is followed by record("module.name", its wall
+    seconds, its arguments); the kernels are the originals again after the block."""
     originals = [(module, name, getattr(module, name)) for module, name in kernels]
 
-    def counted(label: str, kernel: Callable[..., Any]) -> Callable[..., Any]:
+    def observed(label: str, kernel: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any) -> Any:
-            calls[label] += 1
-            return kernel(*args)
+            start = time.perf_counter()
+            result = kernel(*args)
+            record(label, time.perf_counter() - start, args)
+            return result
         return call
 
     try:
         for module, name, kernel in originals:
-            setattr(module, name, counted(f"{module.__name__.removeprefix('ckks.')}.{name}", kernel))
-        yield calls
+            setattr(module, name, observed(f"{module.__name__.removeprefix('ckks.')}.{name}", kernel))
+        yield
     finally:
         for module, name, kernel in originals:
             setattr(module, name, kernel)
+
+
+@contextmanager
+def counting(kernels: list[tuple[Any, str]]) -> Iterator[Counter]:
+    """Inside the block, each call of one of ``kernels`` adds one to the counter under "module.name"."""
+    calls: Counter = Counter()
+
+    def count(label: str, _seconds: float, _args: tuple[Any, ...]) -> None:
+        calls[label] += 1
+
+    with observing(kernels, count):
+        yield calls
 
 
 def run(model_dir: Path, encrypt_weights: bool = True) -> dict:

@@ -349,6 +349,39 @@ def test_server_threads_times_both_counts_on_the_shipped_model_and_refuses_bad_c
     assert "threads must be in [2, " in capsys.readouterr().err
 
 
+def test_kernel_scaling_sums_every_launch_once_and_refuses_bad_counts(capsys):
+    """benchmarks/kernel_scaling.py on the shipped model, one round: its rows hold as many calls as
+    kernel_launches counts in a predict, each row's speed-up and loss follow from its two times, and the time
+    outside the kernels is what the wall time leaves; bad counts are named."""
+    import ckks
+    from benchmarks import kernel_launches, kernel_scaling
+
+    if ckks.available_threads() < 2:
+        pytest.skip("one core: no second thread count")
+    model = Path(__file__).resolve().parents[2] / "models" / "clinical"
+    before = ckks.get_threads()
+    try:
+        result = kernel_scaling.run(model, rounds=1, threads=2, encrypt_weights=False)
+        launches = kernel_launches.run(model, encrypt_weights=False)["launches"]
+    finally:
+        ckks.set_threads(before)
+    rows = result["kernels"]
+    assert sum(row["calls"] for row in rows) == launches > 100
+    for row in rows:
+        assert row["speedup"] == pytest.approx(row["ms_1"] / row["ms_t"])
+        assert row["lost_ms"] == pytest.approx(row["ms_t"] - row["ms_1"] / 2)
+    assert [row["lost_ms"] for row in rows] == sorted((row["lost_ms"] for row in rows), reverse=True)
+    for count in (1, 2):
+        column = "ms_1" if count == 1 else "ms_t"
+        assert result["kernels_ms"][count] == pytest.approx(sum(row[column] for row in rows))
+        assert 0 < result["outside_kernels_ms"][count] < result["wall_min_ms"][count]
+    for bad in ({"rounds": 0}, {"threads": 1}, {"threads": ckks.available_threads() + 1}):
+        with pytest.raises(ValueError, match="rounds must be a positive integer|threads must be in"):
+            kernel_scaling.run(model, **{"rounds": 1, "threads": 2, **bad})
+    assert kernel_scaling.main(["--model", str(model), "--threads", "1"]) == 2
+    assert "threads must be in [2, " in capsys.readouterr().err
+
+
 def test_bench_batches_report_names_each_server_process_with_its_own_figures():
     """The batches benchmark's table, then per scheduler each server process with its batches, compute
     seconds and peak RSS as measured there (figures made up here: this checks the report, not a run)."""
