@@ -55,16 +55,19 @@ def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: boo
     server, data = server_and_batch(model_dir, encrypt_weights)
     kernels = parallel_kernels()
     shapes: list[str] = []  # "kernel operand-shapes" of each call, in order, from one untimed predict
+    labels: list[str] = []  # the kernel of each call, in order, in the predict being timed
     seconds: list[float] = []
 
     def record_shapes(label: str, _seconds: float, args: tuple[Any, ...]) -> None:
         shapes.append(f"{label} {_shapes(args)}")
 
-    def record_seconds(_label: str, elapsed: float, _args: tuple[Any, ...]) -> None:
+    def record_seconds(label: str, elapsed: float, _args: tuple[Any, ...]) -> None:
+        labels.append(label)
         seconds.append(elapsed)
 
     with observing(kernels, record_shapes):
         server.predict_bytes(data, "the batch")
+    expected_labels = [key.partition(" ")[0] for key in shapes]
     baseline = ThreadBaseline()
     best: dict[int, list[float]] = {}
     walls: dict[int, list[float]] = {1: [], threads: []}
@@ -72,14 +75,16 @@ def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: boo
     for round_ in range(rounds + 1):
         for count in (1, threads):
             ckks.set_threads(count)
+            labels.clear()
             seconds.clear()
             start = time.perf_counter()
             with observing(kernels, record_seconds):
                 server.predict_bytes(data, "the batch")
             wall = time.perf_counter() - start
-            if len(seconds) != len(shapes):
-                raise ValueError(f"one predict made {len(shapes)} kernel calls, another {len(seconds)}: "
-                                 f"per-call minima need the same calls in the same order")
+            if labels != expected_labels:
+                raise ValueError(f"the kernel calls differ from one predict to the next ({len(shapes)} "
+                                 f"calls, then {len(labels)}): per-call minima need the same calls in the "
+                                 f"same order")
             if round_:  # round 0 warms the heap up at each count
                 walls[count].append(wall)
                 outside[count].append(wall - sum(seconds))
