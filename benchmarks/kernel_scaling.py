@@ -44,14 +44,10 @@ def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: boo
     import ckks
     from benchmarks.kernel_launches import observing, parallel_kernels
     from benchmarks.machine import ThreadBaseline
-    from benchmarks.server_threads import server_and_batch
+    from benchmarks.server_threads import check_rounds_and_threads, server_and_batch
     from ckks.warmup import target_cpu
 
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
-    if not 2 <= threads <= ckks.available_threads():
-        raise ValueError(f"threads must be in [2, {ckks.available_threads()}] (compared with 1), "
-                         f"got {threads}")
+    check_rounds_and_threads(rounds, threads)
     server, data = server_and_batch(model_dir, encrypt_weights)
     kernels = parallel_kernels()
     shapes: list[str] = []  # "kernel operand-shapes" of each call, in order, from one untimed predict
@@ -113,11 +109,10 @@ def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: boo
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.server_threads import add_server_arguments
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, required=True, help="model directory (models/clinical)")
-    parser.add_argument("--rounds", type=int, default=8, help="timed calls per thread count (default 8)")
-    parser.add_argument("--threads", type=int, default=2, help="the count compared with 1 (default 2)")
-    parser.add_argument("--plain-weights", action="store_true", help="the server owns the model")
+    add_server_arguments(parser)
     parser.add_argument("--top", type=int, default=25, help="rows printed, most milliseconds lost first")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write every row")
     args = parser.parse_args(argv)

@@ -66,6 +66,29 @@ def server_and_batch(model_dir: Path, encrypt_weights: bool = True) -> tuple[Any
     return server, data
 
 
+def check_rounds_and_threads(rounds: int, threads: int) -> None:
+    """Refuse a round count below 1 and a thread count (compared with 1) outside [2, the cores].
+
+    Raises:
+        ValueError: naming the bad count.
+    """
+    import ckks
+
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
+    if not 2 <= threads <= ckks.available_threads():
+        raise ValueError(f"threads must be in [2, {ckks.available_threads()}] (compared with 1), "
+                         f"got {threads}")
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --rounds, --threads and --plain-weights: the options of a warm-server benchmark."""
+    parser.add_argument("--model", type=Path, required=True, help="model directory (models/clinical)")
+    parser.add_argument("--rounds", type=int, default=8, help="timed calls per thread count (default 8)")
+    parser.add_argument("--threads", type=int, default=2, help="the count compared with 1 (default 2)")
+    parser.add_argument("--plain-weights", action="store_true", help="the server owns the model")
+
+
 def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: bool = True) -> dict:
     """Time ``Server.predict_bytes`` on one batch, alternating 1 and ``threads`` threads.
 
@@ -77,10 +100,7 @@ def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: boo
     from benchmarks.machine import ThreadBaseline, idle_spin_cpu_seconds
     from ckks.warmup import target_cpu
 
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
-    if not 2 <= threads <= ckks.available_threads():
-        raise ValueError(f"threads must be in [2, {ckks.available_threads()}] (compared with 1), got {threads}")
+    check_rounds_and_threads(rounds, threads)
     server, data = server_and_batch(model_dir, encrypt_weights)
     baseline = ThreadBaseline()
     seconds: dict[int, list[float]] = {1: [], threads: []}
@@ -109,10 +129,7 @@ def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: boo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, required=True, help="model directory (models/clinical)")
-    parser.add_argument("--rounds", type=int, default=8, help="timed calls per thread count (default 8)")
-    parser.add_argument("--threads", type=int, default=2, help="the count compared with 1 (default 2)")
-    parser.add_argument("--plain-weights", action="store_true", help="the server owns the model")
+    add_server_arguments(parser)
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the results")
     args = parser.parse_args(argv)
     try:
