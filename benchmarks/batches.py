@@ -103,7 +103,7 @@ def format_report(result: dict[str, Any]) -> str:
     """The throughput table, the memory figures and the machine's load, for people."""
     lines = [f"model {result['model']}, {result['runs'][0]['records']} records in "
              f"{result['runs'][0]['batches']} batches of {BATCH_SIZE}, weights encrypted; "
-             f"{result['cpus']} CPUs ({result.get('cpu', 'CPU not recorded')}); load average before "
+             f"{result['cpus']} CPUs ({result['cpu']}); load average before "
              f"{result['load_before']}, after {result['load_after']}",
              "", "| scheduler | records/s (batch loop) | vs local | records/s end to end | vs local | "
              "batch loop s | total s | server load / cluster start s | decisions equal to plain |",

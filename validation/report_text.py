@@ -199,7 +199,7 @@ def render_markdown(report: dict[str, Any]) -> str:
              f"diabetic) of {report['data']['records_available']}.  ",
              f"Threads: {report['threads_note']}. "
              f"Weights {'encrypted' if report['encrypt_weights'] else 'plain'}. "
-             f"Host: {report['host']['cpus']} CPUs ({report['host'].get('cpu', 'CPU not recorded')}), "
+             f"Host: {report['host']['cpus']} CPUs ({report['host']['cpu']}), "
              f"load {report['host']['load_average_1_5_15']} at the end. "
              f"Created {report['created']}.", ""]
     for name, reason in report["skipped"].items():

@@ -395,7 +395,9 @@ def test_bench_batches_report_names_each_server_process_with_its_own_figures():
            "batches": 2, "loop_s": 2.0, "total_s": 4.0, "server_load_s": 1.5, "records_per_s": 4096.0,
            "records_per_s_end_to_end": 2048.0, "decisions_equal_to_plain": 8192, "ratio_to_local": 1.0,
            "ratio_to_local_end_to_end": 1.0, "server_compute_s": 1.25, "servers": servers}
-    text = format_report({"model": "m", "cpus": 2, "load_before": [0.5], "load_after": [0.6], "runs": [run]})
+    text = format_report({"model": "m", "cpus": 2, "cpu": "Some CPU (znver3, AVX2)", "load_before": [0.5],
+                          "load_after": [0.6], "runs": [run]})
+    assert "weights encrypted; 2 CPUs (Some CPU (znver3, AVX2)); load average before [0.5]" in text
     assert ("  dask, 2 worker(s): tcp://127.0.0.1:4001 1 batch(es), compute 0.50 s (0.25 s of CPU), "
             "peak RSS 800 MiB; tcp://127.0.0.1:4002 1 batch(es), compute 0.75 s (1.50 s of CPU), "
             "peak RSS 900 MiB") in text
