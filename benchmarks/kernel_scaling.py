@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=25, help="rows printed, most milliseconds lost first")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write every row")
     args = parser.parse_args(argv)
+    if args.top < 1:  # a slice [:0] or [:-k] would print no rows or silently drop the last ones
+        print(f"error: --top must be a positive integer, got {args.top}", file=sys.stderr)
+        return 2
     try:
         result = run(args.model, args.rounds, args.threads, not args.plain_weights)
     except (ValueError, FileNotFoundError) as exc:

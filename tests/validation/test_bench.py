@@ -380,6 +380,8 @@ def test_kernel_scaling_sums_every_launch_once_and_refuses_bad_counts(capsys):
             kernel_scaling.run(model, **{"rounds": 1, "threads": 2, **bad})
     assert kernel_scaling.main(["--model", str(model), "--threads", "1"]) == 2
     assert "threads must be in [2, " in capsys.readouterr().err
+    assert kernel_scaling.main(["--model", str(model), "--top", "0"]) == 2
+    assert "--top must be a positive integer, got 0" in capsys.readouterr().err
 
 
 def test_bench_batches_report_names_each_server_process_with_its_own_figures():
