@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..instrument import timed
-from .modarith import shoup_mul, shoup_precompute
+from .modarith import conditional_subtract, shoup_mul, shoup_precompute
 from .ntt import ntt_forward, ntt_inverse
 from .rns import RnsBasis, rns_basis
 
@@ -50,10 +50,10 @@ def _fast_base_convert(x, first, s, shat_inv, shat_inv_shoup, t, shat_mod_t, sha
             w, ws, wrap, half = shat_mod_t[i, j], shat_mod_t_shoup[i, j], wrap_mod_t[i, j], s[i] >> np.uint64(1)
             for k in range(n):
                 v = dest[k] + shoup_mul(u[p, i, k], w, ws, tj)
-                v = v - tj if v >= tj else v
+                v = conditional_subtract(v, tj)
                 if u[p, i, k] > half:  # centered digit: u - s_i, i.e. add -s_i * (S/s_i) mod t_j
                     v = v + wrap
-                    v = v - tj if v >= tj else v
+                    v = conditional_subtract(v, tj)
                 dest[k] = v
 
 

@@ -25,7 +25,7 @@ from numba import njit, prange
 
 from ..instrument import timed
 from . import rns
-from .modarith import shoup_mul_lazy
+from .modarith import conditional_subtract, shoup_mul_lazy
 from .rns import RnsBasis
 
 _CHUNK = 1024  # slots accumulated at a time in ``_dot_*``: the accumulators stay in the L1 cache
@@ -42,12 +42,12 @@ def _store_sums(acc, bias, bias_row, out_r, i, start, width, q):
             row = bias[bias_row, c, i, start:]
             for k in range(width):
                 v = acc[c, k]
-                v = (v - q if v >= q else v) + row[k]
-                out_r[c, i, start + k] = v - q if v >= q else v
+                v = conditional_subtract(v, q) + row[k]
+                out_r[c, i, start + k] = conditional_subtract(v, q)
         else:
             for k in range(width):
                 v = acc[c, k]
-                out_r[c, i, start + k] = v - q if v >= q else v
+                out_r[c, i, start + k] = conditional_subtract(v, q)
 
 
 @njit(cache=True, parallel=True)
@@ -71,8 +71,8 @@ def _dot_plain_shoup(x, w, w_shoup, term_x, term_w, starts, bias, bias_index, q,
                     for k in range(width):
                         v0 = acc0[k] + shoup_mul_lazy(x0[k], wt[k], st[k], qi)
                         v1 = acc1[k] + shoup_mul_lazy(x1[k], wt[k], st[k], qi)
-                        acc0[k] = v0 - two_q if v0 >= two_q else v0
-                        acc1[k] = v1 - two_q if v1 >= two_q else v1
+                        acc0[k] = conditional_subtract(v0, two_q)
+                        acc1[k] = conditional_subtract(v1, two_q)
                 _store_sums(acc, bias, bias_index[r], out[r], i, start, width, qi)
 
 
@@ -97,13 +97,13 @@ def _dot_tensor_shoup(x, x_shoup, w, term_x, term_w, starts, bias, bias_index, q
                     w0, w1 = w[term_w[t], 0, i, start:], w[term_w[t], 1, i, start:]
                     for k in range(width):
                         v = a0[k] + shoup_mul_lazy(w0[k], x0[k], s0[k], qi)
-                        a0[k] = v - two_q if v >= two_q else v
+                        a0[k] = conditional_subtract(v, two_q)
                         v = a1[k] + shoup_mul_lazy(w1[k], x0[k], s0[k], qi)
-                        v = v - two_q if v >= two_q else v
+                        v = conditional_subtract(v, two_q)
                         v = v + shoup_mul_lazy(w0[k], x1[k], s1[k], qi)
-                        a1[k] = v - two_q if v >= two_q else v
+                        a1[k] = conditional_subtract(v, two_q)
                         v = a2[k] + shoup_mul_lazy(w1[k], x1[k], s1[k], qi)
-                        a2[k] = v - two_q if v >= two_q else v
+                        a2[k] = conditional_subtract(v, two_q)
                 _store_sums(acc, bias, bias_index[r], out[r], i, start, width, qi)
 
 

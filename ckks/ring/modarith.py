@@ -15,15 +15,31 @@ All moduli are primes q < 2^61 so that lazy values in [0, 4q) still fit in 64 bi
   subtraction: w*a - estimate*q lies in [0, 4q).
 - Montgomery's multiplication for two variable operands: REDC(a*b) = a*b*2^-64 mod q
   (Montgomery 1985), two exact mulhi per product.
+- ``conditional_subtract(v, m)``: the step of every lazy reduction, v - m if v >= m, compared as signed
+  integers. Every value it sees is below 4q < 2^63, where the signed and the unsigned comparisons agree;
+  AVX2 compares 64-bit integers only as signed, so the unsigned one costs two more instructions per vector.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, uint64
+from numba import int64, njit, uint64
 
 MASK32 = np.uint64(0xFFFFFFFF)
 U32 = np.uint64(32)
+
+
+@njit(uint64(uint64, uint64), inline="always", cache=True)
+def conditional_subtract(v, m):
+    """v - m if v >= m else v, for v, m < 2^63: v mod m when v < 2m.
+
+    Compared as signed 64-bit integers, the same comparison below 2^63. AVX2 has only a signed 64-bit
+    compare, so LLVM makes an unsigned one from it by flipping both sign bits first, then blends; this way
+    the vector loop needs a compare, an and-not and a subtraction. On a Zen 3 (AVX2), against the unsigned
+    comparison in alternating calls in one process (minima): NTT 5-9% faster, relinearize and rotate 8-12%,
+    the tensor multiply-accumulate of the first Dense layer 15-19%. AVX-512 has an unsigned compare.
+    """
+    return v - m if int64(v) >= int64(m) else v
 
 
 @njit(uint64(uint64, uint64), inline="always", cache=True)
@@ -56,16 +72,13 @@ def shoup_mul_lazy(a, w, w_shoup, q):
 
     r = a w - e q with e from ``shoup_quotient`` lies in [0, 4q), so one conditional subtraction of 2q.
     """
-    r = a * w - shoup_quotient(a, w_shoup) * q
-    two_q = q + q
-    return r - two_q if r >= two_q else r
+    return conditional_subtract(a * w - shoup_quotient(a, w_shoup) * q, q + q)
 
 
 @njit(uint64(uint64, uint64, uint64, uint64), inline="always", cache=True)
 def shoup_mul(a, w, w_shoup, q):
     """a * w mod q in [0, q), where w_shoup = floor(w * 2^64 / q), a < 2^64 and q < 2^61."""
-    r = shoup_mul_lazy(a, w, w_shoup, q)
-    return r - q if r >= q else r
+    return conditional_subtract(shoup_mul_lazy(a, w, w_shoup, q), q)
 
 
 @njit(uint64(uint64, uint64, uint64, uint64), inline="always", cache=True)
@@ -76,7 +89,7 @@ def mont_mul(a, b, q, q_neg_inv):
     m = lo * q_neg_inv
     # (a*b + m*q) / 2^64: the low words cancel exactly; a carry out of them happens iff lo != 0.
     t = hi + mulhi(m, q) + (uint64(1) if lo != 0 else uint64(0))
-    return t - q if t >= q else t
+    return conditional_subtract(t, q)
 
 
 @njit(uint64(uint64, uint64, uint64, uint64), inline="always", cache=True)

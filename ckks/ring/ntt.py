@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..instrument import timed
-from .modarith import shoup_mul, shoup_mul_lazy, shoup_precompute
+from .modarith import conditional_subtract, shoup_mul, shoup_mul_lazy, shoup_precompute
 from .primes import minimal_primitive_root
 
 _GROUP = 8  # the stages of half-size t < _GROUP run inside groups of _GROUP values, on the transposed limb
@@ -121,7 +121,7 @@ def _ct_block(x, y, w, w_shoup, q, two_q):
     """Cooley-Tukey butterflies (x, y) <- (x + w*y, x - w*y) with one twiddle; values lazy in [0, 4q)."""
     for j in range(x.shape[0]):
         u = x[j]
-        u = u - two_q if u >= two_q else u
+        u = conditional_subtract(u, two_q)
         v = shoup_mul_lazy(y[j], w, w_shoup, q)
         x[j] = u + v
         y[j] = u - v + two_q
@@ -132,7 +132,7 @@ def _ct_column(x, y, w, w_shoup, q, two_q):
     """The same butterflies with a twiddle per element (narrow stages, one column of blocks)."""
     for j in range(x.shape[0]):
         u = x[j]
-        u = u - two_q if u >= two_q else u
+        u = conditional_subtract(u, two_q)
         v = shoup_mul_lazy(y[j], w[j], w_shoup[j], q)
         x[j] = u + v
         y[j] = u - v + two_q
@@ -144,7 +144,7 @@ def _gs_block(x, y, w, w_shoup, q, two_q):
     for j in range(x.shape[0]):
         u = x[j] + y[j]
         t = x[j] - y[j] + two_q
-        x[j] = u - two_q if u >= two_q else u
+        x[j] = conditional_subtract(u, two_q)
         y[j] = shoup_mul_lazy(t, w, w_shoup, q)
 
 
@@ -154,7 +154,7 @@ def _gs_column(x, y, w, w_shoup, q, two_q):
     for j in range(x.shape[0]):
         u = x[j] + y[j]
         t = x[j] - y[j] + two_q
-        x[j] = u - two_q if u >= two_q else u
+        x[j] = conditional_subtract(u, two_q)
         y[j] = shoup_mul_lazy(t, w[j], w_shoup[j], q)
 
 
@@ -206,8 +206,8 @@ def ntt_forward_limb(a, psi_rev, psi_rev_shoup, narrow, narrow_shoup, q):
             a[k * s + c] = groups[c, k]
     for j in range(n):
         v = a[j]
-        v = v - two_q if v >= two_q else v
-        a[j] = v - q if v >= q else v
+        v = conditional_subtract(v, two_q)
+        a[j] = conditional_subtract(v, q)
 
 
 @njit(cache=True)

@@ -15,6 +15,7 @@ from numba import njit, prange
 
 from ..instrument import timed
 from .modarith import (
+    conditional_subtract,
     mont_mul,
     montgomery_constants,
     shoup_companion,
@@ -126,7 +127,7 @@ def _add(a, b, q, out):
         qi = q[i]
         for j in range(a.shape[1]):
             s = a[i, j] + b[i, j]
-            out[i, j] = s - qi if s >= qi else s
+            out[i, j] = conditional_subtract(s, qi)
 
 
 @njit(cache=True, parallel=True)
@@ -135,7 +136,7 @@ def _sub(a, b, q, out):
         qi = q[i]
         for j in range(a.shape[1]):
             s = a[i, j] + qi - b[i, j]
-            out[i, j] = s - qi if s >= qi else s
+            out[i, j] = conditional_subtract(s, qi)
 
 
 @njit(cache=True, parallel=True)
@@ -164,7 +165,7 @@ def _square(a0, a1, q, q_neg_inv, r, r_shoup, out):
             out[0, i, j] = shoup_mul(mont_mul(x, x, qi, qn), ri, rs, qi)
             m = shoup_mul(mont_mul(x, y, qi, qn), ri, rs, qi)
             m = m + m
-            out[1, i, j] = m - qi if m >= qi else m
+            out[1, i, j] = conditional_subtract(m, qi)
             out[2, i, j] = shoup_mul(mont_mul(y, y, qi, qn), ri, rs, qi)
 
 
@@ -174,7 +175,7 @@ def _mul_add(a, b, q, q_neg_inv, r, r_shoup, acc):
         qi, qn, ri, rs = q[i], q_neg_inv[i], r[i], r_shoup[i]
         for j in range(a.shape[1]):
             s = acc[i, j] + shoup_mul(mont_mul(a[i, j], b[i, j], qi, qn), ri, rs, qi)
-            acc[i, j] = s - qi if s >= qi else s
+            acc[i, j] = conditional_subtract(s, qi)
 
 
 @njit(cache=True, parallel=True)
@@ -206,7 +207,7 @@ def _mul_scalar_add(a, w, w_shoup, q, acc):
         qi, wi, ws = q[i], w[i], w_shoup[i]
         for j in range(n):
             v = acc[c, i, j] + shoup_mul(a[c, i, j], wi, ws, qi)
-            acc[c, i, j] = v - qi if v >= qi else v
+            acc[c, i, j] = conditional_subtract(v, qi)
 
 
 @njit(cache=True, parallel=True)
@@ -215,7 +216,7 @@ def _add_scalar(a, c, q, out):
         qi, ci = q[i], c[i]
         for j in range(a.shape[1]):
             s = a[i, j] + ci
-            out[i, j] = s - qi if s >= qi else s
+            out[i, j] = conditional_subtract(s, qi)
 
 
 def copy_into(out: np.ndarray, a: np.ndarray) -> None:

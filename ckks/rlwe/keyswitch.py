@@ -22,7 +22,7 @@ from ..instrument import timed
 from ..params import Parameters
 from ..ring import rns
 from ..ring.basis_conversion import fast_base_convert, mod_down
-from ..ring.modarith import shoup_mul_lazy
+from ..ring.modarith import conditional_subtract, shoup_mul_lazy
 from ..ring.ntt import forward_tables, ntt_forward_limb, ntt_inverse
 from .keys import SwitchingKey
 
@@ -78,11 +78,11 @@ def _ntt_and_inner_product(extended, d, digit_size, row_order, psi_rev, psi_rev_
                 for k in range(n):
                     v0 = a0[k] + shoup_mul_lazy(x[k], k0[k], s0[k], qr)
                     v1 = a1[k] + shoup_mul_lazy(x[k], k1[k], s1[k], qr)
-                    a0[k] = v0 - two_q if v0 >= two_q else v0
-                    a1[k] = v1 - two_q if v1 >= two_q else v1
+                    a0[k] = conditional_subtract(v0, two_q)
+                    a1[k] = conditional_subtract(v1, two_q)
         for k in range(n):
-            a0[k] = a0[k] - qr if a0[k] >= qr else a0[k]
-            a1[k] = a1[k] - qr if a1[k] >= qr else a1[k]
+            a0[k] = conditional_subtract(a0[k], qr)
+            a1[k] = conditional_subtract(a1[k], qr)
 
 
 def _spread_order(n_q: int, n_special: int) -> np.ndarray:

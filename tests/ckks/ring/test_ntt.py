@@ -1,7 +1,8 @@
 """The negacyclic NTT and the modular arithmetic under it, against Python integers.
 
-- modarith (mulhi, Shoup, Montgomery) through small @njit wrappers, at the edges 0, 1, q - 1, and up to 4q
-  (the lazy range of the NTT butterflies) and 2^64 - 1 where the contract allows it;
+- modarith (mulhi, Shoup, Montgomery, the conditional subtraction) through small @njit wrappers, at the
+  edges 0, 1, q - 1, and up to 4q (the lazy range of the NTT butterflies) and 2^64 - 1 (2^63 - 1 for the
+  conditional subtraction) where the contract allows it;
 - the NTT's output is the evaluation a(psi^(2 brv(k) + 1)) computed with Python ``pow``;
 - NTT-based negacyclic product = schoolbook product mod (X^N + 1, q) with Python ints;
 - round trip inverse(forward(a)) = a (hypothesis), for 20..61-bit primes.
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from numba import njit
 
 from ckks.ring.modarith import (
+    conditional_subtract,
     mont_mul,
     montgomery_constants,
     mulhi,
@@ -60,6 +62,12 @@ def _mont_many(a, b, q, qinv, out):
         out[i] = mont_mul(a[i], b[i], q, qinv)
 
 
+@njit(cache=False)
+def _conditional_subtract_many(v, m, out):
+    for i in range(v.shape[0]):  # long enough arrays run the vectorised loop body
+        out[i] = conditional_subtract(v[i], m[i])
+
+
 def u64(values) -> np.ndarray:
     return np.array([int(v) for v in values], dtype=np.uint64)
 
@@ -83,6 +91,30 @@ def test_mulhi_random_against_python(pairs):
     out = np.empty_like(a)
     _mulhi_many(a, b, out)
     assert [int(v) for v in out] == [(x * y) >> 64 for x, y in pairs]
+
+
+def test_conditional_subtract_against_python_up_to_two_to_the_63():
+    """v - m if v >= m else v for every v, m < 2^63 (compared as signed integers inside, the same
+    comparison there): the edges around m, 2m and 2^63 - 1, for moduli up to 4q of a 61-bit prime."""
+    top = (1 << 63) - 1
+    moduli = [1, 2, PRIMES[20], PRIMES[61], 2 * PRIMES[61], 4 * PRIMES[61], 1 << 62, top]
+    pairs = [(v, m) for m in moduli
+             for v in (0, 1, m - 1, m, m + 1, 2 * m - 1, top - 1, top) if 0 <= v <= top]
+    pairs = pairs * 8  # several hundred: the vectorised loop body runs, not only its scalar remainder
+    v, m = u64(p[0] for p in pairs), u64(p[1] for p in pairs)
+    out = np.empty_like(v)
+    _conditional_subtract_many(v, m, out)
+    assert [int(r) for r in out] == [x - y if x >= y else x for x, y in pairs]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, (1 << 63) - 1), st.integers(0, (1 << 63) - 1)), min_size=64,
+                max_size=256))
+def test_conditional_subtract_random(pairs):
+    v, m = u64(p[0] for p in pairs), u64(p[1] for p in pairs)
+    out = np.empty_like(v)
+    _conditional_subtract_many(v, m, out)
+    assert [int(r) for r in out] == [x - y if x >= y else x for x, y in pairs]
 
 
 @pytest.mark.parametrize("bits", sorted(PRIMES))
