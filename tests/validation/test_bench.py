@@ -425,6 +425,54 @@ def test_mac_bandwidth_times_both_counts_and_refuses_bad_rounds():
         mac_bandwidth.run(rounds=0)
 
 
+def test_signed_compare_loops_agree_with_python_integers_and_report_the_ratio_of_minima():
+    """benchmarks/signed_compare.py: both versions of each loop compute, mod q, what Python integers do (the
+    butterflies: 14 passes of (x, y) <- (x + w y, x - w y); the sums: sum_t (w0 x0, w1 x0 + w0 x1, w1 x1)),
+    and bit for bit the same; run reports signed / unsigned as the ratio of the minima, refuses 0 rounds."""
+    from benchmarks import signed_compare as sc
+    from ckks.ring.modarith import conditional_subtract
+    from ckks.ring.primes import ntt_primes
+
+    q = np.array(ntt_primes(61, 64, 2), dtype=np.uint64)
+    rng = np.random.default_rng(3)
+    limbs = rng.integers(0, 1 << 62, (2, 64), dtype=np.uint64) % q[:, None]
+    w = np.array([q[0] - 1, 12345], dtype=np.uint64)
+    outs = []
+    for reduce in (sc._unsigned_subtract, conditional_subtract):
+        data = limbs.copy()
+        sc._butterflies(reduce)(data, w, sc._companions(w, q), q)
+        outs.append(data)
+    assert np.array_equal(outs[0], outs[1])
+    for i in range(2):
+        qi, wi = int(q[i]), int(w[i])
+        for j in (0, 1, 31):
+            x, y = int(limbs[i, j]), int(limbs[i, 32 + j])
+            for _ in range(14):
+                x, y = (x + wi * y) % qi, (x - wi * y) % qi
+            assert (int(outs[1][i, j]) % qi, int(outs[1][i, 32 + j]) % qi) == (x, y)
+    q6 = np.array(ntt_primes(61, 64, 6), dtype=np.uint64)
+    x = rng.integers(0, 1 << 62, (2, 6, 64), dtype=np.uint64) % q6[None, :, None]
+    ws = rng.integers(0, 1 << 62, (3, 2, 6, 64), dtype=np.uint64) % q6[None, None, :, None]
+    sums = []
+    for reduce in (sc._unsigned_subtract, conditional_subtract):
+        out = np.empty((3, 6, 64), dtype=np.uint64)
+        sc._tensor_sums(reduce)(x, sc._companions(x, q6[:, None]), ws, q6, out)
+        sums.append(out)
+    assert np.array_equal(sums[0], sums[1])
+    for i, k in ((0, 0), (5, 63)):
+        qi = int(q6[i])
+        x0, x1 = int(x[0, i, k]), int(x[1, i, k])
+        pairs = [(int(ws[t, 0, i, k]), int(ws[t, 1, i, k])) for t in range(3)]
+        want = [sum(w0 * x0 for w0, _ in pairs) % qi, sum(w1 * x0 + w0 * x1 for w0, w1 in pairs) % qi,
+                sum(w1 * x1 for _, w1 in pairs) % qi]
+        assert [int(sums[1][c, i, k]) % qi for c in range(3)] == want
+    result = sc.run(rounds=1)
+    for row in result["loops"].values():
+        assert row["signed_over_unsigned"] == pytest.approx(row["min_s"]["signed"] / row["min_s"]["unsigned"])
+    with pytest.raises(ValueError, match="rounds must be a positive integer"):
+        sc.run(rounds=0)
+
+
 def test_kernel_launches_finds_the_parallel_kernels_and_counts_each_call_then_restores_them():
     """benchmarks/kernel_launches.py: every parallel kernel of ckks is found (and no serial one), two
     transforms count two launches of the transform's kernel, and the kernels are the originals again after."""
