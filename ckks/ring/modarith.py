@@ -35,9 +35,10 @@ def conditional_subtract(v, m):
 
     Compared as signed 64-bit integers, the same comparison below 2^63. AVX2 has only a signed 64-bit
     compare, so LLVM makes an unsigned one from it by flipping both sign bits first, then blends; this way
-    the vector loop needs a compare, an and-not and a subtraction. On a Zen 3 (AVX2), against the unsigned
-    comparison in alternating calls in one process (minima): NTT 5-9% faster, relinearize and rotate 8-12%,
-    the tensor multiply-accumulate of the first Dense layer 15-19%. AVX-512 has an unsigned compare.
+    the vector loop needs a compare, an and-not and a subtraction. On a Zen 3 (AVX2),
+    ``benchmarks/signed_compare.py`` times NTT butterflies at 0.80-0.88 and the tensor multiply-accumulate
+    at 0.87 of the unsigned version's time, and ``ckkslab bench ops`` the NTT at 0.184-0.192 ms per limb
+    instead of 0.201 (README, "How fast, next to SEAL"). AVX-512 has an unsigned compare.
     """
     return v - m if int64(v) >= int64(m) else v
 
