@@ -3,7 +3,8 @@ the layering of README.md's "four parts" and ../shared/DESIGN.md.
 
 Inside ``ckks`` a module may import only its own layer or a lower one:
 
-    0  ckks.errors, ckks.instrument, ckks.progress, ckks.threads, ckks.allocator   (shared by every layer)
+    0  ckks.errors, ckks.instrument, ckks.progress, ckks.threads, ckks.allocator, ckks.memory,
+       ckks.kernel_cache                              (shared by every layer)
     1  ckks.ring.*                                    (knows nothing of CKKS)
     2  ckks.params                                    (draws its primes from ckks.ring.primes)
     3  ckks.rlwe.*                                    (scheme-neutral RLWE)
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("ckks", "nn", "reference", "validation", "benchmarks")
 TENSORFLOW = ("tensorflow", "tf_keras", "keras")
 CKKS_BASE = ("ckks.errors", "ckks.instrument", "ckks.progress", "ckks.threads", "ckks.allocator",
-             "ckks.memory")
+             "ckks.memory", "ckks.kernel_cache")
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
