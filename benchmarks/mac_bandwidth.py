@@ -16,14 +16,13 @@ weights: the timing depends on the shapes only.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from numba import njit, prange
+
+from benchmarks.rounds_cli import main_over_rounds
 
 N, LIMBS, INPUTS, OUTPUTS = 16384, 6, 14, 10
 
@@ -91,26 +90,19 @@ def run(rounds: int = 6) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=6, help="timed rounds per thread count (default 6)")
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the results")
-    args = parser.parse_args(argv)
-    try:
-        result = run(args.rounds)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def show(result: dict, rounds: int) -> None:
+    """Each minimum, its bandwidth and each speed-up."""
     print(f"first Dense layer, encrypted weights: {INPUTS} inputs x {OUTPUTS} outputs, {LIMBS} limbs, "
-          f"N = {N}: {result['weights_gb']:.2f} GB of weights; minima of {args.rounds} rounds")
+          f"N = {N}: {result['weights_gb']:.2f} GB of weights; minima of {rounds} rounds")
     for name, label in (("read", "read of the weights"), ("mac", "multiply-accumulate")):
         row = result[name]
         print(f"  {label:<22} 1 thread {row['min_s'][1] * 1e3:7.2f} ms ({row['gb_per_s'][1]:5.1f} GB/s), "
               f"2 threads {row['min_s'][2] * 1e3:7.2f} ms ({row['gb_per_s'][2]:5.1f} GB/s): "
               f"speed-up {row['speedup']:.2f}x")
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return main_over_rounds(argv, __doc__, 6, "per thread count", run, show)
 
 
 if __name__ == "__main__":

@@ -18,15 +18,13 @@ comparison is faster).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from numba import njit
 
+from benchmarks.rounds_cli import main_over_rounds
 from ckks.ring.modarith import conditional_subtract, shoup_quotient
 
 N, LIMBS, TERMS = 16384, 8, 14
@@ -149,24 +147,17 @@ def run(rounds: int = 30) -> dict:
                              "runs_s": seconds[loop]} for loop, b in best.items()}}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=30, help="timed rounds of each version (default 30)")
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the results")
-    args = parser.parse_args(argv)
-    try:
-        result = run(args.rounds)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def show(result: dict, rounds: int) -> None:
+    """Both minima of each loop and signed / unsigned."""
     print(f"lazy reductions, unsigned against signed comparison, 1 thread, {result['cpu']}; minima of "
-          f"{args.rounds} alternating rounds")
+          f"{rounds} alternating rounds")
     for loop, row in result["loops"].items():
         print(f"  {loop:<20} unsigned {row['min_s']['unsigned'] * 1e3:8.3f} ms, signed "
               f"{row['min_s']['signed'] * 1e3:8.3f} ms: signed / unsigned {row['signed_over_unsigned']:.3f}")
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return main_over_rounds(argv, __doc__, 30, "of each version", run, show)
 
 
 if __name__ == "__main__":

@@ -425,7 +425,7 @@ def test_mac_bandwidth_times_both_counts_and_refuses_bad_rounds():
         mac_bandwidth.run(rounds=0)
 
 
-def test_signed_compare_loops_agree_with_python_integers_and_report_the_ratio_of_minima():
+def test_signed_compare_loops_agree_with_python_integers_and_report_the_ratio_of_minima(tmp_path, capsys):
     """benchmarks/signed_compare.py: both versions of each loop compute, mod q, what Python integers do (the
     butterflies: 14 passes of (x, y) <- (x + w y, x - w y); the sums: sum_t (w0 x0, w1 x0 + w0 x1, w1 x1)),
     and bit for bit the same; run reports signed / unsigned as the ratio of the minima, refuses 0 rounds."""
@@ -466,11 +466,15 @@ def test_signed_compare_loops_agree_with_python_integers_and_report_the_ratio_of
         want = [sum(w0 * x0 for w0, _ in pairs) % qi, sum(w1 * x0 + w0 * x1 for w0, w1 in pairs) % qi,
                 sum(w1 * x1 for _, w1 in pairs) % qi]
         assert [int(sums[1][c, i, k]) % qi for c in range(3)] == want
-    result = sc.run(rounds=1)
-    for row in result["loops"].values():
+    assert sc.main(["--rounds", "1", "--json", str(tmp_path / "out.json")]) == 0  # benchmarks.rounds_cli
+    printed = capsys.readouterr().out
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result["rounds"] == 1 and set(result["loops"]) == {"butterflies", "multiply-accumulate"}
+    for loop, row in result["loops"].items():
         assert row["signed_over_unsigned"] == pytest.approx(row["min_s"]["signed"] / row["min_s"]["unsigned"])
-    with pytest.raises(ValueError, match="rounds must be a positive integer"):
-        sc.run(rounds=0)
+        assert f"signed / unsigned {row['signed_over_unsigned']:.3f}" in printed and loop in printed
+    assert sc.main(["--rounds", "0"]) == 2
+    assert "error: rounds must be a positive integer, got 0" in capsys.readouterr().err
 
 
 def test_kernel_launches_finds_the_parallel_kernels_and_counts_each_call_then_restores_them():
