@@ -24,8 +24,11 @@ import time
 import numpy as np
 from numba import njit
 
+import ckks
 from benchmarks.rounds_cli import main_over_rounds
 from ckks.ring.modarith import conditional_subtract, shoup_quotient
+from ckks.ring.primes import ntt_primes
+from ckks.warmup import target_cpu
 
 N, LIMBS, TERMS = 16384, 8, 14
 
@@ -36,12 +39,19 @@ def _unsigned_subtract(v, m):
     return v - m if v >= m else v
 
 
-def _butterflies(reduce):
-    """A kernel of Cooley-Tukey butterfly passes whose lazy reductions are ``reduce``."""
+def _lazy_product(reduce):
+    """Harvey's lazy Shoup product a * w mod q in [0, 2q) (as ``modarith.shoup_mul_lazy``), by ``reduce``."""
 
     @njit(inline="always")
     def lazy_product(a, w, w_shoup, q):
         return reduce(a * w - shoup_quotient(a, w_shoup) * q, q + q)
+
+    return lazy_product
+
+
+def _butterflies(reduce):
+    """A kernel of Cooley-Tukey butterfly passes whose lazy reductions are ``reduce``."""
+    lazy_product = _lazy_product(reduce)
 
     @njit
     def passes(a, w, w_shoup, q):
@@ -61,10 +71,7 @@ def _butterflies(reduce):
 
 def _tensor_sums(reduce):
     """A kernel of the tensor multiply-accumulate whose lazy reductions are ``reduce``."""
-
-    @njit(inline="always")
-    def lazy_product(a, w, w_shoup, q):
-        return reduce(a * w - shoup_quotient(a, w_shoup) * q, q + q)
+    lazy_product = _lazy_product(reduce)
 
     @njit
     def sums(x, x_shoup, w, q, out):
@@ -100,10 +107,6 @@ def run(rounds: int = 30) -> dict:
     Raises:
         ValueError: ``rounds`` < 1, or the two versions of a loop disagree.
     """
-    import ckks
-    from ckks.ring.primes import ntt_primes
-    from ckks.warmup import target_cpu
-
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"rounds must be a positive integer, got {rounds!r}")
     rng = np.random.default_rng(0)
