@@ -6,9 +6,10 @@ and reductions are in every loop of ``ring.ntt``, ``ring.rns``, ``ring.dot_kerne
 helper alone left each kernel that inlines it as it was compiled before, with no error and no warning:
 the old machine code kept running (``tests/ckks/test_kernel_cache.py`` edits a copy of the package to show
 it). While ckks's modules are imported, so while their kernels are decorated, Numba's cache directory is
-``ckks/__pycache__/kernels-<digest>``: a change to any file of the package gives every kernel a new,
-empty directory, and the directories of earlier sources are removed. ``NUMBA_CACHE_DIR``, if set, is used
-as it is (the first-run benchmarks point it at an empty directory).
+``kernels-<digest>`` in ``ckks/__pycache__``, or in ``NUMBA_CACHE_DIR`` when that is set (the first-run
+benchmarks point it at an empty directory): a change to any file of the package gives every kernel a new,
+empty directory. The directories of earlier sources are removed from ``ckks/__pycache__``, which belongs
+to this checkout; in ``NUMBA_CACHE_DIR``, which other checkouts may share, they are left.
 """
 
 from __future__ import annotations
@@ -36,25 +37,26 @@ def sources_digest(package: Path = PACKAGE) -> str:
 
 
 def cache_directory(package: Path = PACKAGE) -> Path:
-    """``package/__pycache__/kernels-<sources_digest>``: where this version's kernels are cached."""
-    return package / "__pycache__" / f"{PREFIX}{sources_digest(package)}"
+    """Where this version's kernels are cached: ``kernels-<sources_digest>`` in Numba's ``CACHE_DIR``
+    (``NUMBA_CACHE_DIR``) if one is set, else in ``package/__pycache__``."""
+    base = Path(numba.config.CACHE_DIR) if numba.config.CACHE_DIR else package / "__pycache__"
+    return base / f"{PREFIX}{sources_digest(package)}"
 
 
 @contextmanager
 def cached_by_sources(package: Path = PACKAGE) -> Iterator[None]:
-    """Inside the block, kernels decorated with ``cache=True`` are cached in ``cache_directory(package)``
-    (unless ``NUMBA_CACHE_DIR`` is set); Numba's setting is restored after it. The other ``kernels-*``
-    directories of ``package`` are removed first (a directory that cannot be written or removed is left:
-    Numba then falls back to its own cache locations)."""
-    if numba.config.CACHE_DIR:
-        yield
-        return
+    """Inside the block, kernels decorated with ``cache=True`` are cached in ``cache_directory(package)``;
+    Numba's setting is restored after it. Without ``NUMBA_CACHE_DIR``, the other ``kernels-*`` directories
+    of ``package/__pycache__`` are removed first. A directory that cannot be written or removed is left:
+    Numba then falls back to its own cache locations."""
+    previous = numba.config.CACHE_DIR
     directory = cache_directory(package)
-    for old in directory.parent.glob(f"{PREFIX}*"):
-        if old != directory:
-            shutil.rmtree(old, ignore_errors=True)
+    if not previous:
+        for old in directory.parent.glob(f"{PREFIX}*"):
+            if old != directory:
+                shutil.rmtree(old, ignore_errors=True)
     numba.config.CACHE_DIR = str(directory)
     try:
         yield
     finally:
-        numba.config.CACHE_DIR = ""
+        numba.config.CACHE_DIR = previous

@@ -1,8 +1,8 @@
 """Compile (or load from Numba's on-disk cache) every kernel of the engine once, before anything is timed.
 
 Numba compiles a kernel the first time it is called with a new type signature (``@njit(cache=True)`` then
-saves it in ``ckks/__pycache__/kernels-<digest of the sources>`` (``ckks.kernel_cache``), or under
-``NUMBA_CACHE_DIR``). On a fresh clone that first call costs
+saves it in ``kernels-<digest of the sources>`` under ``ckks/__pycache__`` or ``NUMBA_CACHE_DIR``:
+``ckks.kernel_cache``). On a fresh clone that first call costs
 seconds and would land inside whatever stage happens to call the kernel first (keygen, predict, decrypt),
 so a first run's stage times and ratios would measure the compiler. ``compile_kernels()`` pays that cost
 up front: it runs every operation of the engine once on insecure toy parameters (N = 16), which calls

@@ -39,14 +39,17 @@ print(json.dumps({"q": q, "sum": int(total[0, 0]), "cache": rns._add._cache._cac
 SUBTRACT = "    return v - m if int64(v) >= int64(m) else v\n"
 
 
-def test_sources_digest_changes_with_any_file_and_names_the_cache_directory(tmp_path):
+def test_sources_digest_changes_with_any_file_and_names_the_cache_directory(tmp_path, monkeypatch):
     (tmp_path / "ring").mkdir()
     (tmp_path / "a.py").write_text("x = 1\n")
     (tmp_path / "ring" / "b.py").write_text("y = 2\n")
     (tmp_path / "notes.txt").write_text("not a source")
     first = kernel_cache.sources_digest(tmp_path)
     assert len(first) == 16 and int(first, 16) >= 0
+    monkeypatch.setattr(numba.config, "CACHE_DIR", "")
     assert kernel_cache.cache_directory(tmp_path) == tmp_path / "__pycache__" / f"kernels-{first}"
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path / "shared"))  # NUMBA_CACHE_DIR
+    assert kernel_cache.cache_directory(tmp_path) == tmp_path / "shared" / f"kernels-{first}"
     (tmp_path / "notes.txt").write_text("changed, still not a source")
     assert kernel_cache.sources_digest(tmp_path) == first
     (tmp_path / "ring" / "b.py").write_text("y = 3\n")
@@ -58,10 +61,10 @@ def test_sources_digest_changes_with_any_file_and_names_the_cache_directory(tmp_
 
 def test_every_cached_kernel_of_ckks_lives_in_the_directory_of_these_sources():
     """Each module of ckks imported (as a user's code may), every kernel with cache=True is cached under
-    cache_directory() (under NUMBA_CACHE_DIR when that is set), and Numba's own setting is left as it was."""
+    cache_directory() (inside NUMBA_CACHE_DIR when that is set), and Numba's own setting is left as it was."""
     for info in pkgutil.walk_packages(ckks.__path__, "ckks."):
         importlib.import_module(info.name)
-    where = os.environ.get("NUMBA_CACHE_DIR") or str(kernel_cache.cache_directory())
+    where = str(kernel_cache.cache_directory())
     kernels = [value for name, module in list(sys.modules.items()) if name.startswith("ckks.") and module
                for value in vars(module).values()
                if isinstance(value, CPUDispatcher) and value.py_func.__module__ == name
@@ -72,9 +75,11 @@ def test_every_cached_kernel_of_ckks_lives_in_the_directory_of_these_sources():
     assert numba.config.CACHE_DIR == os.environ.get("NUMBA_CACHE_DIR", "")
 
 
-def _run_child(root: Path) -> dict:
+def _run_child(root: Path, numba_cache_dir: Path | None) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env["PYTHONPATH"] = str(root)
+    if numba_cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = str(numba_cache_dir)
     done = subprocess.run([sys.executable, "-c", CHILD], cwd=root, env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -82,18 +87,24 @@ def _run_child(root: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_editing_an_inlined_helper_in_another_file_recompiles_the_kernel(tmp_path):
+@pytest.mark.parametrize("own_cache_dir", [False, True], ids=["in the package", "NUMBA_CACHE_DIR"])
+def test_editing_an_inlined_helper_in_another_file_recompiles_the_kernel(tmp_path, own_cache_dir):
+    """Without NUMBA_CACHE_DIR the kernels live in the copy's __pycache__, and the directory of the old
+    sources is removed; with it, they live in it, and the old directory is left (other checkouts may share
+    it)."""
     copy = tmp_path / "ckks"
     shutil.copytree(Path(ckks.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    before = _run_child(tmp_path)
+    numba_cache_dir = tmp_path / "numba-cache" if own_cache_dir else None
+    base = numba_cache_dir if own_cache_dir else copy / "__pycache__"
+    before = _run_child(tmp_path, numba_cache_dir)
     assert before["sum"] == 0  # (q - 1) + 1 = q, reduced to 0
-    old_directory = kernel_cache.cache_directory(copy)
+    old_directory = base / f"kernels-{kernel_cache.sources_digest(copy)}"
     modarith = copy / "ring" / "modarith.py"
     source = modarith.read_text()
     assert source.count(SUBTRACT) == 1
     modarith.write_text(source.replace(SUBTRACT, "    return v\n"))  # rns.py itself is unchanged
-    after = _run_child(tmp_path)
+    after = _run_child(tmp_path, numba_cache_dir)
     assert after["sum"] == before["q"]  # the edited helper runs: no reduction any more
     assert before["cache"].startswith(str(old_directory))
-    assert after["cache"].startswith(str(kernel_cache.cache_directory(copy)))
-    assert not old_directory.exists()  # the directory of the sources before the edit is gone
+    assert after["cache"].startswith(str(base / f"kernels-{kernel_cache.sources_digest(copy)}"))
+    assert old_directory.exists() == own_cache_dir
