@@ -10,11 +10,15 @@ call at each count. Every call of a parallel kernel is timed where its module lo
 (``benchmarks.kernel_launches.observing``). The calls come in the same order in every predict, so call i
 of one round is call i of the others: each call keeps its fastest time over the rounds at each count (the
 host's slow spells drop out call by call). The calls are then summed by kernel and operand shapes.
-Reported per row: calls per predict, milliseconds at 1 and T threads, the speed-up, and the milliseconds
-lost, T-thread time minus a perfect split (1-thread time / T). Also: predict's wall minimum at each count,
-the time outside the kernels (the least, over the rounds, of a predict's wall time minus its kernels'
-time: Python, numpy, loading and writing the batch), and the baseline of the same rounds
-(``benchmarks.machine.ThreadBaseline``), the speed-up the host gave work with nothing serial in it.
+Reported per row: calls per predict, milliseconds at 1 and T threads, the speed-up, the milliseconds
+lost, T-thread time minus a perfect split (1-thread time / T), and the operand megabytes: the bytes of
+every array the calls receive (inputs, outputs, tables, keys), what they would move if nothing came from a
+cache, and those bytes over the 1-thread time. A row whose rate nears what ``benchmarks/mac_bandwidth.py``
+measures for a plain read spends its time on memory; one far below it, on arithmetic (or its operands stay
+in the caches). Also: predict's wall minimum at each count, the time outside the kernels (the least, over
+the rounds, of a predict's wall time minus its kernels' time: Python, numpy, loading and writing the
+batch), and the baseline of the same rounds (``benchmarks.machine.ThreadBaseline``), the speed-up the host
+gave work with nothing serial in it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+
+def _operand_bytes(args: tuple[Any, ...]) -> int:
+    """The bytes of a kernel call's array operands, each array counted once."""
+    return sum(a.nbytes for a in {id(a): a for a in args if getattr(a, "ndim", 0) >= 1}.values())
 
 
 def _shapes(args: tuple[Any, ...]) -> str:
@@ -51,11 +60,13 @@ def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: boo
     server, data = server_and_batch(model_dir, encrypt_weights)
     kernels = parallel_kernels()
     shapes: list[str] = []  # "kernel operand-shapes" of each call, in order, from one untimed predict
+    operand_bytes: list[int] = []  # and the bytes of its operands
     labels: list[str] = []  # the kernel of each call, in order, in the predict being timed
     seconds: list[float] = []
 
     def record_shapes(label: str, _seconds: float, args: tuple[Any, ...]) -> None:
         shapes.append(f"{label} {_shapes(args)}")
+        operand_bytes.append(_operand_bytes(args))
 
     def record_seconds(label: str, elapsed: float, _args: tuple[Any, ...]) -> None:
         labels.append(label)
@@ -86,9 +97,11 @@ def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: boo
                 outside[count].append(wall - sum(seconds))
                 best[count] = list(seconds) if count not in best else list(map(min, best[count], seconds))
                 baseline.sample()
-    rows: dict[str, dict[str, Any]] = defaultdict(lambda: {"calls": 0, "ms": {1: 0.0, threads: 0.0}})
+    rows: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"calls": 0, "bytes": 0, "ms": {1: 0.0, threads: 0.0}})
     for i, key in enumerate(shapes):
         rows[key]["calls"] += 1
+        rows[key]["bytes"] += operand_bytes[i]
         for count in (1, threads):
             rows[key]["ms"][count] += best[count][i] * 1e3
     table = []
@@ -96,7 +109,8 @@ def run(model_dir: Path, rounds: int = 8, threads: int = 2, encrypt_weights: boo
         one, many = row["ms"][1], row["ms"][threads]
         kernel, _, operand_shapes = key.partition(" ")
         table.append({"kernel": kernel, "shapes": operand_shapes, "calls": row["calls"], "ms_1": one,
-                      "ms_t": many, "speedup": one / many, "lost_ms": many - one / threads})
+                      "ms_t": many, "speedup": one / many, "lost_ms": many - one / threads,
+                      "operand_mb": row["bytes"] / 1e6, "operand_gb_per_s_1": row["bytes"] / one / 1e6})
     table.sort(key=lambda r: -r["lost_ms"])
     kernels_ms = {count: sum(r["ms_1" if count == 1 else "ms_t"] for r in table) for count in (1, threads)}
     wall_ms = {count: min(w) * 1e3 for count, w in walls.items()}
@@ -134,10 +148,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{result['outside_kernels_ms'][t]:.1f} ms; baseline ({result['baseline']}) "
           f"{result['baseline_speedup']:.2f}x at its best")
     print(f"  {'kernel':42} {'calls':>5} {'1 thread ms':>11} {f'{t} threads ms':>12} {'speed-up':>8} "
-          f"{'lost ms':>8}  operand shapes")
+          f"{'lost ms':>8} {'operand MB':>10} {'GB/s at 1':>9}  operand shapes")
     for row in result["kernels"][: args.top]:
         print(f"  {row['kernel']:42} {row['calls']:5d} {row['ms_1']:11.2f} {row['ms_t']:12.2f} "
-              f"{row['speedup']:8.2f} {row['lost_ms']:8.2f}  {row['shapes']}")
+              f"{row['speedup']:8.2f} {row['lost_ms']:8.2f} {row['operand_mb']:10.1f} "
+              f"{row['operand_gb_per_s_1']:9.2f}  {row['shapes']}")
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

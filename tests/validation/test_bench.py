@@ -351,8 +351,9 @@ def test_server_threads_times_both_counts_on_the_shipped_model_and_refuses_bad_c
 
 def test_kernel_scaling_sums_every_launch_once_and_refuses_bad_counts(capsys):
     """benchmarks/kernel_scaling.py on the shipped model, one round: its rows hold as many calls as
-    kernel_launches counts in a predict, each row's speed-up and loss follow from its two times, and the time
-    outside the kernels is what the wall time leaves; bad counts are named."""
+    kernel_launches counts in a predict, each row's speed-up and loss follow from its two times, operand
+    bytes count each array a call receives once (not its scalars), and the time outside the kernels is what
+    the wall time leaves; bad counts are named."""
     import ckks
     from benchmarks import kernel_launches, kernel_scaling
 
@@ -370,6 +371,9 @@ def test_kernel_scaling_sums_every_launch_once_and_refuses_bad_counts(capsys):
     for row in rows:
         assert row["speedup"] == pytest.approx(row["ms_1"] / row["ms_t"])
         assert row["lost_ms"] == pytest.approx(row["ms_t"] - row["ms_1"] / 2)
+        assert row["operand_gb_per_s_1"] == pytest.approx(row["operand_mb"] / row["ms_1"])
+    a, b = np.zeros((3, 8), dtype=np.uint64), np.zeros(5, dtype=np.int64)
+    assert kernel_scaling._operand_bytes((a, b, a, 7, np.uint64(3))) == 3 * 8 * 8 + 5 * 8  # a counted once
     assert [row["lost_ms"] for row in rows] == sorted((row["lost_ms"] for row in rows), reverse=True)
     for count in (1, 2):
         column = "ms_1" if count == 1 else "ms_t"
@@ -499,3 +503,4 @@ def test_kernel_launches_finds_the_parallel_kernels_and_counts_each_call_then_re
         rns.copy_into(np.empty_like(a), a)
     assert calls == {"ring.ntt._forward_rows": 2, "ring.rns._copy_rows": 1}
     assert all(type(getattr(module, name)).__name__ == "CPUDispatcher" for module, name in kernels)
+
