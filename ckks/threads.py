@@ -1,9 +1,10 @@
 """How many threads the engine's parallel kernels use.
 
 The kernels (the NTT, base conversion, the key-switching inner product, mod-down, rescale, the
-automorphism, the dot products and the element-wise RNS arithmetic) run their RNS limbs in parallel with
-Numba's ``prange``. Each limb is computed by the same
-code whatever thread computes it, so results are bit-identical for every thread count. The count can be
+automorphism, the dot products and the element-wise RNS arithmetic) run their jobs, RNS limbs or blocks of
+them, in parallel on Numba's threads, each job claimed by the first thread free (``ckks.ring.schedule``).
+Each job is computed by the same code whatever thread computes it, so results are bit-identical for every
+thread count. The count can be
 at most Numba's pool size, fixed when Numba starts: ``NUMBA_NUM_THREADS`` if set, else the number of cores.
 
 Work outside the kernels that releases Python's GIL (hashing a buffer, numpy's copies and comparisons, as in

@@ -13,6 +13,7 @@ from numba import njit, prange
 
 from ..errors import ParameterError
 from .ntt import bit_reverse_permutation
+from .schedule import job_counter, next_job
 
 
 def galois_element(step: int, ring_degree: int) -> int:
@@ -49,10 +50,14 @@ def ntt_permutation(galois: int, ring_degree: int) -> np.ndarray:
 @njit(cache=True, parallel=True)
 def _permute_rows(a, perm, out):
     """out[i, k] = a[i, perm[k]] for every row i (the rows go to the threads)."""
-    for i in prange(a.shape[0]):
-        row, dest = a[i], out[i]
-        for k in range(perm.shape[0]):
-            dest[k] = row[perm[k]]
+    jobs = job_counter()
+    for _ in prange(a.shape[0]):
+        i = next_job(jobs)
+        while i < a.shape[0]:
+            row, dest = a[i], out[i]
+            for k in range(perm.shape[0]):
+                dest[k] = row[perm[k]]
+            i = next_job(jobs)
 
 
 def apply_ntt(a: np.ndarray, galois: int, ring_degree: int, out: np.ndarray | None = None) -> np.ndarray:

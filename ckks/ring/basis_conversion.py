@@ -20,6 +20,7 @@ from ..instrument import timed
 from .modarith import conditional_subtract, shoup_mul, shoup_precompute
 from .ntt import ntt_forward, ntt_inverse
 from .rns import RnsBasis, rns_basis
+from .schedule import job_counter, next_job
 
 
 @njit(cache=True)
@@ -36,25 +37,34 @@ def _fast_base_convert(x, first, s, shat_inv, shat_inv_shoup, t, shat_mod_t, sha
     n_poly, n = x.shape[0], x.shape[2]
     n_src, n_t = s.shape[0], t.shape[0]
     u = np.empty((n_poly, n_src, n), dtype=np.uint64)
-    for row in prange(n_poly * n_src):
-        p, i = row // n_src, row % n_src
-        for k in range(n):
-            u[p, i, k] = shoup_mul(x[p, first + i, k], shat_inv[i], shat_inv_shoup[i], s[i])
-    for row in prange(n_poly * n_t):
-        p, j = row // n_t, row % n_t
-        tj = t[j]
-        dest = out[p, out_rows[j]]
-        for k in range(n):
-            dest[k] = 0
-        for i in range(n_src):
-            w, ws, wrap, half = shat_mod_t[i, j], shat_mod_t_shoup[i, j], wrap_mod_t[i, j], s[i] >> np.uint64(1)
+    jobs = job_counter()
+    for _ in prange(n_poly * n_src):
+        row = next_job(jobs)
+        while row < n_poly * n_src:
+            p, i = row // n_src, row % n_src
             for k in range(n):
-                v = dest[k] + shoup_mul(u[p, i, k], w, ws, tj)
-                v = conditional_subtract(v, tj)
-                if u[p, i, k] > half:  # centered digit: u - s_i, i.e. add -s_i * (S/s_i) mod t_j
-                    v = v + wrap
+                u[p, i, k] = shoup_mul(x[p, first + i, k], shat_inv[i], shat_inv_shoup[i], s[i])
+            row = next_job(jobs)
+    jobs_2 = job_counter()
+    for _ in prange(n_poly * n_t):
+        row = next_job(jobs_2)
+        while row < n_poly * n_t:
+            p, j = row // n_t, row % n_t
+            tj = t[j]
+            dest = out[p, out_rows[j]]
+            for k in range(n):
+                dest[k] = 0
+            for i in range(n_src):
+                w, ws, wrap = shat_mod_t[i, j], shat_mod_t_shoup[i, j], wrap_mod_t[i, j]
+                half = s[i] >> np.uint64(1)
+                for k in range(n):
+                    v = dest[k] + shoup_mul(u[p, i, k], w, ws, tj)
                     v = conditional_subtract(v, tj)
-                dest[k] = v
+                    if u[p, i, k] > half:  # centered digit: u - s_i, i.e. add -s_i * (S/s_i) mod t_j
+                        v = v + wrap
+                        v = conditional_subtract(v, tj)
+                    dest[k] = v
+            row = next_job(jobs_2)
 
 
 @lru_cache(maxsize=256)
@@ -115,11 +125,15 @@ def fast_base_convert(x: np.ndarray, source: tuple[int, ...], target: tuple[int,
 def _subtract_and_scale(c, conv, q, factor, factor_shoup, out):
     """out[p, i] = (c[p, i] - conv[p, i]) * factor[i] mod q[i] for the first rows of c (those of out)."""
     n_poly, n_rows, n = out.shape
-    for row in prange(n_poly * n_rows):
-        p, i = row // n_rows, row % n_rows
-        qi, f, fs = q[i], factor[i], factor_shoup[i]
-        for k in range(n):
-            out[p, i, k] = shoup_mul(c[p, i, k] + qi - conv[p, i, k], f, fs, qi)
+    jobs = job_counter()
+    for _ in prange(n_poly * n_rows):
+        row = next_job(jobs)
+        while row < n_poly * n_rows:
+            p, i = row // n_rows, row % n_rows
+            qi, f, fs = q[i], factor[i], factor_shoup[i]
+            for k in range(n):
+                out[p, i, k] = shoup_mul(c[p, i, k] + qi - conv[p, i, k], f, fs, qi)
+            row = next_job(jobs)
 
 
 @lru_cache(maxsize=256)

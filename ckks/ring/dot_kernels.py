@@ -1,12 +1,12 @@
 """Multiply-accumulate with fixed operands: out[r] = sum over the terms (i, j) of output r of x[i] * w[j],
 for size-2 ciphertexts x and fixed plaintexts or size-2 ciphertexts w, in RNS / NTT form.
 
-Every output of a Dense layer is computed in one kernel call. For each limb (a thread's task) and each chunk
-of ``_CHUNK`` slots, an accumulator per output stays in the L1 cache while the terms stream by: each weight is
-read once and no partial sum goes back to memory. Products are Harvey's lazy Shoup products in [0, 2q),
-reduced once per chunk. An output's bias (a plaintext or size-2 ciphertext) is added as its sums are
-written, so adding it costs no pass of its own over memory. ``ckks.scheme.dot_products`` checks the
-operands and calls these.
+Every output of a Dense layer is computed in one kernel call. Its jobs (``schedule``) are blocks of
+``_JOB_SLOTS`` slots of one limb; for each chunk of ``_CHUNK`` slots of a block, an accumulator per output
+stays in the L1 cache while the terms stream by: each weight is read once and no partial sum goes back to
+memory. Products are Harvey's lazy Shoup products in [0, 2q), reduced once per chunk. An output's bias (a
+plaintext or size-2 ciphertext) is added as its sums are written, so adding it costs no pass of its own
+over memory. ``ckks.scheme.dot_products`` checks the operands and calls these.
 
 Which operand carries the Shoup companions floor(v * 2^64 / q) (``rns.shoup_companions``) is chosen by what
 the kernel streams from memory. The weights are read once per batch and the inputs x, a few ciphertexts,
@@ -27,8 +27,10 @@ from ..instrument import timed
 from . import rns
 from .modarith import conditional_subtract, shoup_mul_lazy
 from .rns import RnsBasis
+from .schedule import job_counter, next_job
 
 _CHUNK = 1024  # slots accumulated at a time in ``_dot_*``: the accumulators stay in the L1 cache
+_JOB_SLOTS = 4096  # slots of one limb per job (``schedule``): 4 jobs per limb at N = 16384
 
 
 @njit(cache=True)
@@ -54,57 +56,69 @@ def _store_sums(acc, bias, bias_row, out_r, i, start, width, q):
 def _dot_plain_shoup(x, w, w_shoup, term_x, term_w, starts, bias, bias_index, q, out):
     """out[r, c, i] = bias[bias_index[r], c, i] + sum_t x[term_x[t], c, i] * w[term_w[t], i] mod q_i over
     the terms t of output r (starts[r] <= t < starts[r + 1]), for c = 0, 1 (the bias 0 where it has no
-    component c or bias_index[r] < 0); the limbs i go to the threads."""
+    component c or bias_index[r] < 0). A job is one limb i and ``_JOB_SLOTS`` of its slots (``schedule``)."""
     n = x.shape[3]
-    for i in prange(x.shape[2]):
-        qi = q[i]
-        two_q = qi + qi
+    blocks = -(-n // _JOB_SLOTS)
+    jobs = job_counter()
+    for _ in prange(x.shape[2] * blocks):
         acc = np.empty((2, _CHUNK), dtype=np.uint64)
         acc0, acc1 = acc[0], acc[1]
-        for start in range(0, n, _CHUNK):
-            width = min(_CHUNK, n - start)
-            for r in range(starts.shape[0] - 1):
-                acc[:, :width] = 0
-                for t in range(starts[r], starts[r + 1]):
-                    x0, x1 = x[term_x[t], 0, i, start:], x[term_x[t], 1, i, start:]
-                    wt, st = w[term_w[t], i, start:], w_shoup[term_w[t], i, start:]
-                    for k in range(width):
-                        v0 = acc0[k] + shoup_mul_lazy(x0[k], wt[k], st[k], qi)
-                        v1 = acc1[k] + shoup_mul_lazy(x1[k], wt[k], st[k], qi)
-                        acc0[k] = conditional_subtract(v0, two_q)
-                        acc1[k] = conditional_subtract(v1, two_q)
-                _store_sums(acc, bias, bias_index[r], out[r], i, start, width, qi)
+        job = next_job(jobs)
+        while job < x.shape[2] * blocks:
+            i, block = job // blocks, job % blocks
+            qi = q[i]
+            two_q = qi + qi
+            for start in range(block * _JOB_SLOTS, min(n, (block + 1) * _JOB_SLOTS), _CHUNK):
+                width = min(_CHUNK, n - start)
+                for r in range(starts.shape[0] - 1):
+                    acc[:, :width] = 0
+                    for t in range(starts[r], starts[r + 1]):
+                        x0, x1 = x[term_x[t], 0, i, start:], x[term_x[t], 1, i, start:]
+                        wt, st = w[term_w[t], i, start:], w_shoup[term_w[t], i, start:]
+                        for k in range(width):
+                            v0 = acc0[k] + shoup_mul_lazy(x0[k], wt[k], st[k], qi)
+                            v1 = acc1[k] + shoup_mul_lazy(x1[k], wt[k], st[k], qi)
+                            acc0[k] = conditional_subtract(v0, two_q)
+                            acc1[k] = conditional_subtract(v1, two_q)
+                    _store_sums(acc, bias, bias_index[r], out[r], i, start, width, qi)
+            job = next_job(jobs)
 
 
 @njit(cache=True, parallel=True)
 def _dot_tensor_shoup(x, x_shoup, w, term_x, term_w, starts, bias, bias_index, q, out):
     """out[r] = bias[bias_index[r]] + sum_t (x0 w0, x0 w1 + x1 w0, x1 w1) mod q_i, x = x[term_x[t]] (with its
     companions x_shoup), w = w[term_w[t]] (size-2 ciphertexts), over the terms t of output r (the bias as in
-    ``_dot_plain_shoup``); the limbs i go to the threads."""
+    ``_dot_plain_shoup``); the jobs as there."""
     n = x.shape[3]
-    for i in prange(x.shape[2]):
-        qi = q[i]
-        two_q = qi + qi
+    blocks = -(-n // _JOB_SLOTS)
+    jobs = job_counter()
+    for _ in prange(x.shape[2] * blocks):
         acc = np.empty((3, _CHUNK), dtype=np.uint64)
         a0, a1, a2 = acc[0], acc[1], acc[2]
-        for start in range(0, n, _CHUNK):
-            width = min(_CHUNK, n - start)
-            for r in range(starts.shape[0] - 1):
-                acc[:, :width] = 0
-                for t in range(starts[r], starts[r + 1]):
-                    x0, x1 = x[term_x[t], 0, i, start:], x[term_x[t], 1, i, start:]
-                    s0, s1 = x_shoup[term_x[t], 0, i, start:], x_shoup[term_x[t], 1, i, start:]
-                    w0, w1 = w[term_w[t], 0, i, start:], w[term_w[t], 1, i, start:]
-                    for k in range(width):
-                        v = a0[k] + shoup_mul_lazy(w0[k], x0[k], s0[k], qi)
-                        a0[k] = conditional_subtract(v, two_q)
-                        v = a1[k] + shoup_mul_lazy(w1[k], x0[k], s0[k], qi)
-                        v = conditional_subtract(v, two_q)
-                        v = v + shoup_mul_lazy(w0[k], x1[k], s1[k], qi)
-                        a1[k] = conditional_subtract(v, two_q)
-                        v = a2[k] + shoup_mul_lazy(w1[k], x1[k], s1[k], qi)
-                        a2[k] = conditional_subtract(v, two_q)
-                _store_sums(acc, bias, bias_index[r], out[r], i, start, width, qi)
+        job = next_job(jobs)
+        while job < x.shape[2] * blocks:
+            i, block = job // blocks, job % blocks
+            qi = q[i]
+            two_q = qi + qi
+            for start in range(block * _JOB_SLOTS, min(n, (block + 1) * _JOB_SLOTS), _CHUNK):
+                width = min(_CHUNK, n - start)
+                for r in range(starts.shape[0] - 1):
+                    acc[:, :width] = 0
+                    for t in range(starts[r], starts[r + 1]):
+                        x0, x1 = x[term_x[t], 0, i, start:], x[term_x[t], 1, i, start:]
+                        s0, s1 = x_shoup[term_x[t], 0, i, start:], x_shoup[term_x[t], 1, i, start:]
+                        w0, w1 = w[term_w[t], 0, i, start:], w[term_w[t], 1, i, start:]
+                        for k in range(width):
+                            v = a0[k] + shoup_mul_lazy(w0[k], x0[k], s0[k], qi)
+                            a0[k] = conditional_subtract(v, two_q)
+                            v = a1[k] + shoup_mul_lazy(w1[k], x0[k], s0[k], qi)
+                            v = conditional_subtract(v, two_q)
+                            v = v + shoup_mul_lazy(w0[k], x1[k], s1[k], qi)
+                            a1[k] = conditional_subtract(v, two_q)
+                            v = a2[k] + shoup_mul_lazy(w1[k], x1[k], s1[k], qi)
+                            a2[k] = conditional_subtract(v, two_q)
+                    _store_sums(acc, bias, bias_index[r], out[r], i, start, width, qi)
+            job = next_job(jobs)
 
 
 def _terms_csr(terms: list[list[tuple[int, int]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

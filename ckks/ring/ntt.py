@@ -16,8 +16,8 @@ the untransposed columns (stride 2t) would run scalar. The inverse folds N^-1 in
 makes no separate pass over the limb.
 
 Rows are independent, so ``ntt_forward`` / ``ntt_inverse`` transform the limbs of a polynomial in one call
-that spreads them over Numba's threads (``prange``; ``ckks.set_threads``): each row is computed the same way
-whatever the thread count, so results are bit-identical.
+whose threads claim them one by one (``schedule``; ``ckks.set_threads``): each row is computed the same
+way whatever the thread count, so results are bit-identical.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from numba import njit, prange
 from ..instrument import timed
 from .modarith import conditional_subtract, shoup_mul, shoup_mul_lazy, shoup_precompute
 from .primes import minimal_primitive_root
+from .schedule import job_counter, next_job
 
 _GROUP = 8  # the stages of half-size t < _GROUP run inside groups of _GROUP values, on the transposed limb
 
@@ -246,21 +247,29 @@ def ntt_inverse_limb(a, out, psi_inv_rev, psi_inv_rev_shoup, narrow, narrow_shou
 
 @njit(cache=True, parallel=True)
 def _forward_rows(a, rows, table, psi_rev, psi_rev_shoup, narrow, narrow_shoup, q):
-    """ntt_forward_limb on a[rows[r]] with the stacked table table[r], every r a thread's task."""
-    for r in prange(rows.shape[0]):
-        t = table[r]
-        ntt_forward_limb(a[rows[r]], psi_rev[t], psi_rev_shoup[t], narrow[t], narrow_shoup[t], q[t])
+    """ntt_forward_limb on a[rows[r]] with the stacked table table[r], every r a job (``schedule``)."""
+    jobs = job_counter()
+    for _ in prange(rows.shape[0]):
+        r = next_job(jobs)
+        while r < rows.shape[0]:
+            t = table[r]
+            ntt_forward_limb(a[rows[r]], psi_rev[t], psi_rev_shoup[t], narrow[t], narrow_shoup[t], q[t])
+            r = next_job(jobs)
 
 
 @njit(cache=True, parallel=True)
 def _inverse_rows(a, rows, out, out_rows, table, psi_inv_rev, psi_inv_rev_shoup, narrow, narrow_shoup, n_inv,
                   n_inv_shoup, last_inv, last_inv_shoup, q):
-    """out[out_rows[r]] <- ntt_inverse_limb of a[rows[r]] with the stacked table table[r], every r a thread's
-    task (``out`` may be ``a`` with out_rows = rows: in place)."""
-    for r in prange(rows.shape[0]):
-        t = table[r]
-        ntt_inverse_limb(a[rows[r]], out[out_rows[r]], psi_inv_rev[t], psi_inv_rev_shoup[t], narrow[t],
-                         narrow_shoup[t], n_inv[t], n_inv_shoup[t], last_inv[t], last_inv_shoup[t], q[t])
+    """out[out_rows[r]] <- ntt_inverse_limb of a[rows[r]] with the stacked table table[r], every r a job
+    (``schedule``; ``out`` may be ``a`` with out_rows = rows: in place)."""
+    jobs = job_counter()
+    for _ in prange(rows.shape[0]):
+        r = next_job(jobs)
+        while r < rows.shape[0]:
+            t = table[r]
+            ntt_inverse_limb(a[rows[r]], out[out_rows[r]], psi_inv_rev[t], psi_inv_rev_shoup[t], narrow[t],
+                             narrow_shoup[t], n_inv[t], n_inv_shoup[t], last_inv[t], last_inv_shoup[t], q[t])
+            r = next_job(jobs)
 
 
 @lru_cache(maxsize=64)

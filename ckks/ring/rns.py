@@ -23,6 +23,7 @@ from .modarith import (
     shoup_precompute,
 )
 from .ntt import NttTable, ntt_forward, ntt_inverse, ntt_table
+from .schedule import job_counter, next_job
 
 
 class RnsBasis:
@@ -116,107 +117,151 @@ def from_float_integers(values: np.ndarray, basis: RnsBasis) -> np.ndarray:
 
 @njit(cache=True, parallel=True)
 def _copy_rows(a, out):
-    for i in prange(a.shape[0]):
-        for j in range(a.shape[1]):
-            out[i, j] = a[i, j]
+    jobs = job_counter()
+    for _ in prange(a.shape[0]):
+        i = next_job(jobs)
+        while i < a.shape[0]:
+            for j in range(a.shape[1]):
+                out[i, j] = a[i, j]
+            i = next_job(jobs)
 
 
 @njit(cache=True, parallel=True)
 def _add(a, b, q, out):
-    for i in prange(a.shape[0]):
-        qi = q[i]
-        for j in range(a.shape[1]):
-            s = a[i, j] + b[i, j]
-            out[i, j] = conditional_subtract(s, qi)
+    jobs = job_counter()
+    for _ in prange(a.shape[0]):
+        i = next_job(jobs)
+        while i < a.shape[0]:
+            qi = q[i]
+            for j in range(a.shape[1]):
+                s = a[i, j] + b[i, j]
+                out[i, j] = conditional_subtract(s, qi)
+            i = next_job(jobs)
 
 
 @njit(cache=True, parallel=True)
 def _sub(a, b, q, out):
-    for i in prange(a.shape[0]):
-        qi = q[i]
-        for j in range(a.shape[1]):
-            s = a[i, j] + qi - b[i, j]
-            out[i, j] = conditional_subtract(s, qi)
+    jobs = job_counter()
+    for _ in prange(a.shape[0]):
+        i = next_job(jobs)
+        while i < a.shape[0]:
+            qi = q[i]
+            for j in range(a.shape[1]):
+                s = a[i, j] + qi - b[i, j]
+                out[i, j] = conditional_subtract(s, qi)
+            i = next_job(jobs)
 
 
 @njit(cache=True, parallel=True)
 def _neg(a, q, out):
-    for i in prange(a.shape[0]):
-        qi = q[i]
-        for j in range(a.shape[1]):
-            out[i, j] = qi - a[i, j] if a[i, j] != 0 else a[i, j]
+    jobs = job_counter()
+    for _ in prange(a.shape[0]):
+        i = next_job(jobs)
+        while i < a.shape[0]:
+            qi = q[i]
+            for j in range(a.shape[1]):
+                out[i, j] = qi - a[i, j] if a[i, j] != 0 else a[i, j]
+            i = next_job(jobs)
 
 
 @njit(cache=True, parallel=True)
 def _mul(a, b, q, q_neg_inv, r, r_shoup, out):
-    for i in prange(a.shape[0]):
-        qi, qn, ri, rs = q[i], q_neg_inv[i], r[i], r_shoup[i]
-        for j in range(a.shape[1]):
-            out[i, j] = shoup_mul(mont_mul(a[i, j], b[i, j], qi, qn), ri, rs, qi)
+    jobs = job_counter()
+    for _ in prange(a.shape[0]):
+        i = next_job(jobs)
+        while i < a.shape[0]:
+            qi, qn, ri, rs = q[i], q_neg_inv[i], r[i], r_shoup[i]
+            for j in range(a.shape[1]):
+                out[i, j] = shoup_mul(mont_mul(a[i, j], b[i, j], qi, qn), ri, rs, qi)
+            i = next_job(jobs)
 
 
 @njit(cache=True, parallel=True)
 def _square(a0, a1, q, q_neg_inv, r, r_shoup, out):
     """out = (a0^2, 2 a0 a1, a1^2) mod q_i pointwise, in one pass over a0 and a1."""
-    for i in prange(a0.shape[0]):
-        qi, qn, ri, rs = q[i], q_neg_inv[i], r[i], r_shoup[i]
-        for j in range(a0.shape[1]):
-            x, y = a0[i, j], a1[i, j]
-            out[0, i, j] = shoup_mul(mont_mul(x, x, qi, qn), ri, rs, qi)
-            m = shoup_mul(mont_mul(x, y, qi, qn), ri, rs, qi)
-            m = m + m
-            out[1, i, j] = conditional_subtract(m, qi)
-            out[2, i, j] = shoup_mul(mont_mul(y, y, qi, qn), ri, rs, qi)
+    jobs = job_counter()
+    for _ in prange(a0.shape[0]):
+        i = next_job(jobs)
+        while i < a0.shape[0]:
+            qi, qn, ri, rs = q[i], q_neg_inv[i], r[i], r_shoup[i]
+            for j in range(a0.shape[1]):
+                x, y = a0[i, j], a1[i, j]
+                out[0, i, j] = shoup_mul(mont_mul(x, x, qi, qn), ri, rs, qi)
+                m = shoup_mul(mont_mul(x, y, qi, qn), ri, rs, qi)
+                m = m + m
+                out[1, i, j] = conditional_subtract(m, qi)
+                out[2, i, j] = shoup_mul(mont_mul(y, y, qi, qn), ri, rs, qi)
+            i = next_job(jobs)
 
 
 @njit(cache=True, parallel=True)
 def _mul_add(a, b, q, q_neg_inv, r, r_shoup, acc):
-    for i in prange(a.shape[0]):
-        qi, qn, ri, rs = q[i], q_neg_inv[i], r[i], r_shoup[i]
-        for j in range(a.shape[1]):
-            s = acc[i, j] + shoup_mul(mont_mul(a[i, j], b[i, j], qi, qn), ri, rs, qi)
-            acc[i, j] = conditional_subtract(s, qi)
+    jobs = job_counter()
+    for _ in prange(a.shape[0]):
+        i = next_job(jobs)
+        while i < a.shape[0]:
+            qi, qn, ri, rs = q[i], q_neg_inv[i], r[i], r_shoup[i]
+            for j in range(a.shape[1]):
+                s = acc[i, j] + shoup_mul(mont_mul(a[i, j], b[i, j], qi, qn), ri, rs, qi)
+                acc[i, j] = conditional_subtract(s, qi)
+            i = next_job(jobs)
 
 
 @njit(cache=True, parallel=True)
 def _shoup_companions(a, q, q_neg_inv, r2, out):
     """out[b, i] = floor(a[b, i] * 2^64 / q_i) for every block b of a (B, L, N), all rows in one call."""
     n_blocks, n_rows = a.shape[0], a.shape[1]
-    for job in prange(n_blocks * n_rows):
-        b, i = job // n_rows, job % n_rows
-        qi, qn, r2i = q[i], q_neg_inv[i], r2[i]
-        row, dest = a[b, i], out[b, i]
-        for j in range(row.shape[0]):
-            dest[j] = shoup_companion(row[j], qi, qn, r2i)
+    jobs = job_counter()
+    for _ in prange(n_blocks * n_rows):
+        job = next_job(jobs)
+        while job < n_blocks * n_rows:
+            b, i = job // n_rows, job % n_rows
+            qi, qn, r2i = q[i], q_neg_inv[i], r2[i]
+            row, dest = a[b, i], out[b, i]
+            for j in range(row.shape[0]):
+                dest[j] = shoup_companion(row[j], qi, qn, r2i)
+            job = next_job(jobs)
 
 
 @njit(cache=True, parallel=True)
 def _mul_scalar(a, w, w_shoup, q, out):
-    for i in prange(a.shape[0]):
-        qi, wi, ws = q[i], w[i], w_shoup[i]
-        for j in range(a.shape[1]):
-            out[i, j] = shoup_mul(a[i, j], wi, ws, qi)
+    jobs = job_counter()
+    for _ in prange(a.shape[0]):
+        i = next_job(jobs)
+        while i < a.shape[0]:
+            qi, wi, ws = q[i], w[i], w_shoup[i]
+            for j in range(a.shape[1]):
+                out[i, j] = shoup_mul(a[i, j], wi, ws, qi)
+            i = next_job(jobs)
 
 
 @njit(cache=True, parallel=True)
 def _mul_scalar_add(a, w, w_shoup, q, acc):
     """acc[c, i] += a[c, i] * w[i] mod q_i for every component c and every row i of a (acc may have more)."""
     n_comp, n_rows, n = a.shape
-    for row in prange(n_comp * n_rows):
-        c, i = row // n_rows, row % n_rows
-        qi, wi, ws = q[i], w[i], w_shoup[i]
-        for j in range(n):
-            v = acc[c, i, j] + shoup_mul(a[c, i, j], wi, ws, qi)
-            acc[c, i, j] = conditional_subtract(v, qi)
+    jobs = job_counter()
+    for _ in prange(n_comp * n_rows):
+        row = next_job(jobs)
+        while row < n_comp * n_rows:
+            c, i = row // n_rows, row % n_rows
+            qi, wi, ws = q[i], w[i], w_shoup[i]
+            for j in range(n):
+                v = acc[c, i, j] + shoup_mul(a[c, i, j], wi, ws, qi)
+                acc[c, i, j] = conditional_subtract(v, qi)
+            row = next_job(jobs)
 
 
 @njit(cache=True, parallel=True)
 def _add_scalar(a, c, q, out):
-    for i in prange(a.shape[0]):
-        qi, ci = q[i], c[i]
-        for j in range(a.shape[1]):
-            s = a[i, j] + ci
-            out[i, j] = conditional_subtract(s, qi)
+    jobs = job_counter()
+    for _ in prange(a.shape[0]):
+        i = next_job(jobs)
+        while i < a.shape[0]:
+            qi, ci = q[i], c[i]
+            for j in range(a.shape[1]):
+                s = a[i, j] + ci
+                out[i, j] = conditional_subtract(s, qi)
+            i = next_job(jobs)
 
 
 def copy_into(out: np.ndarray, a: np.ndarray) -> None:

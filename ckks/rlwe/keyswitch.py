@@ -24,6 +24,7 @@ from ..ring import rns
 from ..ring.basis_conversion import fast_base_convert, mod_down
 from ..ring.modarith import conditional_subtract, shoup_mul_lazy
 from ..ring.ntt import forward_tables, ntt_forward_limb, ntt_inverse
+from ..ring.schedule import job_counter, next_job
 from .keys import SwitchingKey
 
 
@@ -49,50 +50,52 @@ def _ntt_and_inner_product(extended, d, digit_size, row_order, psi_rev, psi_rev_
     digit_size, r among d's rows) and, on every other row, the NTT of extended[j, p, r] (its conversion, in
     coefficients; transformed in place here, just before its products, while it is in the cache).
 
-    One pass over each row serves both components c = 0, 1. The (row, polynomial) pairs go to the threads
-    row by row, in ``row_order``, so that a thread's consecutive jobs use the same rows of the key (1.5 MB
-    for three digits at N = 16384), which then come from the cache instead of from memory once per
-    polynomial; the order spreads the special primes' rows, which have one more transform, among the threads.
+    One pass over each row serves both components c = 0, 1. The jobs, (row, polynomial) pairs, are claimed
+    (``schedule``) row by row, in ``row_order``, so that jobs running at once use the same rows of the key
+    (1.5 MB for three digits at N = 16384), which then come from the cache instead of from memory once per
+    polynomial.
     """
     n_digits, n_poly, n_rows, n = extended.shape
     n_q = d.shape[1]
-    for job in prange(n_rows * n_poly):
-        r, p = row_order[job // n_poly], job % n_poly
-        own = r // digit_size if r < n_q else -1  # the digit whose primes include row r, if any
-        qr = q[r]
-        two_q = qr + qr
-        kr = key_rows[r]
-        a0, a1 = acc[p, 0, r], acc[p, 1, r]
-        for j in range(n_digits):
-            if own == j:
-                x = d[p, r]
-            else:
-                x = extended[j, p, r]
-                ntt_forward_limb(x, psi_rev[r], psi_rev_shoup[r], narrow[r], narrow_shoup[r], qr)
-            k0, k1, s0, s1 = key[j, 0, kr], key[j, 1, kr], key_shoup[j, 0, kr], key_shoup[j, 1, kr]
-            if j == 0:
-                for k in range(n):
-                    a0[k] = shoup_mul_lazy(x[k], k0[k], s0[k], qr)
-                    a1[k] = shoup_mul_lazy(x[k], k1[k], s1[k], qr)
-            else:
-                for k in range(n):
-                    v0 = a0[k] + shoup_mul_lazy(x[k], k0[k], s0[k], qr)
-                    v1 = a1[k] + shoup_mul_lazy(x[k], k1[k], s1[k], qr)
-                    a0[k] = conditional_subtract(v0, two_q)
-                    a1[k] = conditional_subtract(v1, two_q)
-        for k in range(n):
-            a0[k] = conditional_subtract(a0[k], qr)
-            a1[k] = conditional_subtract(a1[k], qr)
+    jobs = job_counter()
+    for _ in prange(n_rows * n_poly):
+        job = next_job(jobs)
+        while job < n_rows * n_poly:
+            r, p = row_order[job // n_poly], job % n_poly
+            own = r // digit_size if r < n_q else -1  # the digit whose primes include row r, if any
+            qr = q[r]
+            two_q = qr + qr
+            kr = key_rows[r]
+            a0, a1 = acc[p, 0, r], acc[p, 1, r]
+            for j in range(n_digits):
+                if own == j:
+                    x = d[p, r]
+                else:
+                    x = extended[j, p, r]
+                    ntt_forward_limb(x, psi_rev[r], psi_rev_shoup[r], narrow[r], narrow_shoup[r], qr)
+                k0, k1, s0, s1 = key[j, 0, kr], key[j, 1, kr], key_shoup[j, 0, kr], key_shoup[j, 1, kr]
+                if j == 0:
+                    for k in range(n):
+                        a0[k] = shoup_mul_lazy(x[k], k0[k], s0[k], qr)
+                        a1[k] = shoup_mul_lazy(x[k], k1[k], s1[k], qr)
+                else:
+                    for k in range(n):
+                        v0 = a0[k] + shoup_mul_lazy(x[k], k0[k], s0[k], qr)
+                        v1 = a1[k] + shoup_mul_lazy(x[k], k1[k], s1[k], qr)
+                        a0[k] = conditional_subtract(v0, two_q)
+                        a1[k] = conditional_subtract(v1, two_q)
+            for k in range(n):
+                a0[k] = conditional_subtract(a0[k], qr)
+                a1[k] = conditional_subtract(a1[k], qr)
+            job = next_job(jobs)
 
 
-def _spread_order(n_q: int, n_special: int) -> np.ndarray:
-    """Rows 0 .. n_q + n_special - 1 with the special rows (the last ones) placed at even intervals: the
-    first of each of n_special equal spans, so that equal contiguous shares of the jobs get equal work."""
-    span = (n_q + n_special) / n_special
-    special = {round(i * span): n_q + i for i in range(n_special)}
-    chain = iter(range(n_q))
-    return np.array([special[i] if i in special else next(chain) for i in range(n_q + n_special)],
-                    dtype=np.int64)
+def _row_order(n_q: int, n_special: int) -> np.ndarray:
+    """The rows of Q_level * P in the order their jobs are claimed: the special rows n_q, ..., n_q + n_special
+    - 1 first, then the chain rows 0, ..., n_q - 1. A special row belongs to no digit, so each of its jobs
+    has one transform more; claimed first, these longest jobs cannot be the last ones, which one thread would
+    finish alone."""
+    return np.r_[n_q : n_q + n_special, 0:n_q].astype(np.int64)
 
 
 def key_switch(d: np.ndarray, level: int, key: PreparedKey, params: Parameters) -> np.ndarray:
@@ -138,6 +141,6 @@ def key_switch_extended(d: np.ndarray, level: int, key: PreparedKey, params: Par
         fast_base_convert(d_coeff, q_moduli[lo:hi], tuple(qp_moduli[r] for r in others), out=extended[j],
                           first_row=lo, out_rows=others)
     acc = np.empty((k, 2, n_rows, n), dtype=np.uint64)
-    _ntt_and_inner_product(extended, d_ntt, alpha, _spread_order(n_q, len(params.special_moduli)),
+    _ntt_and_inner_product(extended, d_ntt, alpha, _row_order(n_q, len(params.special_moduli)),
                            *forward_tables(qp_moduli, n), key.data, key.shoup, key_rows, qp.q, acc)
     return acc if isinstance(d, list) else acc.reshape(d.shape[:-2] + (2, n_rows, n))

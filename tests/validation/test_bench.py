@@ -504,3 +504,40 @@ def test_kernel_launches_finds_the_parallel_kernels_and_counts_each_call_then_re
     assert calls == {"ring.ntt._forward_rows": 2, "ring.rns._copy_rows": 1}
     assert all(type(getattr(module, name)).__name__ == "CPUDispatcher" for module, name in kernels)
 
+
+def test_dynamic_schedule_compares_the_same_transform_and_reports_what_it_timed(tmp_path, capsys):
+    """benchmarks/dynamic_schedule.py: its static loop transforms rows as ``ntt_forward`` does (which claims
+    them from a counter), and one round reports each statistic's speed-up as 1-thread / 2-thread; bad rounds
+    are refused by name."""
+    import ckks
+    from benchmarks import dynamic_schedule as ds
+    from ckks.ring import rns
+    from ckks.ring.ntt import _stacked, ntt_forward
+    from ckks.ring.primes import ntt_primes
+
+    moduli = tuple(ntt_primes(40, 64, 3))
+    limbs = np.random.default_rng(1).integers(0, min(moduli), (7, 64), dtype=np.uint64)
+    table = np.array([0, 1, 2, 0, 1, 2, 0], dtype=np.int64)
+    st = _stacked(moduli, 64)
+    static = limbs.copy()
+    ds._forward_rows_static(static, np.arange(7, dtype=np.int64), table, st["psi_rev"], st["psi_rev_shoup"],
+                            st["narrow_rev"], st["narrow_rev_shoup"], st["modulus"])
+    reference = limbs.copy()
+    basis = rns.rns_basis(moduli, 64)
+    ntt_forward(reference, tuple(basis.tables[t] for t in table))
+    assert np.array_equal(static, reference)
+    assert ds.main(["--rounds", "0"]) == 2
+    assert "error: rounds must be a positive integer, got 0" in capsys.readouterr().err
+    if ckks.available_threads() < 2:
+        pytest.skip("one core: no second thread count")
+    before = ckks.get_threads()
+    assert ds.main(["--rounds", "1", "--json", str(tmp_path / "out.json")]) == 0
+    assert ckks.get_threads() == before
+    printed = capsys.readouterr().out
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert set(result["versions"]) == {"static", "counter"}
+    for name, row in result["versions"].items():
+        assert len(row["runs_s"]["1"]) == len(row["runs_s"]["2"]) == ds.CALLS
+        assert row["speedup"] == pytest.approx(min(row["runs_s"]["1"]) / min(row["runs_s"]["2"]))
+        assert row["speedup_median"] == pytest.approx(row["median_s"]["1"] / row["median_s"]["2"])
+        assert f"speed-up {row['speedup']:.2f}" in printed and name in printed
