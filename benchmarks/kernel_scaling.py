@@ -12,13 +12,14 @@ of one round is call i of the others: each call keeps its fastest time over the 
 host's slow spells drop out call by call). The calls are then summed by kernel and operand shapes.
 Reported per row: calls per predict, milliseconds at 1 and T threads, the speed-up, the milliseconds
 lost, T-thread time minus a perfect split (1-thread time / T), and the operand megabytes: the bytes of
-every array the calls receive (inputs, outputs, tables, keys), what they would move if nothing came from a
-cache, and those bytes over the 1-thread time. A row whose rate nears what ``benchmarks/mac_bandwidth.py``
-measures for a plain read spends its time on memory; one far below it, on arithmetic (or its operands stay
-in the caches). Also: predict's wall minimum at each count, the time outside the kernels (the least, over
-the rounds, of a predict's wall time minus its kernels' time: Python, numpy, loading and writing the
-batch), and the baseline of the same rounds (``benchmarks.machine.ThreadBaseline``), the speed-up the host
-gave work with nothing serial in it.
+every array the calls receive (inputs, outputs, tables, keys), each counted once, and those bytes over the
+1-thread time. That is a rough measure of the memory a kernel touches, not its traffic (an array read and
+written, or in several passes, moves more; one read in part, less). A row whose rate nears what
+``benchmarks/mac_bandwidth.py`` measures for a plain read spends its time on memory; one far below it, on
+arithmetic (or its operands stay in the caches). Also: predict's wall minimum at each count, the time
+outside the kernels (the least, over the rounds, of a predict's wall time minus its kernels' time:
+Python, numpy, loading and writing the batch), and the baseline of the same rounds
+(``benchmarks.machine.ThreadBaseline``), the speed-up the host gave work with nothing serial in it.
 """
 
 from __future__ import annotations

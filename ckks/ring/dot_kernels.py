@@ -68,8 +68,9 @@ def _dot_plain_shoup(x, w, w_shoup, term_x, term_w, starts, bias, bias_index, q,
             i, block = job // blocks, job % blocks
             qi = q[i]
             two_q = qi + qi
-            for start in range(block * _JOB_SLOTS, min(n, (block + 1) * _JOB_SLOTS), _CHUNK):
-                width = min(_CHUNK, n - start)
+            stop = min(n, (block + 1) * _JOB_SLOTS)
+            for start in range(block * _JOB_SLOTS, stop, _CHUNK):
+                width = min(_CHUNK, stop - start)
                 for r in range(starts.shape[0] - 1):
                     acc[:, :width] = 0
                     for t in range(starts[r], starts[r + 1]):
@@ -100,8 +101,9 @@ def _dot_tensor_shoup(x, x_shoup, w, term_x, term_w, starts, bias, bias_index, q
             i, block = job // blocks, job % blocks
             qi = q[i]
             two_q = qi + qi
-            for start in range(block * _JOB_SLOTS, min(n, (block + 1) * _JOB_SLOTS), _CHUNK):
-                width = min(_CHUNK, n - start)
+            stop = min(n, (block + 1) * _JOB_SLOTS)
+            for start in range(block * _JOB_SLOTS, stop, _CHUNK):
+                width = min(_CHUNK, stop - start)
                 for r in range(starts.shape[0] - 1):
                     acc[:, :width] = 0
                     for t in range(starts[r], starts[r + 1]):

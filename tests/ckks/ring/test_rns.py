@@ -405,3 +405,46 @@ def test_square_is_the_three_products_against_python_integers(bits):
         assert [int(v) for v in got[2, i]] == [v * v % q for v in y]
     with pytest.raises(ValueError, match=r"square: expected uint64 components \(2, L, N\)"):
         rns.square(a[:1], basis)
+
+
+@pytest.mark.parametrize("n", [5000, 12288])
+def test_dot_kernels_cover_every_block_of_slots_at_one_and_two_threads(n):
+    """The dot kernels' jobs are blocks of 4096 slots of a limb (``dot_kernels._JOB_SLOTS``): with a last
+    block of 904 slots (n = 5000, not a multiple of the 1024-slot chunk) and with three whole blocks, every
+    slot is summed once, against Python integers at the blocks' edges, and the same at 1 and 2 threads."""
+    import ckks
+
+    basis = basis_of(16384, (30, 50, 60))
+    rng = np.random.default_rng(n)
+    q = basis.q[:, None]
+    xs = rng.integers(0, 1 << 62, (3, 2, 3, n), dtype=np.uint64) % q
+    ws = rng.integers(0, 1 << 62, (3, 2, 3, n), dtype=np.uint64) % q
+    plain_ws = rng.integers(0, 1 << 62, (3, 3, n), dtype=np.uint64) % q
+    terms = [[(0, 0), (1, 1), (2, 2)], [(2, 0)]]
+    before = ckks.get_threads()
+    results = {}
+    try:
+        for threads in sorted({1, min(2, ckks.available_threads())}):
+            ckks.set_threads(threads)
+            plain_shoup = rns.shoup_companions(plain_ws, basis)
+            results[threads] = (dot_kernels.dot_tensor_shoup(xs, ws, terms, basis),
+                                dot_kernels.dot_plain_shoup(xs, plain_ws, plain_shoup, terms, basis))
+    finally:
+        ckks.set_threads(before)
+    tensor, plain = results[1]
+    for other in results.values():
+        assert np.array_equal(other[0], tensor) and np.array_equal(other[1], plain)
+    for r, row in enumerate(terms):
+        for i, qi in enumerate(basis.moduli):
+            for k in (0, 1023, 1024, 4095, 4096, 4097, 8191, 8192, n - 1):
+                if k >= n:
+                    continue
+                pairs = [([int(v) for v in xs[t, :, i, k]], [int(v) for v in ws[u, :, i, k]]) for t, u in row]
+                assert [int(tensor[r, c, i, k]) for c in range(3)] == [
+                    sum(x[0] * w[0] for x, w in pairs) % qi,
+                    sum(x[0] * w[1] + x[1] * w[0] for x, w in pairs) % qi,
+                    sum(x[1] * w[1] for x, w in pairs) % qi]
+                weights = [int(plain_ws[u, i, k]) for _, u in row]
+                assert [int(plain[r, c, i, k]) for c in range(2)] == [
+                    sum(int(xs[t, c, i, k]) * w for (t, _), w in zip(row, weights, strict=True)) % qi
+                    for c in range(2)]
