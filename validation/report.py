@@ -73,7 +73,8 @@ def ratios(runs: dict[str, EngineRun]) -> dict[str, float | None]:
 
 
 def _threads_note(runs: dict[str, EngineRun], threads: int) -> str:
-    notes = {"plain": "plain: numpy", "ckkslab": f"ckkslab: {threads} thread(s) (Numba prange over limbs)",
+    notes = {"plain": "plain: numpy",
+             "ckkslab": f"ckkslab: {threads} thread(s) (Numba threads claiming the limbs)",
              "helayers": f"HElayers: OpenMP limited to {threads}"}
     return "; ".join(f"{name}: not run (its checkpoint was complete)" if run.replayed else notes[name]
                      for name, run in runs.items()) or "no engine ran"
