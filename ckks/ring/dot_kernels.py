@@ -34,6 +34,14 @@ _JOB_SLOTS = 4096  # slots of one limb per job (``schedule``): 4 jobs per limb a
 
 
 @njit(cache=True)
+def _job_slots(job, blocks, n):
+    """Job ``job``'s limb i and its slots first .. stop - 1: block job % blocks, of ``_JOB_SLOTS`` slots (the
+    limb's last block may be shorter), of limb job // blocks."""
+    i, block = job // blocks, job % blocks
+    return i, block * _JOB_SLOTS, min(n, (block + 1) * _JOB_SLOTS)
+
+
+@njit(cache=True)
 def _store_sums(acc, bias, bias_row, out_r, i, start, width, q):
     """out_r[c, i, start + k] = ((acc[c, k] mod q) + bias[bias_row, c, i, start + k]) mod q, the bias 0
     beyond its components or for bias_row < 0 (no bias): an output's sums, kept in [0, 2q), written in
@@ -65,11 +73,10 @@ def _dot_plain_shoup(x, w, w_shoup, term_x, term_w, starts, bias, bias_index, q,
         acc0, acc1 = acc[0], acc[1]
         job = next_job(jobs)
         while job < x.shape[2] * blocks:
-            i, block = job // blocks, job % blocks
+            i, first, stop = _job_slots(job, blocks, n)
             qi = q[i]
             two_q = qi + qi
-            stop = min(n, (block + 1) * _JOB_SLOTS)
-            for start in range(block * _JOB_SLOTS, stop, _CHUNK):
+            for start in range(first, stop, _CHUNK):
                 width = min(_CHUNK, stop - start)
                 for r in range(starts.shape[0] - 1):
                     acc[:, :width] = 0
@@ -98,11 +105,10 @@ def _dot_tensor_shoup(x, x_shoup, w, term_x, term_w, starts, bias, bias_index, q
         a0, a1, a2 = acc[0], acc[1], acc[2]
         job = next_job(jobs)
         while job < x.shape[2] * blocks:
-            i, block = job // blocks, job % blocks
+            i, first, stop = _job_slots(job, blocks, n)
             qi = q[i]
             two_q = qi + qi
-            stop = min(n, (block + 1) * _JOB_SLOTS)
-            for start in range(block * _JOB_SLOTS, stop, _CHUNK):
+            for start in range(first, stop, _CHUNK):
                 width = min(_CHUNK, stop - start)
                 for r in range(starts.shape[0] - 1):
                     acc[:, :width] = 0
